@@ -1,0 +1,37 @@
+# Compiler flags shared by every target (STYLE.md §10).
+set(MOLMO_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes
+                   -Wmissing-prototypes -Wvla -Wno-unused-parameter
+                   # snprintf truncation is intended (messages are cut to one line) or
+                   # checked through its return value where a path must fit.
+                   -Wno-format-truncation)
+add_compile_options("$<$<COMPILE_LANGUAGE:C>:${MOLMO_WARNINGS}>")
+if(MOLMO_WERROR)
+  add_compile_options(-Werror)
+endif()
+add_compile_options(-fno-strict-aliasing)
+
+if(MOLMO_NATIVE)
+  add_compile_options(-march=native)
+else()
+  add_compile_options(-march=x86-64-v2)
+endif()
+
+if(MOLMO_FUZZ)
+  # Instrument everything for coverage; the fuzz targets add -fsanitize=fuzzer at link time.
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+
+if(MOLMO_SANITIZE)
+  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+
+# Reference kernels are the specification: no contraction into FMA, no fast-math (STYLE.md §7).
+function(molmo_apply_source_flags target)
+  file(GLOB_RECURSE ref_sources ${PROJECT_SOURCE_DIR}/src/kernels/ref/*.c)
+  if(ref_sources)
+    set_source_files_properties(${ref_sources} TARGET_DIRECTORY ${target}
+                                PROPERTIES COMPILE_OPTIONS "-ffp-contract=off")
+  endif()
+endfunction()

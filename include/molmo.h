@@ -1,0 +1,213 @@
+/*
+ * molmo.h — the public interface of libmolmo, a C implementation of the Molmo (0924) family of
+ * vision-language models (MolmoE-1B, Molmo-7B-O, Molmo-7B-D, Molmo-72B).
+ *
+ * WHAT IT IS
+ *   libmolmo loads the official Hugging Face checkpoints (safetensors, as published) and runs
+ *   them on the CPU. It answers, captions, points and counts. This header is the only one a
+ *   program needs; the `molmo` command-line tool is built on it and nothing else.
+ *
+ * USAGE
+ *     molmo_error err;
+ *     molmo_model_params mp = molmo_model_default_params();
+ *     molmo_model *model = NULL;
+ *     if (molmo_model_load("allenai/MolmoE-1B-0924", &mp, &model, &err) != MOLMO_OK) {
+ *         fprintf(stderr, "molmo: %s\n", err.msg);
+ *         return 1;
+ *     }
+ *     molmo_model_info info;
+ *     molmo_model_get_info(model, &info);
+ *     printf("%s, %d layers\n", info.family_name, info.n_layers);
+ *     molmo_model_free(model);
+ *
+ * THREAD SAFETY
+ *   A loaded molmo_model is immutable and may be shared by any number of threads. Objects that
+ *   carry per-use state (contexts, tokenizers' streaming decoders) are for one thread at a time.
+ *   The library keeps no mutable global state; CPU features are detected once (pthread_once).
+ *
+ * OWNERSHIP
+ *   Every `*_load`/`*_create` has a matching `*_free`; `*_free(NULL)` is a no-op. Pointers the
+ *   library returns into an object (names, info strings) stay valid until that object is freed.
+ *   Text output goes into caller buffers; when a buffer is too small the call says how much is
+ *   needed.
+ *
+ * ERRORS
+ *   Every fallible call returns a molmo_status. When the caller passes a molmo_error, it is
+ *   filled with the code and a one-line message that names the file, tensor or field at fault.
+ *   The library never prints, never exits and never aborts on bad input: model files, images,
+ *   prompts and JSON are treated as untrusted.
+ *
+ * LIMITS (and why)
+ *   - Weights: F32, F16 and BF16 safetensors. Others are rejected by name.
+ *   - safetensors headers are limited to 100 MB (the format's own reference limit).
+ */
+#ifndef MOLMO_H
+#define MOLMO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(MOLMO_BUILDING_LIBRARY)
+#define MOLMO_API __attribute__((visibility("default")))
+#else
+#define MOLMO_API
+#endif
+
+/* ============================================================================================
+ * Status codes and errors
+ * ========================================================================================== */
+
+typedef enum molmo_status {
+    MOLMO_OK = 0,
+    MOLMO_ERR_INVALID_ARG,  /* a caller passed a NULL/out-of-range argument                 */
+    MOLMO_ERR_IO,           /* a file could not be opened, read, mapped or written          */
+    MOLMO_ERR_FORMAT,       /* input data is malformed (model file, JSON, image, ...)       */
+    MOLMO_ERR_UNSUPPORTED,  /* well-formed but not supported (dtype, tokenizer model, ...)  */
+    MOLMO_ERR_NOT_FOUND,    /* a model, file, tensor or key does not exist                  */
+    MOLMO_ERR_NOMEM,        /* an allocation failed                                         */
+    MOLMO_ERR_TOO_LARGE,    /* input exceeds a documented limit (pixels, context length)    */
+    MOLMO_ERR_CANCELLED,    /* a progress/abort callback asked to stop                      */
+    MOLMO_ERR_NETWORK,      /* a download failed                                            */
+    MOLMO_ERR_INTERNAL      /* a bug: an invariant did not hold                             */
+} molmo_status;
+
+/* Error details. `msg` is NUL-terminated and at most one line. */
+typedef struct molmo_error {
+    molmo_status code;
+    char msg[256];
+} molmo_error;
+
+/* Static name of a status code ("ok", "format error", ...). Never NULL. */
+MOLMO_API const char *molmo_status_str(molmo_status status);
+
+/* Library version string, e.g. "0.1.0". */
+MOLMO_API const char *molmo_version(void);
+
+/* Log levels for the optional log callback in the params structs. */
+typedef enum molmo_log_level {
+    MOLMO_LOG_DEBUG = 0,
+    MOLMO_LOG_INFO,
+    MOLMO_LOG_WARN,
+    MOLMO_LOG_ERROR
+} molmo_log_level;
+
+/* Called from the thread that made the call; `msg` is valid only during the call. */
+typedef void (*molmo_log_fn)(molmo_log_level level, const char *msg, void *user);
+
+/* ============================================================================================
+ * Model files and Hugging Face cache resolution
+ * ========================================================================================== */
+
+/*
+ * Turns a model argument into a local directory or file path.
+ *   - an existing directory or file is returned as is;
+ *   - "ORG/NAME" (optionally "ORG/NAME@REVISION") is looked up in the Hugging Face cache:
+ *     $HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub, in
+ *     models--ORG--NAME/snapshots/<commit>/ where <commit> is read from refs/<REVISION or main>
+ *     (or REVISION itself when it names a snapshot).
+ * Writes a NUL-terminated path into out[cap]. MOLMO_ERR_NOT_FOUND when nothing matches (the
+ * message says where it looked), MOLMO_ERR_INVALID_ARG when `cap` is too small.
+ */
+MOLMO_API molmo_status molmo_resolve_model_path(const char *spec, char *out, size_t cap,
+                                                molmo_error *err);
+
+/* ============================================================================================
+ * Models
+ * ========================================================================================== */
+
+typedef struct molmo_model molmo_model;
+
+/* Which released architecture a checkpoint follows; derived from config.json, never from the
+ * directory name. */
+typedef enum molmo_family {
+    MOLMO_FAMILY_MOLMOE = 0,  /* MolmoE-1B: OLMoE LLM, MoE FFN, QK-norm, pre-norm          */
+    MOLMO_FAMILY_OLMO,        /* Molmo-7B-O: OLMo LLM, norm_after, QK-norm, dense SwiGLU   */
+    MOLMO_FAMILY_QWEN2,       /* Molmo-7B-D / 72B: Qwen2 LLM, qkv bias, GQA, dense SwiGLU  */
+    MOLMO_FAMILY_COUNT
+} molmo_family;
+
+/* Storage types of weight tensors. */
+typedef enum molmo_dtype {
+    MOLMO_DTYPE_F32 = 0,
+    MOLMO_DTYPE_F16,
+    MOLMO_DTYPE_BF16,
+    MOLMO_DTYPE_COUNT
+} molmo_dtype;
+
+/* Static lowercase name of a dtype ("f32", "f16", "bf16"). */
+MOLMO_API const char *molmo_dtype_name(molmo_dtype dtype);
+
+typedef struct molmo_model_params {
+    molmo_log_fn log;          /* optional; NULL = silent                                  */
+    void *log_user;
+    int check_only;            /* 1: validate files and shapes but keep no weights mapped  */
+} molmo_model_params;
+
+MOLMO_API molmo_model_params molmo_model_default_params(void);
+
+/*
+ * Loads a model from a directory, a single .safetensors' directory, or a Hugging Face repo id
+ * (see molmo_resolve_model_path). Reads config.json (both the HF and the OLMo style), maps the
+ * safetensors shards without copying, validates every header against its file and checks that
+ * every tensor the architecture needs is present with its exact shape.
+ * On success *out owns the model; free it with molmo_model_free. On failure *out is NULL.
+ */
+MOLMO_API molmo_status molmo_model_load(const char *path_or_repo, const molmo_model_params *params,
+                                        molmo_model **out, molmo_error *err);
+
+MOLMO_API void molmo_model_free(molmo_model *model);
+
+/* A summary of a loaded model. Strings point into the model (valid until molmo_model_free). */
+typedef struct molmo_model_info {
+    molmo_family family;
+    const char *family_name;       /* "MolmoE-1B-like", "Molmo-7B-O-like", "Molmo-7B-D/72B-like" */
+    const char *path;              /* resolved directory                                     */
+
+    /* language model */
+    int d_model, n_layers, n_heads, n_kv_heads, head_dim;
+    int d_ff;                      /* MLP hidden per expert (dense: the SwiGLU hidden)       */
+    int n_experts, n_experts_used; /* 0 / 0 for dense models                                 */
+    int vocab_size, embedding_size, n_new_embeddings;
+    int max_position_embeddings;
+    float rope_theta, norm_eps;
+    int qkv_bias, qk_norm, norm_after;
+
+    /* vision tower */
+    int vit_d_model, vit_n_layers, vit_n_heads, vit_head_dim, vit_d_ff;
+    int vit_layer_a, vit_layer_b;  /* the two ViT block outputs concatenated (0-based)       */
+    int image_size, patch_size;
+
+    /* parameters (elements) and bytes */
+    uint64_t n_params_vision, n_params_connector, n_params_llm, n_params_total;
+    uint64_t weight_bytes;         /* bytes of all tensors as stored                         */
+    int n_tensors;
+    uint64_t n_tensors_by_dtype[MOLMO_DTYPE_COUNT];
+    int n_files;                   /* number of safetensors shards                           */
+    uint64_t kv_cache_bytes_per_token; /* f32 K+V for all layers                            */
+    uint64_t memory_estimate_bytes; /* weights (mapped) + KV cache at the default context  */
+                                    /* + activations for a 12-crop image prompt             */
+    int has_tokenizer, has_preprocessor_config, has_generation_config;
+} molmo_model_info;
+
+MOLMO_API molmo_status molmo_model_get_info(const molmo_model *model, molmo_model_info *out);
+
+/* Name of the i-th safetensors file of the model (0 <= i < info.n_files), or NULL. */
+MOLMO_API const char *molmo_model_file(const molmo_model *model, int i);
+
+/* Static name of a family ("MolmoE-1B-like", ...). */
+MOLMO_API const char *molmo_family_name(molmo_family family);
+
+/* --- section: tokenizer (issue 3) --- */
+
+/* --- section: images (issue 4) --- */
+
+/* --- section: vision and language model (issues 5, 6) --- */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MOLMO_H */

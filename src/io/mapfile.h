@@ -1,0 +1,22 @@
+/* mapfile.h — read-only memory mapping of a whole file (weights are never copied). */
+#ifndef MOLMO_IO_MAPFILE_H
+#define MOLMO_IO_MAPFILE_H
+
+#include <stddef.h>
+
+#include "molmo.h"
+
+typedef struct molmo_mapfile {
+    const unsigned char *data; /* NULL for an empty file */
+    size_t size;
+} molmo_mapfile;
+
+/* Maps `path` read-only. Errors name the file. An empty file maps to {NULL, 0}. */
+molmo_status molmo_mapfile_open(molmo_mapfile *m, const char *path, molmo_error *err);
+void molmo_mapfile_close(molmo_mapfile *m);
+
+/* Reads a whole (small) file into a NUL-terminated heap buffer; refuses files > max_bytes. */
+molmo_status molmo_read_file(const char *path, size_t max_bytes, char **out, size_t *out_len,
+                             molmo_error *err);
+
+#endif

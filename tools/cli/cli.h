@@ -1,0 +1,25 @@
+/* cli.h — the `molmo` program: one function per command, shared option helpers.
+ * Commands use only include/molmo.h (STYLE.md §1). */
+#ifndef MOLMO_CLI_H
+#define MOLMO_CLI_H
+
+#include "molmo.h"
+
+/* A command gets argv with argv[0] = the command name; returns the process exit status. */
+typedef int (*cli_cmd_fn)(int argc, char **argv);
+
+typedef struct cli_command {
+    const char *name;
+    const char *summary;
+    cli_cmd_fn run;
+} cli_command;
+
+int cmd_info(int argc, char **argv);
+
+/* Prints "molmo: <msg>" (or the error's message) to stderr and returns 1. */
+int cli_fail(const molmo_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Parses a non-negative integer option value; returns 0 and prints an error when invalid. */
+int cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out);
+
+#endif

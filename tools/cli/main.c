@@ -1,0 +1,77 @@
+/* main.c — `molmo` command dispatcher: `molmo <command> [options]`. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* One line per command; `molmo --help` prints them in this order. */
+static const cli_command commands[] = {
+    {"info", "show a model's family, dimensions, parameters, files and memory", cmd_info},
+};
+static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "molmo %s — Molmo vision-language models in C\n"
+            "\n"
+            "usage: molmo <command> [options]\n"
+            "       molmo <command> --help     options of one command\n"
+            "       molmo --version\n"
+            "\n"
+            "commands:\n",
+            molmo_version());
+    for (int i = 0; i < n_commands; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f,
+            "\n"
+            "MODEL arguments are a checkpoint directory (config.json + *.safetensors) or a\n"
+            "Hugging Face repo id such as allenai/MolmoE-1B-0924, looked up in the Hugging Face\n"
+            "cache ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub).\n");
+}
+
+int cli_fail(const molmo_error *err, const char *fmt, ...) {
+    fputs("molmo: ", stderr);
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        if (err) fputs(": ", stderr);
+    }
+    if (err) fputs(err->msg, stderr);
+    fputc('\n', stderr);
+    return 1;
+}
+
+int cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out) {
+    char *end = NULL;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi) {
+        fprintf(stderr, "molmo: %s expects an integer in [%ld, %ld], got '%s'\n", opt, lo, hi, s);
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+        printf("molmo %s\n", molmo_version());
+        return 0;
+    }
+    for (int i = 0; i < n_commands; i++)
+        if (!strcmp(cmd, commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "molmo: unknown command '%s' (see molmo --help)\n", cmd);
+    return 2;
+}
