@@ -1,9 +1,11 @@
 # Compiler flags shared by every target (STYLE.md §10).
 set(MOLMO_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes
-                   -Wmissing-prototypes -Wvla -Wno-unused-parameter
-                   # snprintf truncation is intended (messages are cut to one line) or
-                   # checked through its return value where a path must fit.
-                   -Wno-format-truncation)
+                   -Wmissing-prototypes -Wvla -Wno-unused-parameter)
+if(CMAKE_C_COMPILER_ID STREQUAL "GNU")
+  # snprintf truncation is intended (messages are cut to one line) or checked through its
+  # return value where a path must fit.
+  list(APPEND MOLMO_WARNINGS -Wno-format-truncation)
+endif()
 add_compile_options("$<$<COMPILE_LANGUAGE:C>:${MOLMO_WARNINGS}>")
 if(MOLMO_WERROR)
   add_compile_options(-Werror)

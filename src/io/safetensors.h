@@ -58,4 +58,19 @@ void molmo_st_close(molmo_safetensors *st);
 /* Binary search by name; NULL when absent. */
 const molmo_st_tensor *molmo_st_find(const molmo_safetensors *st, const char *name);
 
+/* One tensor to write. data == NULL leaves the bytes as a hole in a sparse file (benchmarks and
+ * tests make multi-GB checkpoints of the real shapes this way without touching the disk). */
+typedef struct molmo_st_entry {
+    const char *name;
+    molmo_dtype dtype;
+    int n_dims;
+    int64_t shape[MOLMO_ST_MAX_DIMS];
+    const void *data;
+} molmo_st_entry;
+
+/* Writes a .safetensors file: header padded to 8 bytes (as the reference writer does), tensors
+ * laid out back to back in the given order, {"format":"pt"} metadata. */
+molmo_status molmo_st_write(const char *path, const molmo_st_entry *entries, int n,
+                            molmo_error *err);
+
 #endif

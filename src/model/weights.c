@@ -11,7 +11,9 @@
 #include "model/arch.h"
 
 typedef struct binder {
-    const molmo_safetensors *st;
+    const molmo_safetensors *st; /* NULL: enumerate mode, report names and shapes to `visit` */
+    molmo_weights_visit_fn visit;
+    void *visit_user;
     unsigned char *used; /* [n_tensors]: which file tensors got a role */
     molmo_error *err;
     molmo_status status;
@@ -24,18 +26,22 @@ static void bind(binder *b, molmo_tensor *t, int optional, const char *pattern, 
     if (b->status != MOLMO_OK) return;
     char name[256];
     snprintf(name, sizeof name, pattern, i, e);
-    const molmo_st_tensor *st = molmo_st_find(b->st, name);
     memset(t, 0, sizeof *t);
-    if (!st) {
-        if (!optional)
-            b->status = molmo_err(b->err, MOLMO_ERR_NOT_FOUND, "tensor '%s' is missing", name);
-        return;
-    }
     int64_t want[4];
     va_list ap;
     va_start(ap, n_dims);
     for (int d = 0; d < n_dims; d++) want[d] = va_arg(ap, int64_t);
     va_end(ap);
+    if (!b->st) {
+        if (!optional) b->visit(b->visit_user, name, n_dims, want);
+        return;
+    }
+    const molmo_st_tensor *st = molmo_st_find(b->st, name);
+    if (!st) {
+        if (!optional)
+            b->status = molmo_err(b->err, MOLMO_ERR_NOT_FOUND, "tensor '%s' is missing", name);
+        return;
+    }
     int ok = st->n_dims == n_dims;
     for (int d = 0; ok && d < n_dims; d++) ok = st->shape[d] == want[d];
     if (!ok) {
@@ -161,6 +167,18 @@ static molmo_status alloc_layers(molmo_weights *w, const molmo_config *c, molmo_
     return MOLMO_OK;
 }
 
+/* Binds (or, in enumerate mode, lists) every tensor of the configuration. */
+static void bind_all(binder *b, molmo_weights *w, const molmo_config *c) {
+    const molmo_name_table *n = molmo_arch(c->family)->names;
+    int64_t d = c->d_model;
+    bind(b, &w->wte, 0, n->wte, 0, 0, V2(c->embedding_size, d));
+    bind(b, &w->wte_new, 0, n->wte_new, 0, 0, V2(c->n_new_embeddings, d));
+    for (int i = 0; i < c->n_layers; i++) bind_llm_layer(b, &w->layers[i], c, n, i);
+    bind(b, &w->ln_f, 0, n->ln_f, 0, 0, V1(d));
+    bind(b, &w->lm_head, 0, n->lm_head, 0, 0, V2(c->embedding_size, d));
+    bind_vision(b, w, c);
+}
+
 molmo_status molmo_weights_bind(molmo_weights *w, const molmo_config *c,
                                 const molmo_safetensors *st, molmo_error *err) {
     memset(w, 0, sizeof *w);
@@ -168,19 +186,21 @@ molmo_status molmo_weights_bind(molmo_weights *w, const molmo_config *c,
     b.used = molmo_calloc(st->n_tensors ? (size_t)st->n_tensors : 1, 1);
     if (!b.used) return molmo_err(err, MOLMO_ERR_NOMEM, "out of memory");
     b.status = alloc_layers(w, c, err);
-
-    const molmo_name_table *n = molmo_arch(c->family)->names;
-    int64_t d = c->d_model;
-    bind(&b, &w->wte, 0, n->wte, 0, 0, V2(c->embedding_size, d));
-    bind(&b, &w->wte_new, 0, n->wte_new, 0, 0, V2(c->n_new_embeddings, d));
-    for (int i = 0; i < c->n_layers; i++) bind_llm_layer(&b, &w->layers[i], c, n, i);
-    bind(&b, &w->ln_f, 0, n->ln_f, 0, 0, V1(d));
-    bind(&b, &w->lm_head, 0, n->lm_head, 0, 0, V2(c->embedding_size, d));
-    bind_vision(&b, w, c);
-
+    if (b.status == MOLMO_OK) bind_all(&b, w, c);
     if (b.status == MOLMO_OK) count_params(w, st, b.used);
     molmo_free(b.used);
     if (b.status != MOLMO_OK) molmo_weights_free(w, c);
+    return b.status;
+}
+
+molmo_status molmo_weights_enumerate(const molmo_config *c, molmo_weights_visit_fn visit,
+                                     void *user, molmo_error *err) {
+    molmo_weights w;
+    memset(&w, 0, sizeof w);
+    binder b = {.visit = visit, .visit_user = user, .err = err, .status = MOLMO_OK};
+    b.status = alloc_layers(&w, c, err);
+    if (b.status == MOLMO_OK) bind_all(&b, &w, c);
+    molmo_weights_free(&w, c);
     return b.status;
 }
 

@@ -79,6 +79,13 @@ typedef struct molmo_weights {
  * the tensor and, for a wrong shape, both shapes. On failure the struct is freed. */
 molmo_status molmo_weights_bind(molmo_weights *w, const molmo_config *cfg,
                                 const molmo_safetensors *st, molmo_error *err);
+/* Lists every tensor the configuration needs, in binding order (used to generate checkpoints of
+ * the real shapes for benchmarks and tests, and by converters). */
+typedef void (*molmo_weights_visit_fn)(void *user, const char *name, int n_dims,
+                                       const int64_t *shape);
+molmo_status molmo_weights_enumerate(const molmo_config *cfg, molmo_weights_visit_fn visit,
+                                     void *user, molmo_error *err);
+
 void molmo_weights_free(molmo_weights *w, const molmo_config *cfg);
 
 #endif

@@ -18,7 +18,18 @@ static void usage(FILE *f) {
             "  -h, --help this help\n");
 }
 
-static double gib(uint64_t b) { return (double)b / (1024.0 * 1024.0 * 1024.0); }
+/* "1.23 GiB", "4.0 MiB", "512 KiB": sizes in the unit that keeps them readable. */
+static const char *human(uint64_t b, char *buf, size_t cap) {
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)b;
+    int u = 0;
+    while (v >= 1024.0 && u < 4) {
+        v /= 1024.0;
+        u++;
+    }
+    snprintf(buf, cap, u == 0 ? "%.0f %s" : "%.2f %s", v, units[u]);
+    return buf;
+}
 
 static void print_text(const molmo_model *m, const molmo_model_info *i) {
     printf("model       %s\n", i->path);
@@ -46,17 +57,19 @@ static void print_text(const molmo_model *m, const molmo_model_info *i) {
     for (int d = 0; d < MOLMO_DTYPE_COUNT; d++)
         if (i->n_tensors_by_dtype[d])
             printf(" %" PRIu64 " %s", i->n_tensors_by_dtype[d], molmo_dtype_name((molmo_dtype)d));
-    printf(", %.2f GiB as stored\n", gib(i->weight_bytes));
+    char b1[32], b2[32], b3[32], b4[32];
+    printf(", %s as stored\n", human(i->weight_bytes, b1, sizeof b1));
     for (int f = 0; f < i->n_files; f++) printf("file        %s\n", molmo_model_file(m, f));
     printf("other files tokenizer.json %s, preprocessor_config.json %s, generation_config.json "
            "%s\n",
            i->has_tokenizer ? "yes" : "MISSING", i->has_preprocessor_config ? "yes" : "missing",
            i->has_generation_config ? "yes" : "missing");
-    printf("memory      ~%.2f GiB: weights %.2f (mapped) + KV cache %.2f at %d tokens "
-           "(%" PRIu64 " KiB/token) + activations\n",
-           gib(i->memory_estimate_bytes), gib(i->weight_bytes),
-           gib(i->kv_cache_bytes_per_token * (uint64_t)i->max_position_embeddings),
-           i->max_position_embeddings, i->kv_cache_bytes_per_token / 1024);
+    printf("memory      ~%s: weights %s (mapped) + f32 KV cache %s at %d tokens (%s/token) + "
+           "activations\n",
+           human(i->memory_estimate_bytes, b1, sizeof b1), human(i->weight_bytes, b2, sizeof b2),
+           human(i->kv_cache_bytes_per_token * (uint64_t)i->max_position_embeddings, b3,
+                 sizeof b3),
+           i->max_position_embeddings, human(i->kv_cache_bytes_per_token, b4, sizeof b4));
 }
 
 /* JSON string escaping for paths (the only free text printed). */

@@ -1,0 +1,100 @@
+/* cpu.c — x86 feature flags (cpuid through __builtin_cpu_supports, plus <cpuid.h> for the bits
+ * clang's builtin does not name) and the physical core count from sysfs topology, detected once
+ * through pthread_once so the result is an immutable value shared by every thread. */
+#define _GNU_SOURCE
+#include "base/cpu.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
+static molmo_cpu_features g_cpu;
+static pthread_once_t g_cpu_once = PTHREAD_ONCE_INIT;
+
+#if defined(__x86_64__) || defined(__i386__)
+/* F16C is CPUID.1:ECX[29]; it needs the same OS (YMM state) support as AVX2, which
+ * __builtin_cpu_supports("avx2") already checked through XGETBV. */
+static int has_f16c(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    return (c >> 29) & 1u;
+}
+
+static void detect_isa(molmo_cpu_features *f) {
+    __builtin_cpu_init();
+    f->avx2 = __builtin_cpu_supports("avx2") != 0;
+    f->fma = __builtin_cpu_supports("fma") != 0;
+    f->f16c = f->avx2 && has_f16c();
+    f->avx512f = __builtin_cpu_supports("avx512f") != 0;
+    f->avx512bw = __builtin_cpu_supports("avx512bw") != 0;
+    f->avx512vl = __builtin_cpu_supports("avx512vl") != 0;
+    f->avx512dq = __builtin_cpu_supports("avx512dq") != 0;
+    f->avx512vnni = __builtin_cpu_supports("avx512vnni") != 0;
+    /* AVX512_BF16 is CPUID.(7,1):EAX[5]; usable only where AVX-512 state is enabled. */
+    unsigned a, b, c, d;
+    if (f->avx512f && __get_cpuid_count(7, 1, &a, &b, &c, &d)) f->avx512bf16 = (a >> 5) & 1u;
+}
+#else
+static void detect_isa(molmo_cpu_features *f) { (void)f; }
+#endif
+
+/* Counts distinct (package, core) pairs among the CPUs in our affinity mask, so SMT siblings
+ * count once: GEMM throughput scales with cores, not hardware threads. */
+static int count_physical(const cpu_set_t *set, int n_logical) {
+    enum { MAX_CORES = 1024 };
+    long keys[MAX_CORES];
+    int n = 0;
+    for (int cpu = 0; cpu < CPU_SETSIZE && n < MAX_CORES; cpu++) {
+        if (!CPU_ISSET(cpu, set)) continue;
+        char path[128];
+        long pkg = 0, core = -1;
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d/topology/core_id", cpu);
+        FILE *fp = fopen(path, "r");
+        if (!fp) return n_logical;
+        if (fscanf(fp, "%ld", &core) != 1) core = -1;
+        fclose(fp);
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d/topology/physical_package_id",
+                 cpu);
+        fp = fopen(path, "r");
+        if (fp) {
+            if (fscanf(fp, "%ld", &pkg) != 1) pkg = 0;
+            fclose(fp);
+        }
+        if (core < 0) return n_logical;
+        long key = pkg * 1000000L + core;
+        int seen = 0;
+        for (int i = 0; i < n && !seen; i++) seen = keys[i] == key;
+        if (!seen) keys[n++] = key;
+    }
+    return n > 0 ? n : n_logical;
+}
+
+static void detect(void) {
+    memset(&g_cpu, 0, sizeof g_cpu);
+    detect_isa(&g_cpu);
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    int n_logical = 0;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) n_logical = CPU_COUNT(&set);
+    if (n_logical <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        g_cpu.n_logical = n > 0 ? (int)n : 1;
+        g_cpu.n_physical = g_cpu.n_logical;
+        return;
+    }
+    g_cpu.n_logical = n_logical;
+    g_cpu.n_physical = count_physical(&set, n_logical);
+}
+
+const molmo_cpu_features *molmo_cpu_get(void) {
+    pthread_once(&g_cpu_once, detect);
+    return &g_cpu;
+}
+
+int molmo_cpu_physical_cores(void) { return molmo_cpu_get()->n_physical; }

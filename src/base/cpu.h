@@ -1,0 +1,22 @@
+/* cpu.h — CPU feature detection and core counting, done once per process (STYLE.md §5).
+ *
+ * The kernels are chosen at run time from these flags, so a portable build (x86-64-v2) still
+ * uses AVX-512 where the machine has it and never executes an instruction the CPU lacks. */
+#ifndef MOLMO_BASE_CPU_H
+#define MOLMO_BASE_CPU_H
+
+typedef struct molmo_cpu_features {
+    int avx2, fma, f16c;                       /* the AVX2 kernel set needs all three      */
+    int avx512f, avx512bw, avx512vl, avx512dq; /* the AVX-512 kernel set needs f, bw, vl   */
+    int avx512bf16, avx512vnni;                /* reported only (no default kernel uses them) */
+    int n_logical;                             /* CPUs this process may run on             */
+    int n_physical;                            /* distinct cores among them (SMT siblings once) */
+} molmo_cpu_features;
+
+/* The features of the machine, detected on first use (pthread_once); never NULL, immutable. */
+const molmo_cpu_features *molmo_cpu_get(void);
+
+/* Number of physical cores this process may run on (>= 1): the default thread count. */
+int molmo_cpu_physical_cores(void);
+
+#endif

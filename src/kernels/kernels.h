@@ -1,0 +1,85 @@
+/* kernels.h — the kernel table (STYLE.md §7). ref/ holds the specification in plain C; x86/
+ * holds AVX2+FMA+F16C and AVX-512 (F, BW, VL) versions compiled with their own target flags.
+ * molmo_kernels_get() picks the best table the CPU supports, once (pthread_once), unless
+ * molmo_kernels_force_reference(1) is on or the environment variable MOLMO_KERNELS caps it
+ * ("ref", "avx2", "avx512"; read once at the first call).
+ *
+ * Kernels are pure functions over a range of the output (rows, columns, or attention items):
+ * the op layer (ops.c) splits the work over threads, and every kernel computes each output
+ * element the same way whatever range it was asked for, so 1 thread and N threads agree bit for
+ * bit. Kernels never allocate: the GEMM packs weight panels into stack buffers, attention uses
+ * the caller's scratch. */
+#ifndef MOLMO_KERNELS_KERNELS_H
+#define MOLMO_KERNELS_KERNELS_H
+
+#include <stddef.h>
+
+#include "molmo.h"
+
+/* One matmul problem: y[M,N] = x[M,K] · W[N,K]^T (+ bias[N]). */
+typedef struct molmo_matmul_args {
+    float *y;
+    int ldy;
+    const float *x;
+    int ldx;
+    const void *w;         /* [N, K] contiguous, dtype wt */
+    molmo_dtype wt;
+    const float *bias;     /* [N] or NULL */
+    int M, N, K;
+} molmo_matmul_args;
+
+/* Queries handled together by one attention work item; the scratch holds this many score rows
+ * per thread. */
+#define MOLMO_ATTN_QB 8
+
+/* One attention problem (see molmo_op_attention). Work item `it` is query block
+ * it % n_qblocks of head it / n_qblocks, n_qblocks = ceil(n_q / MOLMO_ATTN_QB). */
+typedef struct molmo_attn_args {
+    float *out;
+    int ldo;
+    const float *q, *k, *v;
+    int ldq, ldk, ldv;
+    int n_q, n_kv, n_heads, n_kv_heads, hd;
+    float scale;
+    int causal, q_pos0;
+} molmo_attn_args;
+
+/* Row stride of one score row in the attention scratch: n_kv rounded up to 16 floats. */
+static inline size_t molmo_attn_ld_scores(int n_kv) { return ((size_t)n_kv + 15) & ~(size_t)15; }
+
+typedef struct molmo_kernels {
+    const char *name;  /* "ref", "avx2", "avx512" */
+    /* y[m0:m1, n0:n1] of the problem a. Each element's value depends only on the problem, not
+     * on the range (the choice between GEMV and packed GEMM is made from a->M). */
+    void (*matmul)(const molmo_matmul_args *a, int m0, int m1, int n0, int n1);
+    /* One row of n (ops.h semantics); y may equal x. */
+    void (*layernorm)(float *y, const float *x, const float *w, const float *b, int n, float eps);
+    void (*rmsnorm)(float *y, const float *x, const float *w, int n, float eps);
+    void (*softmax)(float *x, int n);
+    void (*quick_gelu)(float *x, size_t n);
+    void (*silu_mul)(float *out, const float *gate, const float *up, size_t n);
+    void (*add)(float *y, const float *x, size_t n);
+    void (*scale_add)(float *y, const float *x, float a, size_t n);
+    /* Work items [it0, it1) of the problem; scratch: MOLMO_ATTN_QB * molmo_attn_ld_scores(n_kv)
+     * floats owned by the calling thread, 64-byte aligned. */
+    void (*attention)(const molmo_attn_args *a, int it0, int it1, float *scratch);
+    void (*rope)(float *x, int ldx, int n_tok, int n_heads, int hd, const int *pos,
+                 const float *cos_t, const float *sin_t);
+    /* out[0..n) = w[0..n) as f32 (exact). */
+    void (*to_f32)(float *out, const void *w, molmo_dtype wt, size_t n);
+} molmo_kernels;
+
+/* The table ops run on now (honours force_reference). Never NULL. */
+const molmo_kernels *molmo_kernels_get(void);
+
+/* Individual tables, for tests and benchmarks: NULL where the CPU (or the build) lacks the ISA. */
+const molmo_kernels *molmo_kernels_ref(void);
+const molmo_kernels *molmo_kernels_avx2(void);
+const molmo_kernels *molmo_kernels_avx512(void);
+
+/* Defined in ref/ and x86/: the tables themselves (x86 ones are usable only when cpu.h says so). */
+extern const molmo_kernels molmo_kernels_ref_table;
+extern const molmo_kernels molmo_kernels_avx2_table;
+extern const molmo_kernels molmo_kernels_avx512_table;
+
+#endif

@@ -1,0 +1,100 @@
+/* ops.h — the op layer the model code calls (DESIGN.md decision 3): a short list of ops on
+ * row-major f32 activations, with weights of any stored dtype. Each op runs the kernel table of
+ * the machine (kernels.h: AVX-512, AVX2 or the plain-C reference) and, where it takes a pool,
+ * splits its rows/columns over the pool's threads.
+ *
+ * Conventions for every op:
+ *   - shapes in PyTorch order; `ld*` are row strides in elements (>= the row width);
+ *   - pointers need no particular alignment; outputs must not overlap inputs unless stated;
+ *   - callers check shapes: these are internal functions, arguments are preconditions;
+ *   - results do not depend on the pool size (bit-identical for 1 and N threads), because work
+ *     is split over output rows/columns only, never over a reduction;
+ *   - no op allocates memory or touches global mutable state.
+ * Numerics follow PyTorch fp32 (molmo-architecture.md §2.3, §2.4, §3, §10); docs/kernels.md
+ * lists the tolerances of the fast kernels against the reference ones. */
+#ifndef MOLMO_KERNELS_OPS_H
+#define MOLMO_KERNELS_OPS_H
+
+#include <stddef.h>
+
+#include "base/threadpool.h"
+#include "molmo.h"
+
+/* y[M,N] (row stride ldy) = x[M,K] (row stride ldx) · W[N,K]^T (+ bias[N] if non-NULL).
+ * W is contiguous [N,K] stored as F32, BF16 or F16 and converted exactly to f32 on the fly;
+ * products are accumulated in f32 (fused multiply-add in the fast kernels), bias added last. */
+void molmo_op_matmul(molmo_pool *p, float *y, int ldy, const float *x, int ldx, const void *w,
+                     molmo_dtype wt, const float *bias, int M, int N, int K);
+
+/* Per row of x[M,N]: y = (x - mean) * rsqrt(var + eps) * w + b, biased variance, statistics in
+ * f32 or better. w and b are [N] (b may be NULL). In place allowed (y == x). */
+void molmo_op_layernorm(molmo_pool *p, float *y, const float *x, const float *w, const float *b,
+                        int M, int N, float eps);
+
+/* Per row of x[M,N]: y = (x * rsqrt(mean(x^2) + eps)) * w, in exactly this order (fact sheet
+ * §2.3: normalise in f32, then multiply by the weight). w may be NULL (no weight). In place ok. */
+void molmo_op_rmsnorm(molmo_pool *p, float *y, const float *x, const float *w, int M, int N,
+                      float eps);
+
+/* In place, per row of x[M,N]: x = exp(x - max) * (1 / sum exp(x - max)). */
+void molmo_op_softmax_rows(float *x, int M, int N);
+
+/* In place: x = x * sigmoid(1.702 x), sigmoid(t) = 1 / (1 + exp(-t)) (CLIP QuickGELU). */
+void molmo_op_quick_gelu(float *x, size_t n);
+
+/* out = silu(gate) * up, silu(g) = g / (1 + exp(-g)). out may alias gate or up. */
+void molmo_op_silu_mul(float *out, const float *gate, const float *up, size_t n);
+
+/* y += x (may alias). */
+void molmo_op_add(float *y, const float *x, size_t n);
+
+/* y += a * x, product rounded before the sum (as PyTorch's y + a*x: no fused multiply-add). */
+void molmo_op_scale_add(float *y, const float *x, float a, size_t n);
+
+/* Floats of scratch that molmo_op_attention needs for n_kv keys on a pool of n_threads. */
+size_t molmo_op_attention_scratch(int n_kv, int n_threads);
+
+/* Multi-head attention with grouped-query heads: query head h uses kv head
+ * h / (n_heads / n_kv_heads) (PyTorch repeat_interleave). n_heads % n_kv_heads == 0.
+ * q: [n_q, ldq], head h at columns h*hd .. h*hd+hd-1; k: [n_kv, ldk], v: [n_kv, ldv] with kv
+ * head g at columns g*hd..; out: [n_q, ldo], head h at columns h*hd (must not overlap q, k, v).
+ * Scores are scale * (q·k) in f32, softmax in f32 (max-subtracted), out = (sum_j p_j v_j) / sum_j p_j.
+ * causal: query i sits at absolute position q_pos0 + i and sees keys 0 .. q_pos0 + i (and at
+ * most n_kv); non-causal: all n_kv keys. scratch: molmo_op_attention_scratch(n_kv,
+ * molmo_pool_size(p)) floats, any alignment. */
+void molmo_op_attention(molmo_pool *p, float *out, int ldo, const float *q, int ldq,
+                        const float *k, int ldk, const float *v, int ldv, int n_q, int n_kv,
+                        int n_heads, int n_kv_heads, int hd, float scale, int causal, int q_pos0,
+                        float *scratch);
+
+/* RoPE tables, "llama" half-split (fact sheet §2.4), all in f32 as HF computes them:
+ * inv_freq[i] = 1 / theta^((2i)/hd), angle[p,i] = p * inv_freq[i], cos/sin of the angle.
+ * *cos_out, *sin_out: [n_pos, hd/2], allocated with molmo_malloc, freed by the caller with
+ * molmo_free. hd must be even and > 0, n_pos > 0: MOLMO_ERR_INVALID_ARG otherwise. */
+molmo_status molmo_rope_table(float **cos_out, float **sin_out, int n_pos, int hd, float theta,
+                              molmo_error *err);
+
+/* In place on x[n_tok, ldx] holding n_heads heads of hd at columns h*hd: for token t with
+ * position pos[t] (0 <= pos[t] < n_pos of the table) and i < hd/2:
+ *   x'[i]        = x[i] * cos[i] - x[i + hd/2] * sin[i]
+ *   x'[i + hd/2] = x[i + hd/2] * cos[i] + x[i] * sin[i]
+ * (t' = t*cos + rotate_half(t)*sin, products rounded separately: bit-exact with PyTorch). */
+void molmo_op_rope(float *x, int ldx, int n_tok, int n_heads, int hd, const int *pos,
+                   const float *cos_t, const float *sin_t);
+
+/* Embedding lookup: out[i, :] = W[ids[i], :] as f32, W contiguous [*, K] of dtype wt. ids must
+ * be valid rows (the caller checks them against the table size). */
+void molmo_op_gather_rows(float *out, const void *w, molmo_dtype wt, int K, const int *ids, int n);
+
+/* out[0..n) = w[0..n) converted exactly to f32. */
+void molmo_op_to_f32(float *out, const void *w, molmo_dtype wt, size_t n);
+
+/* Debug/test switch: 1 makes every op run the plain-C reference kernels (ref/), 0 restores the
+ * fastest kernels of the machine. Atomic: may be flipped while other threads run ops (an op in
+ * progress finishes on the table it started with). */
+void molmo_kernels_force_reference(int on);
+
+/* Name of the kernel set ops run on now: "avx512", "avx2" or "ref". */
+const char *molmo_kernels_name(void);
+
+#endif

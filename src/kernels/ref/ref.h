@@ -1,0 +1,12 @@
+/* ref.h — the plain-C reference kernels (the specification every fast kernel is tested
+ * against). Compiled with -ffp-contract=off: every product and sum is rounded as written. */
+#ifndef MOLMO_KERNELS_REF_H
+#define MOLMO_KERNELS_REF_H
+
+#include "kernels/kernels.h"
+
+void molmo_k_matmul_f32_ref(const molmo_matmul_args *a, int m0, int m1, int n0, int n1);
+void molmo_k_to_f32_ref(float *out, const void *w, molmo_dtype wt, size_t n);
+void molmo_k_attention_f32_ref(const molmo_attn_args *a, int it0, int it1, float *scratch);
+
+#endif

@@ -1,0 +1,35 @@
+/* ref_matmul.c — reference y = x · W^T + b (PyTorch F.linear) and dtype conversion.
+ *
+ * Specification: for each output element, acc = 0; acc += x[i,k] * w[j,k] for k = 0..K-1 in
+ * order, each product and sum rounded to f32; then y = acc + bias[j]. Weights of F16/BF16 are
+ * converted exactly to f32 first (base/fp16.h), so every dtype follows the same arithmetic. */
+#include <stdint.h>
+
+#include "base/fp16.h"
+#include "kernels/ref/ref.h"
+
+static inline float load_w(const void *w, molmo_dtype wt, size_t i) {
+    switch (wt) {
+    case MOLMO_DTYPE_F16: return molmo_f16_to_f32(((const uint16_t *)w)[i]);
+    case MOLMO_DTYPE_BF16: return molmo_bf16_to_f32(((const uint16_t *)w)[i]);
+    default: return ((const float *)w)[i];
+    }
+}
+
+void molmo_k_matmul_f32_ref(const molmo_matmul_args *a, int m0, int m1, int n0, int n1) {
+    const int K = a->K;
+    for (int i = m0; i < m1; i++) {
+        const float *x = a->x + (size_t)i * (size_t)a->ldx;
+        float *y = a->y + (size_t)i * (size_t)a->ldy;
+        for (int j = n0; j < n1; j++) {
+            size_t row = (size_t)j * (size_t)K;
+            float acc = 0.0f;
+            for (int k = 0; k < K; k++) acc += x[k] * load_w(a->w, a->wt, row + (size_t)k);
+            y[j] = a->bias ? acc + a->bias[j] : acc;
+        }
+    }
+}
+
+void molmo_k_to_f32_ref(float *out, const void *w, molmo_dtype wt, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = load_w(w, wt, i);
+}
