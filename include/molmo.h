@@ -135,6 +135,7 @@ typedef enum molmo_dtype {
     MOLMO_DTYPE_F32 = 0,
     MOLMO_DTYPE_F16,
     MOLMO_DTYPE_BF16,
+    MOLMO_DTYPE_I32,    /* index tensors in golden/trace files; never a weight            */
     MOLMO_DTYPE_COUNT
 } molmo_dtype;
 
@@ -205,7 +206,145 @@ MOLMO_API const char *molmo_family_name(molmo_family family);
 
 /* --- section: images (issue 4) --- */
 
+/*
+ * Decoded images: 8-bit RGB, row-major [height, width, 3], as the user sees the picture (EXIF
+ * orientation applied by default), so points the model returns refer to what is on screen.
+ * JPEG (libjpeg-turbo; grey, YCbCr, CMYK/YCCK, progressive), PNG (libspng; every colour type and
+ * bit depth, palette, interlaced) and WebP (libwebp; lossy, lossless, alpha, first frame of an
+ * animation) are recognised from their first bytes, never from the file name. Pixels equal what
+ * the reference loader (Pillow: Image.open(f).convert("RGB")) produces, with two documented
+ * exceptions (docs/images.md): 16-bit grey PNGs keep their high byte (Pillow clips them to
+ * white), and XMP-only orientation tags are ignored.
+ * A molmo_image is immutable once made and may be read from any number of threads.
+ */
+typedef struct molmo_image molmo_image;
+
+typedef enum molmo_image_format {
+    MOLMO_IMAGE_FORMAT_RAW = 0,  /* made from caller pixels (molmo_image_from_rgb)           */
+    MOLMO_IMAGE_FORMAT_JPEG,
+    MOLMO_IMAGE_FORMAT_PNG,
+    MOLMO_IMAGE_FORMAT_WEBP
+} molmo_image_format;
+
+typedef enum molmo_image_exif {
+    MOLMO_IMAGE_EXIF_APPLY = 0,  /* rotate/flip as the EXIF Orientation tag says (default; the
+                                    training loader's ImageOps.exif_transpose)                */
+    MOLMO_IMAGE_EXIF_IGNORE      /* keep the stored pixel order (the HF processor's view)     */
+} molmo_image_exif;
+
+typedef enum molmo_image_alpha {
+    MOLMO_IMAGE_ALPHA_DROP = 0,  /* discard alpha, keep the stored colour (Pillow's
+                                    convert("RGB"), what the released models saw; default)    */
+    MOLMO_IMAGE_ALPHA_COMPOSITE  /* blend over `background`: c*a/255 + bg*(1-a/255), rounded  */
+} molmo_image_alpha;
+
+typedef struct molmo_image_params {
+    uint64_t max_pixels;         /* width*height above this is refused with
+                                    MOLMO_ERR_TOO_LARGE before any pixel buffer is allocated
+                                    (decompression bombs); 0 = the default, 100,000,000       */
+    molmo_image_exif exif;
+    molmo_image_alpha alpha;
+    uint8_t background[3];       /* compositing colour, default white                         */
+} molmo_image_params;
+
+/* Defaults: 100 MP limit, EXIF applied, alpha dropped, white background. */
+MOLMO_API molmo_image_params molmo_image_default_params(void);
+
+/*
+ * Decodes an image file. `params` may be NULL (defaults). On success *out owns the image (free
+ * with molmo_image_free); on failure *out is NULL and err names the file and the problem:
+ * MOLMO_ERR_IO (cannot read), MOLMO_ERR_FORMAT (empty, truncated or corrupt data),
+ * MOLMO_ERR_UNSUPPORTED (GIF, BMP, TIFF, HEIC, AVIF, ... or an unknown signature),
+ * MOLMO_ERR_TOO_LARGE (over max_pixels, or a side over 1,000,000 px), MOLMO_ERR_NOMEM.
+ * Thread-safe: no shared state.
+ */
+MOLMO_API molmo_status molmo_image_load_file(const char *path, const molmo_image_params *params,
+                                             molmo_image **out, molmo_error *err);
+
+/* Same from bytes in memory (data[size], only read during the call). */
+MOLMO_API molmo_status molmo_image_load_memory(const void *data, size_t size,
+                                               const molmo_image_params *params,
+                                               molmo_image **out, molmo_error *err);
+
+/* Makes an image from caller pixels: `rgb` holds `height` rows of width*3 bytes, `stride`
+ * bytes apart (0 = width*3); copied. Sizes must be >= 1 and within the default limits. */
+MOLMO_API molmo_status molmo_image_from_rgb(const uint8_t *rgb, int width, int height,
+                                            size_t stride, molmo_image **out, molmo_error *err);
+
+MOLMO_API void molmo_image_free(molmo_image *img);
+
+/* Size as the user sees it (after EXIF orientation). */
+MOLMO_API int molmo_image_width(const molmo_image *img);
+MOLMO_API int molmo_image_height(const molmo_image *img);
+/* [height, width, 3] RGB bytes, rows packed (stride width*3); valid until molmo_image_free. */
+MOLMO_API const uint8_t *molmo_image_pixels(const molmo_image *img);
+
+/* Where the pixels came from. */
+typedef struct molmo_image_info {
+    int width, height;           /* as returned by molmo_image_width/height                   */
+    int stored_width, stored_height; /* before EXIF orientation                               */
+    molmo_image_format format;
+    int exif_orientation;        /* 1..8 as found in the file (1 when absent or invalid)       */
+    int orientation_applied;     /* 1 when the pixels were rotated/flipped for it             */
+    int had_alpha;               /* 1 when the file carried transparency                       */
+    int alpha_composited;        /* 1 when it was blended over the background                  */
+} molmo_image_info;
+
+MOLMO_API molmo_status molmo_image_get_info(const molmo_image *img, molmo_image_info *out);
+
+/* Static lowercase name of a format ("raw", "jpeg", "png", "webp"). Never NULL. */
+MOLMO_API const char *molmo_image_format_name(molmo_image_format format);
+
 /* --- section: vision and language model (issues 5, 6) --- */
+
+/*
+ * Stage trace, for debugging parity with the reference: when set in the context params, the
+ * library calls it with named intermediate tensors as they are produced (f32, row-major,
+ * shape in PyTorch order; `data` valid only during the call). Names:
+ *   "vit.crop{k}.embed"       [577, W]  patch + class + positional embedding, after pre-LN
+ *   "vit.crop{k}.block{i}"    [577, W]  residual stream after ViT block i
+ *   "vit.crop{k}.features"    [576, 2W] concat of the two configured block outputs, CLS dropped
+ *   "connector.crop{k}.pooled"    [144, W]  after 2x2 attention pooling
+ *   "connector.crop{k}.projected" [144, d]  after the SwiGLU projector (image features)
+ */
+typedef void (*molmo_trace_fn)(void *user, const char *name, const float *data, int n_dims,
+                               const int64_t *shape);
+
+/* An inference context: thread pool, workspaces, KV cache. One per conversation; the model is
+ * shared read-only between contexts. A context is used by one thread at a time. */
+typedef struct molmo_context molmo_context;
+
+typedef struct molmo_context_params {
+    int n_threads;             /* <= 0: one per physical core                              */
+    molmo_trace_fn trace;      /* optional stage trace                                     */
+    void *trace_user;
+} molmo_context_params;
+
+MOLMO_API molmo_context_params molmo_context_default_params(void);
+
+/* Creates a context over `model` (which must outlive it). */
+MOLMO_API molmo_status molmo_context_create(const molmo_model *model,
+                                            const molmo_context_params *params,
+                                            molmo_context **out, molmo_error *err);
+MOLMO_API void molmo_context_free(molmo_context *ctx);
+
+/* Geometry of one crop for this model: patches per crop (576 for ViT-L/14-336), values per
+ * patch (588), pooled features per crop (144), LLM width (d_model). */
+typedef struct molmo_crop_geometry {
+    int n_patches, patch_dim, n_pooled, d_model;
+} molmo_crop_geometry;
+MOLMO_API molmo_crop_geometry molmo_model_crop_geometry(const molmo_model *model);
+
+/*
+ * Runs the vision encoder and connector on preprocessed crops:
+ *   images [n_crops, n_patches, patch_dim] CLIP-normalised patches (crop 0 = global view),
+ *   masks  [n_crops, n_patches] per-patch fraction of real pixels (the preprocessor's output),
+ *   features_out [n_crops, n_pooled, d_model] (caller-allocated) image features.
+ * Crops run one after another, each on all the context's threads.
+ */
+MOLMO_API molmo_status molmo_encode_crops(molmo_context *ctx, const float *images,
+                                          const float *masks, int n_crops, float *features_out,
+                                          molmo_error *err);
 
 #ifdef __cplusplus
 }

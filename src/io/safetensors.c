@@ -21,6 +21,7 @@ size_t molmo_dtype_size(molmo_dtype dtype) {
     case MOLMO_DTYPE_F32: return 4;
     case MOLMO_DTYPE_F16: return 2;
     case MOLMO_DTYPE_BF16: return 2;
+    case MOLMO_DTYPE_I32: return 4;
     default: return 0;
     }
 }
@@ -30,6 +31,7 @@ const char *molmo_dtype_name(molmo_dtype dtype) {
     case MOLMO_DTYPE_F32: return "f32";
     case MOLMO_DTYPE_F16: return "f16";
     case MOLMO_DTYPE_BF16: return "bf16";
+    case MOLMO_DTYPE_I32: return "i32";
     default: return "unknown";
     }
 }
@@ -40,7 +42,8 @@ static int parse_dtype(const char *s, molmo_dtype *out) {
     if (!strcmp(s, "F32")) return *out = MOLMO_DTYPE_F32, 1;
     if (!strcmp(s, "F16")) return *out = MOLMO_DTYPE_F16, 1;
     if (!strcmp(s, "BF16")) return *out = MOLMO_DTYPE_BF16, 1;
-    static const char *const known[] = {"F64", "I64", "I32", "I16", "I8", "U8", "U16", "U32",
+    if (!strcmp(s, "I32")) return *out = MOLMO_DTYPE_I32, 1;
+    static const char *const known[] = {"F64", "I64", "I16", "I8", "U8", "U16", "U32",
                                         "U64", "BOOL", "F8_E4M3", "F8_E5M2", "F4", "F6_E2M3",
                                         "F6_E3M2", "F8_E8M0", "C64"};
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
@@ -90,7 +93,7 @@ static molmo_status parse_entry(const char *name, json_t *v, const char *fname, 
     int r = parse_dtype(json_string_value(dt), &t->dtype);
     if (r == 0)
         return molmo_err(err, MOLMO_ERR_UNSUPPORTED,
-                         "%s: tensor '%s' has dtype %s; supported: F32, F16, BF16", fname, name,
+                         "%s: tensor '%s' has dtype %s; supported: F32, F16, BF16 (I32 for indices)", fname, name,
                          json_string_value(dt));
     if (r < 0)
         return molmo_err(err, MOLMO_ERR_FORMAT, "%s: tensor '%s' has unknown dtype \"%.40s\"",

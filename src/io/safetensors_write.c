@@ -11,7 +11,12 @@
 #include "io/safetensors.h"
 
 static const char *st_dtype_name(molmo_dtype t) {
-    return t == MOLMO_DTYPE_F32 ? "F32" : t == MOLMO_DTYPE_F16 ? "F16" : "BF16";
+    switch (t) {
+    case MOLMO_DTYPE_F32: return "F32";
+    case MOLMO_DTYPE_F16: return "F16";
+    case MOLMO_DTYPE_BF16: return "BF16";
+    default: return "I32";
+    }
 }
 
 static json_t *build_header(const molmo_st_entry *e, int n, uint64_t *total) {

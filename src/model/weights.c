@@ -8,6 +8,7 @@
 
 #include "base/alloc.h"
 #include "base/error.h"
+#include "base/fp16.h"
 #include "model/arch.h"
 
 typedef struct binder {
@@ -15,9 +16,25 @@ typedef struct binder {
     molmo_weights_visit_fn visit;
     void *visit_user;
     unsigned char *used; /* [n_tensors]: which file tensors got a role */
+    molmo_tensor **small; /* vectors (norms, biases) to hold as f32 */
+    int n_small, cap_small;
     molmo_error *err;
     molmo_status status;
 } binder;
+
+static void remember_small(binder *b, molmo_tensor *t) {
+    if (b->n_small == b->cap_small) {
+        int cap = b->cap_small ? 2 * b->cap_small : 256;
+        molmo_tensor **p = molmo_realloc(b->small, (size_t)cap * sizeof *p);
+        if (!p) {
+            b->status = molmo_err(b->err, MOLMO_ERR_NOMEM, "out of memory");
+            return;
+        }
+        b->small = p;
+        b->cap_small = cap;
+    }
+    b->small[b->n_small++] = t;
+}
 
 /* Formats `pattern` with up to two indices, finds the tensor and checks its shape against the
  * n_dims values that follow. `optional`: absence leaves *t zeroed. */
@@ -42,6 +59,11 @@ static void bind(binder *b, molmo_tensor *t, int optional, const char *pattern, 
             b->status = molmo_err(b->err, MOLMO_ERR_NOT_FOUND, "tensor '%s' is missing", name);
         return;
     }
+    if (st->dtype == MOLMO_DTYPE_I32) {
+        b->status = molmo_err(b->err, MOLMO_ERR_UNSUPPORTED,
+                              "tensor '%s' has dtype I32; weights must be F32, F16 or BF16", name);
+        return;
+    }
     int ok = st->n_dims == n_dims;
     for (int d = 0; ok && d < n_dims; d++) ok = st->shape[d] == want[d];
     if (!ok) {
@@ -62,6 +84,7 @@ static void bind(binder *b, molmo_tensor *t, int optional, const char *pattern, 
     for (int d = 0; d < n_dims; d++) t->shape[d] = want[d];
     t->name = st->name;
     b->used[st - b->st->tensors] = 1;
+    if (n_dims == 1) remember_small(b, t);
 }
 
 #define V1(a) 1, (int64_t)(a)
@@ -179,6 +202,53 @@ static void bind_all(binder *b, molmo_weights *w, const molmo_config *c) {
     bind_vision(b, w, c);
 }
 
+static float small_value(const molmo_tensor *t, size_t i) {
+    const unsigned char *p = t->data;
+    uint16_t h;
+    float f;
+    switch (t->dtype) {
+    case MOLMO_DTYPE_F32: memcpy(&f, p + 4 * i, 4); return f;
+    case MOLMO_DTYPE_BF16: memcpy(&h, p + 2 * i, 2); return molmo_bf16_to_f32(h);
+    default: memcpy(&h, p + 2 * i, 2); return molmo_f16_to_f32(h);
+    }
+}
+
+static size_t n_elems(const molmo_tensor *t) {
+    size_t n = 1;
+    for (int d = 0; d < t->n_dims; d++) n *= (size_t)t->shape[d];
+    return n;
+}
+
+/* Norm weights, biases and the small embedding tables are read as f32 arrays by the model
+ * code. Where a checkpoint stores them as bf16/f16 (or a file misaligns them), they get an
+ * exact f32 copy here, once at load: a few MB at most, while the large matrices stay in their
+ * stored dtype. */
+static molmo_status small_to_f32(binder *b, molmo_weights *w) {
+    remember_small(b, &w->class_emb);
+    remember_small(b, &w->pos_emb);
+    remember_small(b, &w->pad_embed);
+    if (b->status != MOLMO_OK) return b->status;
+    size_t total = 0;
+    for (int i = 0; i < b->n_small; i++) {
+        molmo_tensor *t = b->small[i];
+        if (t->data && (t->dtype != MOLMO_DTYPE_F32 || (uintptr_t)t->data % 4)) total += n_elems(t);
+    }
+    if (total == 0) return MOLMO_OK;
+    w->f32_store = molmo_calloc(total, sizeof(float));
+    if (!w->f32_store) return molmo_err(b->err, MOLMO_ERR_NOMEM, "out of memory");
+    float *dst = w->f32_store;
+    for (int i = 0; i < b->n_small; i++) {
+        molmo_tensor *t = b->small[i];
+        if (!t->data || (t->dtype == MOLMO_DTYPE_F32 && (uintptr_t)t->data % 4 == 0)) continue;
+        size_t n = n_elems(t);
+        for (size_t k = 0; k < n; k++) dst[k] = small_value(t, k);
+        t->data = dst;
+        t->dtype = MOLMO_DTYPE_F32;
+        dst += n;
+    }
+    return MOLMO_OK;
+}
+
 molmo_status molmo_weights_bind(molmo_weights *w, const molmo_config *c,
                                 const molmo_safetensors *st, molmo_error *err) {
     memset(w, 0, sizeof *w);
@@ -188,7 +258,9 @@ molmo_status molmo_weights_bind(molmo_weights *w, const molmo_config *c,
     b.status = alloc_layers(w, c, err);
     if (b.status == MOLMO_OK) bind_all(&b, w, c);
     if (b.status == MOLMO_OK) count_params(w, st, b.used);
+    if (b.status == MOLMO_OK) b.status = small_to_f32(&b, w);
     molmo_free(b.used);
+    molmo_free(b.small);
     if (b.status != MOLMO_OK) molmo_weights_free(w, c);
     return b.status;
 }
@@ -200,6 +272,7 @@ molmo_status molmo_weights_enumerate(const molmo_config *c, molmo_weights_visit_
     binder b = {.visit = visit, .visit_user = user, .err = err, .status = MOLMO_OK};
     b.status = alloc_layers(&w, c, err);
     if (b.status == MOLMO_OK) bind_all(&b, &w, c);
+    molmo_free(b.small);
     molmo_weights_free(&w, c);
     return b.status;
 }
@@ -209,5 +282,6 @@ void molmo_weights_free(molmo_weights *w, const molmo_config *c) {
         for (int i = 0; i < c->n_layers; i++) molmo_free(w->layers[i].experts);
     molmo_free(w->layers);
     molmo_free(w->vit);
+    molmo_free(w->f32_store);
     memset(w, 0, sizeof *w);
 }

@@ -12,7 +12,9 @@
 #include "io/safetensors.h"
 #include "model/config.h"
 
-/* A read-only view of one stored tensor; data == NULL for an absent optional tensor. */
+/* A read-only view of one stored tensor; data == NULL for an absent optional tensor.
+ * Vectors (norm weights, biases) and the small embedding tables (class, positional, pad) are
+ * always F32 after binding (converted once at load when stored otherwise). */
 typedef struct molmo_tensor {
     const void *data;
     molmo_dtype dtype;
@@ -73,6 +75,7 @@ typedef struct molmo_weights {
     /* parameter counts (elements) by part */
     uint64_t n_params_vision, n_params_connector, n_params_llm;
     int n_unused;               /* tensors in the files that no role uses */
+    float *f32_store;           /* owned f32 copies of small tensors stored as bf16/f16 */
 } molmo_weights;
 
 /* Binds every tensor the configuration needs, checking presence and exact shape. Errors name

@@ -188,6 +188,12 @@ static void test_offsets_dtypes_shapes(void **state) {
     write_mutated(d, h);
     expect_load(d, MOLMO_ERR_UNSUPPORTED, T_ATT, "dtype I64");
 
+    make_case("dtype-i32-weight", d, sizeof d);
+    h = fixture_header();
+    set_entry(h, T_ATT, "dtype", json_string("I32"));
+    write_mutated(d, h);
+    expect_load(d, MOLMO_ERR_UNSUPPORTED, T_ATT, "dtype I32");
+
     make_case("dtype-unknown", d, sizeof d);
     h = fixture_header();
     set_entry(h, T_ATT, "dtype", json_string("Q7"));

@@ -1,0 +1,67 @@
+/* context.c — molmo_context: the pool and workspaces one conversation runs on. */
+#include "model/context.h"
+
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/error.h"
+
+molmo_context_params molmo_context_default_params(void) {
+    molmo_context_params p;
+    memset(&p, 0, sizeof p);
+    return p;
+}
+
+molmo_crop_geometry molmo_model_crop_geometry(const molmo_model *m) {
+    molmo_crop_geometry g = {0, 0, 0, 0};
+    if (!m) return g;
+    const molmo_config *c = &m->cfg;
+    int grid = c->image_size / c->patch_size;
+    g.n_patches = grid * grid;
+    g.patch_dim = c->patch_size * c->patch_size * 3;
+    g.n_pooled = (grid / c->pool_h) * (grid / c->pool_w);
+    g.d_model = c->d_model;
+    return g;
+}
+
+molmo_status molmo_context_create(const molmo_model *model, const molmo_context_params *params,
+                                  molmo_context **out, molmo_error *err) {
+    if (!out) return molmo_err(err, MOLMO_ERR_INVALID_ARG, "molmo_context_create: out is NULL");
+    *out = NULL;
+    if (!model) return molmo_err(err, MOLMO_ERR_INVALID_ARG, "molmo_context_create: no model");
+    molmo_context *c = molmo_calloc(1, sizeof *c);
+    if (!c) return molmo_err(err, MOLMO_ERR_NOMEM, "out of memory");
+    c->model = model;
+    c->params = params ? *params : molmo_context_default_params();
+    molmo_status s = molmo_pool_create(c->params.n_threads, &c->pool, err);
+    if (s == MOLMO_OK) s = molmo_vision_create(model, &c->vision, err);
+    if (s != MOLMO_OK) {
+        molmo_context_free(c);
+        return s;
+    }
+    *out = c;
+    return MOLMO_OK;
+}
+
+void molmo_context_free(molmo_context *c) {
+    if (!c) return;
+    molmo_vision_free(c->vision);
+    molmo_pool_free(c->pool);
+    molmo_free(c);
+}
+
+molmo_status molmo_encode_crops(molmo_context *c, const float *images, const float *masks,
+                                int n_crops, float *features_out, molmo_error *err) {
+    if (!c || !images || !masks || !features_out || n_crops < 1)
+        return molmo_err(err, MOLMO_ERR_INVALID_ARG, "molmo_encode_crops: bad arguments");
+    molmo_crop_geometry g = molmo_model_crop_geometry(c->model);
+    for (int k = 0; k < n_crops; k++) {
+        molmo_vision_encode_crop(c->vision, c->pool,
+                                 images + (size_t)k * g.n_patches * g.patch_dim,
+                                 masks + (size_t)k * g.n_patches, k,
+                                 features_out + (size_t)k * g.n_pooled * g.d_model, NULL,
+                                 c->params.trace, c->params.trace_user);
+        c->n_vision_crops++;
+    }
+    return MOLMO_OK;
+}

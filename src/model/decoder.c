@@ -1,0 +1,254 @@
+/* decoder.c — one decoder block implementation for every Molmo LLM (fact sheet §2.2), reading
+ * top to bottom; it branches only where the config says the architectures differ:
+ *   pre-norm (MolmoE, 7B-D, 72B) or norm-after (7B-O), fused QKV with optional bias, QK-norm
+ *   over the whole projection before RoPE, GQA, half-split RoPE, dense SwiGLU
+ *   (silu(second half) * first half of ff_proj) or MoE (moe.c).
+ * Mirrors HF modeling_molmo.py MolmoSequentialBlock / modeling_molmoe.py. */
+#define _DEFAULT_SOURCE
+#include "model/decoder.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "base/alloc.h"
+#include "base/error.h"
+#include "kernels/ops.h"
+#include "model/moe.h"
+
+struct molmo_decoder {
+    const molmo_model *m;
+    int n_ctx, n_batch, n_past;
+    int d, kvd, qkvd, ff;      /* widths: model, kv (n_kv*hd), fused qkv, fused ff_proj */
+    float *kv;                 /* [n_layers][2][n_ctx][kvd], anonymous mapping */
+    size_t kv_bytes;
+    float *rope_cos, *rope_sin; /* [n_ctx, hd/2] */
+    int *pos;                  /* [n_batch] */
+    float *x, *h, *qkv, *att, *ffb; /* workspace for n_batch tokens */
+    float *scratch;
+    float *block;
+    molmo_moe *moe;
+};
+
+static const float *f32(const molmo_tensor *t) { return t->data; }
+
+static float *kv_at(const molmo_decoder *d, int layer, int which) {
+    return d->kv + ((size_t)layer * 2 + (size_t)which) * (size_t)d->n_ctx * (size_t)d->kvd;
+}
+
+static molmo_status alloc_workspace(molmo_decoder *d, molmo_error *err) {
+    const molmo_config *c = &d->m->cfg;
+    size_t B = (size_t)d->n_batch;
+    size_t ffw = c->n_experts ? 0 : (size_t)d->ff;
+    size_t sizes[] = {B * d->d, B * d->d, B * d->qkvd, B * d->d, B * ffw,
+                      molmo_op_attention_scratch(d->n_ctx, 64)};
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += (sizes[i] + 15) & ~15u;
+    d->block = molmo_calloc(total, sizeof(float));
+    d->pos = molmo_calloc(B, sizeof(int));
+    if (!d->block || !d->pos)
+        return molmo_err(err, MOLMO_ERR_NOMEM, "decoder workspace: cannot allocate %zu MiB",
+                         total * 4 >> 20);
+    float **slots[] = {&d->x, &d->h, &d->qkv, &d->att, &d->ffb, &d->scratch};
+    float *p = d->block;
+    for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++) {
+        *slots[i] = p;
+        p += (sizes[i] + 15) & ~15u;
+    }
+    return MOLMO_OK;
+}
+
+molmo_status molmo_decoder_create(const molmo_model *m, int n_ctx, int n_batch,
+                                  molmo_decoder **out, molmo_error *err) {
+    const molmo_config *c = &m->cfg;
+    *out = NULL;
+    molmo_decoder *d = molmo_calloc(1, sizeof *d);
+    if (!d) return molmo_err(err, MOLMO_ERR_NOMEM, "out of memory");
+    d->m = m;
+    d->n_ctx = n_ctx > 0 ? n_ctx : c->max_position_embeddings;
+    d->n_batch = n_batch > 0 ? n_batch : 512;
+    if (d->n_batch > d->n_ctx) d->n_batch = d->n_ctx;
+    d->d = c->d_model;
+    d->kvd = c->n_kv_heads * c->head_dim;
+    d->qkvd = d->d + 2 * d->kvd;
+    d->ff = 2 * c->d_ff;
+    molmo_status s = MOLMO_OK;
+    if (d->n_ctx > c->max_position_embeddings)
+        s = molmo_err(err, MOLMO_ERR_INVALID_ARG, "context of %d tokens exceeds the model's %d "
+                      "positions", d->n_ctx, c->max_position_embeddings);
+    /* The KV cache is mapped, not calloc'd: untouched positions cost no memory. */
+    d->kv_bytes = (size_t)c->n_layers * 2 * (size_t)d->n_ctx * (size_t)d->kvd * sizeof(float);
+    if (s == MOLMO_OK) {
+        void *p = mmap(NULL, d->kv_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS |
+                       MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED)
+            s = molmo_err(err, MOLMO_ERR_NOMEM, "KV cache of %zu MiB cannot be mapped",
+                          d->kv_bytes >> 20);
+        else
+            d->kv = p;
+    }
+    if (s == MOLMO_OK)
+        s = molmo_rope_table(&d->rope_cos, &d->rope_sin, d->n_ctx, c->head_dim, c->rope_theta,
+                             err);
+    if (s == MOLMO_OK) s = alloc_workspace(d, err);
+    if (s == MOLMO_OK && c->n_experts) s = molmo_moe_create(m, d->n_batch, &d->moe, err);
+    if (s != MOLMO_OK) {
+        molmo_decoder_free(d);
+        return s;
+    }
+    *out = d;
+    return MOLMO_OK;
+}
+
+void molmo_decoder_free(molmo_decoder *d) {
+    if (!d) return;
+    if (d->kv) munmap(d->kv, d->kv_bytes);
+    molmo_moe_free(d->moe);
+    molmo_free(d->rope_cos);
+    molmo_free(d->rope_sin);
+    molmo_free(d->block);
+    molmo_free(d->pos);
+    molmo_free(d);
+}
+
+int molmo_decoder_n_ctx(const molmo_decoder *d) { return d->n_ctx; }
+int molmo_decoder_n_past(const molmo_decoder *d) { return d->n_past; }
+
+void molmo_decoder_truncate(molmo_decoder *d, int n_keep) {
+    if (n_keep >= 0 && n_keep <= d->n_past) d->n_past = n_keep;
+}
+
+molmo_status molmo_decoder_embed(const molmo_model *m, const int *ids, int n, float *out,
+                                 molmo_error *err) {
+    const molmo_config *c = &m->cfg;
+    const molmo_weights *w = &m->w;
+    for (int i = 0; i < n; i++) {
+        int id = ids[i];
+        float *row = out + (size_t)i * c->d_model;
+        if (id >= 0 && id < c->embedding_size)
+            molmo_op_gather_rows(row, w->wte.data, w->wte.dtype, c->d_model, &id, 1);
+        else if (id >= c->embedding_size && id < c->embedding_size + c->n_new_embeddings) {
+            int r = id - c->embedding_size;
+            molmo_op_gather_rows(row, w->wte_new.data, w->wte_new.dtype, c->d_model, &r, 1);
+        } else
+            return molmo_err(err, MOLMO_ERR_INVALID_ARG, "token id %d at position %d is outside "
+                             "the %d embedding rows", id, i,
+                             c->embedding_size + c->n_new_embeddings);
+    }
+    return MOLMO_OK;
+}
+
+static void trace_row(molmo_trace_fn fn, void *user, const float *data, int64_t rows,
+                      int64_t cols, const char *fmt, int i) {
+    if (!fn) return;
+    char name[64];
+    snprintf(name, sizeof name, fmt, i);
+    int64_t shape[2] = {rows, cols};
+    fn(user, name, data, 2, shape);
+}
+
+/* Attention sub-layer for n tokens at positions d->pos: returns its output in d->h. */
+static void attention(molmo_decoder *d, molmo_pool *pool, const molmo_llm_layer *L, int layer,
+                      int n) {
+    const molmo_config *c = &d->m->cfg;
+    int D = d->d, K = d->kvd, Q = d->qkvd, hd = c->head_dim;
+    const float *in = d->x;
+    if (!c->norm_after) {
+        molmo_op_rmsnorm(pool, d->h, d->x, f32(&L->attn_norm), n, D, c->norm_eps);
+        in = d->h;
+    }
+    molmo_op_matmul(pool, d->qkv, Q, in, D, L->att_proj.data, L->att_proj.dtype,
+                    c->qkv_bias ? f32(&L->att_proj_bias) : NULL, n, Q, D);
+    float *q = d->qkv, *k = d->qkv + D, *v = d->qkv + D + K;
+    if (c->qk_norm) { /* over the whole projection, not per head (fact sheet §2.2 step 3) */
+        for (int t = 0; t < n; t++) {
+            molmo_op_rmsnorm(NULL, q + (size_t)t * Q, q + (size_t)t * Q, f32(&L->q_norm), 1, D,
+                             c->norm_eps);
+            molmo_op_rmsnorm(NULL, k + (size_t)t * Q, k + (size_t)t * Q, f32(&L->k_norm), 1, K,
+                             c->norm_eps);
+        }
+    }
+    molmo_op_rope(q, Q, n, c->n_heads, hd, d->pos, d->rope_cos, d->rope_sin);
+    molmo_op_rope(k, Q, n, c->n_kv_heads, hd, d->pos, d->rope_cos, d->rope_sin);
+    float *kc = kv_at(d, layer, 0), *vc = kv_at(d, layer, 1);
+    for (int t = 0; t < n; t++) {
+        memcpy(kc + (size_t)d->pos[t] * K, k + (size_t)t * Q, (size_t)K * sizeof(float));
+        memcpy(vc + (size_t)d->pos[t] * K, v + (size_t)t * Q, (size_t)K * sizeof(float));
+    }
+    molmo_op_attention(pool, d->att, D, q, Q, kc, K, vc, K, n, d->pos[0] + n, c->n_heads,
+                       c->n_kv_heads, hd, 1.0f / sqrtf((float)hd), 1, d->pos[0], d->scratch);
+    molmo_op_matmul(pool, d->h, D, d->att, D, L->attn_out.data, L->attn_out.dtype, NULL, n, D, D);
+    if (c->norm_after) molmo_op_rmsnorm(pool, d->h, d->h, f32(&L->attn_norm), n, D, c->norm_eps);
+}
+
+/* Feed-forward sub-layer (dense SwiGLU or MoE): returns its output in d->h. */
+static void feed_forward(molmo_decoder *d, molmo_pool *pool, const molmo_llm_layer *L, int layer,
+                         int n, molmo_trace_fn trace, void *tu) {
+    const molmo_config *c = &d->m->cfg;
+    int D = d->d, F = c->d_ff;
+    const float *in = d->x;
+    if (!c->norm_after) {
+        molmo_op_rmsnorm(pool, d->h, d->x, f32(&L->ff_norm), n, D, c->norm_eps);
+        in = d->h;
+    }
+    if (c->n_experts) {
+        molmo_moe_forward(d->moe, pool, L, in, n, d->att, layer, trace, tu);
+        memcpy(d->h, d->att, (size_t)n * D * sizeof(float));
+    } else {
+        molmo_op_matmul(pool, d->ffb, 2 * F, in, D, L->ff_proj.data, L->ff_proj.dtype, NULL, n,
+                        2 * F, D);
+        for (int t = 0; t < n; t++) { /* rows: [up | gate] -> silu(gate) * up, in place */
+            float *u = d->ffb + (size_t)t * 2 * F;
+            molmo_op_silu_mul(u, u + F, u, (size_t)F);
+        }
+        molmo_op_matmul(pool, d->h, D, d->ffb, 2 * F, L->ff_out.data, L->ff_out.dtype, NULL, n,
+                        D, F);
+    }
+    if (c->norm_after) molmo_op_rmsnorm(pool, d->h, d->h, f32(&L->ff_norm), n, D, c->norm_eps);
+}
+
+/* One chunk of at most n_batch tokens. */
+static void forward_chunk(molmo_decoder *d, molmo_pool *pool, const float *embeds, int n,
+                          molmo_trace_fn trace, void *tu) {
+    const molmo_config *c = &d->m->cfg;
+    int D = d->d;
+    memcpy(d->x, embeds, (size_t)n * D * sizeof(float));
+    for (int t = 0; t < n; t++) d->pos[t] = d->n_past + t;
+    for (int i = 0; i < c->n_layers; i++) {
+        const molmo_llm_layer *L = &d->m->w.layers[i];
+        attention(d, pool, L, i, n);
+        molmo_op_add(d->x, d->h, (size_t)n * D);
+        feed_forward(d, pool, L, i, n, trace, tu);
+        molmo_op_add(d->x, d->h, (size_t)n * D);
+        trace_row(trace, tu, d->x + (size_t)(n - 1) * D, 1, D, "llm.block%d.last", i);
+    }
+    d->n_past += n;
+}
+
+molmo_status molmo_decoder_forward(molmo_decoder *d, molmo_pool *pool, const float *embeds, int n,
+                                   float *logits, molmo_trace_fn trace, void *tu,
+                                   molmo_error *err) {
+    if (n <= 0) return molmo_err(err, MOLMO_ERR_INVALID_ARG, "decoder: no tokens");
+    if (n > d->n_ctx - d->n_past)
+        return molmo_err(err, MOLMO_ERR_TOO_LARGE, "%d tokens do not fit the context: %d of %d "
+                         "positions are used", n, d->n_past, d->n_ctx);
+    const molmo_config *c = &d->m->cfg;
+    int D = d->d;
+    for (int done = 0; done < n;) {
+        int chunk = n - done < d->n_batch ? n - done : d->n_batch;
+        forward_chunk(d, pool, embeds + (size_t)done * D, chunk, trace, tu);
+        done += chunk;
+    }
+    /* final norm and head on the last position only */
+    int last = (n - 1) % d->n_batch;
+    float *hid = d->h;
+    molmo_op_rmsnorm(NULL, hid, d->x + (size_t)last * D, f32(&d->m->w.ln_f), 1, D, c->norm_eps);
+    trace_row(trace, tu, hid, 1, D, "llm.hidden", 0); /* the format ignores the index */
+    if (logits) {
+        molmo_op_matmul(pool, logits, c->embedding_size, hid, D, d->m->w.lm_head.data,
+                        d->m->w.lm_head.dtype, NULL, 1, c->embedding_size, D);
+        trace_row(trace, tu, logits, 1, c->embedding_size, "llm.logits", 0);
+    }
+    return MOLMO_OK;
+}

@@ -1,0 +1,217 @@
+/* test_llm_parity.c — the language model against the official goldens, for every golden case of
+ * the four fixture models (bf16, text-only and multi-turn included), from the golden prompt ids
+ * and the golden image features (the vision side has its own parity test):
+ *   inputs_embeds, block_outputs_last, prefill_hidden, prefill_logits within 1e-4 absolute
+ *   (plus 1e-3 relative on the 12-crop cases), greedy generated_ids identical, per-step top-5 ids
+ *   identical and their log-probs within 1e-4, MoE top-k expert ids identical and weights within
+ *   1e-5. Fixtures README §4: an independent fp32 engine lands within 1.1e-5 on the logits. */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/threadpool.h"
+#include "model/decoder.h"
+#include "testutil.h"
+
+typedef struct capture {
+    int n_layers, d, k, L;
+    float *blocks;     /* [n_layers, d] */
+    float *hidden;     /* [d] */
+    float *topk_ids, *topk_w; /* [n_layers, L, k] */
+} capture;
+
+static void on_trace(void *user, const char *name, const float *data, int n_dims,
+                     const int64_t *shape) {
+    capture *c = user;
+    int i;
+    char tail[32];
+    if (!strcmp(name, "llm.hidden")) {
+        memcpy(c->hidden, data, (size_t)c->d * sizeof(float));
+    } else if (sscanf(name, "llm.block%d.%31s", &i, tail) == 2 && i < c->n_layers) {
+        if (!strcmp(tail, "last")) memcpy(c->blocks + (size_t)i * c->d, data, c->d * 4);
+        if (c->topk_ids && shape[0] == c->L && !strcmp(tail, "topk_ids"))
+            memcpy(c->topk_ids + (size_t)i * c->L * c->k, data, (size_t)c->L * c->k * 4);
+        if (c->topk_w && shape[0] == c->L && !strcmp(tail, "topk_weights"))
+            memcpy(c->topk_w + (size_t)i * c->L * c->k, data, (size_t)c->L * c->k * 4);
+    }
+}
+
+/* log-softmax in double: the golden log-probs are over all embedding_size logits. */
+static void log_softmax(const float *x, int n, double *out) {
+    double mx = -INFINITY, s = 0;
+    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    for (int i = 0; i < n; i++) s += exp((double)x[i] - mx);
+    for (int i = 0; i < n; i++) out[i] = (double)x[i] - mx - log(s);
+}
+
+static void check_step(const float *logits, int E, json_t *step, int i, const char *label) {
+    double *lp = malloc((size_t)E * sizeof(double));
+    log_softmax(logits, E, lp);
+    json_t *top5 = json_object_get(step, "top5");
+    int prev = -1;
+    for (int r = 0; r < 5; r++) {
+        int want_id = (int)json_integer_value(json_array_get(json_array_get(top5, r), 0));
+        double want_lp = json_real_value(json_array_get(json_array_get(top5, r), 1));
+        /* our r-th best id */
+        int best = -1;
+        for (int e = 0; e < E; e++)
+            if ((prev < 0 || lp[e] < lp[prev] || (lp[e] == lp[prev] && e > prev)) &&
+                (best < 0 || lp[e] > lp[best]))
+                best = e;
+        if (best != want_id || fabs(lp[best] - want_lp) > 1e-4)
+            fail_msg("%s step %d rank %d: got id %d lp %.6f, want id %d lp %.6f", label, i, r,
+                     best, lp[best], want_id, want_lp);
+        prev = best;
+    }
+    free(lp);
+}
+
+static void run_case(const char *model, const char *case_name, int n_batch) {
+    char p[1024], rel[256], label[256];
+    snprintf(rel, sizeof rel, "models/%s", model);
+    snprintf(label, sizeof label, "%s/%s", model, case_name);
+    molmo_error err = {0};
+    molmo_model *m = NULL;
+    assert_int_equal(molmo_model_load(tu_data_path(p, sizeof p, rel), NULL, &m, &err), MOLMO_OK);
+    const molmo_config *cfg = &m->cfg;
+    json_t *j = tu_golden_json(model, case_name);
+    molmo_safetensors g;
+    tu_golden_open(&g, model, case_name);
+    int twelve = strstr(case_name, "12crops") != NULL;
+    double rtol = twelve ? 1e-3 : 0;
+
+    /* prompt embeddings: token rows + image features added at image_input_idx */
+    const molmo_st_tensor *ids_t = tu_golden_tensor(&g, "input_ids");
+    int L = (int)ids_t->shape[0], D = cfg->d_model, E = cfg->embedding_size;
+    const int *ids = ids_t->data;
+    float *x = calloc((size_t)L * D, sizeof(float));
+    assert_int_equal(molmo_decoder_embed(m, ids, L, x, &err), MOLMO_OK);
+    const molmo_st_tensor *idx = molmo_st_find(&g, "image_input_idx");
+    if (idx) {
+        const molmo_st_tensor *f = tu_golden_tensor(&g, "image_features");
+        const int *ii = idx->data;
+        const float *fe = f->data;
+        for (int64_t r = 0; r < idx->shape[0] * idx->shape[1]; r++)
+            if (ii[r] >= 0)
+                for (int e = 0; e < D; e++) x[(size_t)ii[r] * D + e] += fe[r * D + e];
+    }
+    snprintf(rel, sizeof rel, "%s inputs_embeds", label);
+    tu_assert_close(x, tu_golden_tensor(&g, "inputs_embeds")->data, (size_t)L * D, 1e-4, rtol, rel);
+
+    capture cap = {.n_layers = cfg->n_layers, .d = D, .k = cfg->top_k, .L = L};
+    cap.blocks = calloc((size_t)cfg->n_layers * D, sizeof(float));
+    cap.hidden = calloc((size_t)D, sizeof(float));
+    const molmo_st_tensor *gt_ids = molmo_st_find(&g, "moe_topk_ids");
+    if (gt_ids && n_batch >= L) {
+        cap.topk_ids = calloc((size_t)cfg->n_layers * L * cfg->top_k, sizeof(float));
+        cap.topk_w = calloc((size_t)cfg->n_layers * L * cfg->top_k, sizeof(float));
+    }
+    molmo_pool *pool = NULL;
+    assert_int_equal(molmo_pool_create(2, &pool, &err), MOLMO_OK);
+    molmo_decoder *dec = NULL;
+    if (molmo_decoder_create(m, 0, n_batch, &dec, &err) != MOLMO_OK) fail_msg("%s", err.msg);
+    float *logits = calloc((size_t)E, sizeof(float));
+    assert_int_equal(molmo_decoder_forward(dec, pool, x, L, logits, on_trace, &cap, &err),
+                     MOLMO_OK);
+
+    snprintf(rel, sizeof rel, "%s block_outputs_last", label);
+    tu_assert_close(cap.blocks, tu_golden_tensor(&g, "block_outputs_last")->data,
+                    (size_t)cfg->n_layers * D, 1e-4, rtol, rel);
+    snprintf(rel, sizeof rel, "%s prefill_hidden", label);
+    tu_assert_close(cap.hidden, tu_golden_tensor(&g, "prefill_hidden")->data, (size_t)D, 1e-4,
+                    rtol, rel);
+    snprintf(rel, sizeof rel, "%s prefill_logits", label);
+    tu_assert_close(logits, tu_golden_tensor(&g, "prefill_logits")->data, (size_t)E, 1e-4, rtol,
+                    rel);
+    if (cap.topk_ids) {
+        size_t nk = (size_t)cfg->n_layers * L * cfg->top_k;
+        const int *want = gt_ids->data;
+        for (size_t i = 0; i < nk; i++)
+            if ((int)cap.topk_ids[i] != want[i])
+                fail_msg("%s moe_topk_ids[%zu]: got %d want %d", label, i, (int)cap.topk_ids[i],
+                         want[i]);
+        snprintf(rel, sizeof rel, "%s moe_topk_weights", label);
+        tu_assert_close(cap.topk_w, tu_golden_tensor(&g, "moe_topk_weights")->data, nk, 1e-5, 0,
+                        rel);
+    }
+
+    /* greedy generation, step by step */
+    json_t *gen = json_object_get(j, "generated_ids"), *steps = json_object_get(j, "steps");
+    for (size_t i = 0; i < json_array_size(gen); i++) {
+        check_step(logits, E, json_array_get(steps, i), (int)i, label);
+        int tok = (int)json_integer_value(json_array_get(gen, i));
+        int best = 0;
+        for (int e = 1; e < E; e++) best = logits[e] > logits[best] ? e : best;
+        if (best != tok) fail_msg("%s generated[%zu]: got %d want %d", label, i, best, tok);
+        if (i + 1 == json_array_size(gen)) break;
+        assert_int_equal(molmo_decoder_embed(m, &tok, 1, x, &err), MOLMO_OK);
+        assert_int_equal(molmo_decoder_forward(dec, pool, x, 1, logits, NULL, NULL, &err),
+                         MOLMO_OK);
+    }
+    print_message("%s: %d prompt tokens, %zu generated tokens match\n", label, L,
+                  json_array_size(gen));
+    molmo_decoder_free(dec);
+    molmo_pool_free(pool);
+    free(logits);
+    free(cap.blocks);
+    free(cap.hidden);
+    free(cap.topk_ids);
+    free(cap.topk_w);
+    free(x);
+    json_decref(j);
+    molmo_st_close(&g);
+    molmo_model_free(m);
+}
+
+static const char *const cases[][2] = {
+    {"qwen2", "tiny_50x30"},           {"qwen2", "astronaut_2x2"},
+    {"qwen2", "wide_1920x1080_12crops"}, {"qwen2", "multiturn_tiny"},
+    {"olmo", "gray_120x200"},          {"olmo", "chelsea_1x2"},
+    {"olmo", "hubble_12crops"},        {"olmo", "text_only"},
+    {"olmoe", "rgba_160x100"},         {"olmoe", "tall_200x900_4x1"},
+    {"olmoe", "tall_500x1500_12crops"}, {"olmoe", "multiturn_text_only"},
+    {"qwen2-bf16", "tiny_50x30"},      {"qwen2-bf16", "multiturn_text_only"},
+};
+
+static void test_all_cases(void **state) {
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        run_case(cases[i][0], cases[i][1], 2048);
+}
+
+/* A prompt longer than the batch runs in chunks; the result must still match the goldens. */
+static void test_chunked_prefill(void **state) {
+    run_case("qwen2", "astronaut_2x2", 100);
+    run_case("olmoe", "tall_200x900_4x1", 64);
+}
+
+static void test_context_full(void **state) {
+    char p[1024];
+    molmo_error err = {0};
+    molmo_model *m = NULL;
+    assert_int_equal(molmo_model_load(tu_data_path(p, sizeof p, "models/olmo"), NULL, &m, &err),
+                     MOLMO_OK);
+    molmo_decoder *dec = NULL;
+    assert_int_equal(molmo_decoder_create(m, 8, 4, &dec, &err), MOLMO_OK);
+    float x[10 * 64] = {0};
+    assert_int_equal(molmo_decoder_forward(dec, NULL, x, 6, NULL, NULL, NULL, &err), MOLMO_OK);
+    assert_int_equal(molmo_decoder_forward(dec, NULL, x, 3, NULL, NULL, NULL, &err),
+                     MOLMO_ERR_TOO_LARGE);
+    assert_non_null(strstr(err.msg, "context"));
+    assert_int_equal(molmo_decoder_n_past(dec), 6);
+    int bad = 5000;
+    assert_int_equal(molmo_decoder_embed(m, &bad, 1, x, &err), MOLMO_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.msg, "5000"));
+    molmo_decoder_free(dec);
+    molmo_model_free(m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_all_cases),
+        cmocka_unit_test(test_chunked_prefill),
+        cmocka_unit_test(test_context_full),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
