@@ -145,7 +145,6 @@ MOLMO_API const char *molmo_dtype_name(molmo_dtype dtype);
 typedef struct molmo_model_params {
     molmo_log_fn log;          /* optional; NULL = silent                                  */
     void *log_user;
-    int check_only;            /* 1: validate files and shapes but keep no weights mapped  */
 } molmo_model_params;
 
 MOLMO_API molmo_model_params molmo_model_default_params(void);
@@ -203,6 +202,113 @@ MOLMO_API const char *molmo_model_file(const molmo_model *model, int i);
 MOLMO_API const char *molmo_family_name(molmo_family family);
 
 /* --- section: tokenizer (issue 3) --- */
+
+/*
+ * Hugging Face tokenizer.json byte-level BPE (the Qwen2, dolma2/cl100k and GPT-NeoX tokenizers
+ * of the Molmo checkpoints), exact to the reference Rust `tokenizers` library: added tokens,
+ * NFC, Split/ByteLevel pre-tokenizers, BPE, ByteLevel decoder, clean_up_tokenization_spaces.
+ * Text is encoded the way Molmo does it: add_special_tokens=False (no post-processor tokens).
+ *
+ * A loaded tokenizer is immutable: any number of threads may encode/decode with it at once.
+ * A molmo_detokenizer (streaming decode) is for one thread at a time.
+ *
+ * Invalid UTF-8 in text to encode: each maximal invalid subsequence is replaced by U+FFFD
+ * before tokenizing (what Python's bytes.decode("utf-8", "replace") gives the reference).
+ * Unsupported tokenizer.json features (other model types, normalizers, pre-tokenizers,
+ * decoders, lstrip/rstrip/single_word added tokens) are refused with MOLMO_ERR_UNSUPPORTED.
+ */
+typedef struct molmo_tokenizer molmo_tokenizer;
+
+/* Loads a tokenizer. `path` is a model directory or Hugging Face repo id (see
+ * molmo_resolve_model_path), a directory holding tokenizer.json, or a tokenizer.json file.
+ * tokenizer_config.json beside it, when present, supplies eos/bos/pad tokens and
+ * clean_up_tokenization_spaces. *out owns the tokenizer (molmo_tokenizer_free). */
+MOLMO_API molmo_status molmo_tokenizer_load(const char *path, molmo_tokenizer **out,
+                                            molmo_error *err);
+/* The same from memory; config_json may be NULL. Neither buffer is kept. */
+MOLMO_API molmo_status molmo_tokenizer_load_from_memory(const char *tokenizer_json,
+                                                        size_t json_len, const char *config_json,
+                                                        size_t config_len, molmo_tokenizer **out,
+                                                        molmo_error *err);
+MOLMO_API void molmo_tokenizer_free(molmo_tokenizer *tok);
+
+typedef struct molmo_tokenizer_info {
+    int32_t n_vocab;      /* highest token id + 1 (BPE vocabulary and added tokens)          */
+    int32_t n_added;      /* entries of "added_tokens"                                      */
+    int32_t n_merges;     /* distinct BPE merges                                            */
+    int32_t eos_id;       /* tokenizer_config.json "eos_token", -1 when absent (Molmo uses it */
+    int32_t bos_id;       /*   as BOS as well); "bos_token", "pad_token": -1 when absent      */
+    int32_t pad_id;
+    int clean_up_spaces;  /* "clean_up_tokenization_spaces" (false when absent)              */
+    const char *path;     /* the tokenizer.json read ("" when loaded from memory)            */
+} molmo_tokenizer_info;
+
+MOLMO_API molmo_status molmo_tokenizer_get_info(const molmo_tokenizer *tok,
+                                                molmo_tokenizer_info *out);
+
+/* Id of a token string: added tokens (e.g. "<im_patch>", "<|endoftext|>") first, then the BPE
+ * vocabulary (byte-level spelling, e.g. "Ġthe"). -1 when there is none. */
+MOLMO_API int32_t molmo_tokenizer_token_to_id(const molmo_tokenizer *tok, const char *token,
+                                              size_t len);
+/* The token string of an id (byte-level spelling for BPE tokens, the literal text for added
+ * tokens) and its length in *len; NULL for ids without one. Valid until molmo_tokenizer_free. */
+MOLMO_API const char *molmo_tokenizer_id_to_token(const molmo_tokenizer *tok, int32_t id,
+                                                  size_t *len);
+/* 1 when decoding with MOLMO_DECODE_SKIP_SPECIAL drops this id. */
+MOLMO_API int molmo_tokenizer_is_special(const molmo_tokenizer *tok, int32_t id);
+
+/* Encodes text[0..len) (NULs allowed) into ids[0..cap). *n_ids receives the number of ids the
+ * text needs. ids = NULL with cap = 0 only counts (MOLMO_OK). When cap is too small the first
+ * cap ids are written and MOLMO_ERR_INVALID_ARG is returned. */
+MOLMO_API molmo_status molmo_tokenizer_encode(const molmo_tokenizer *tok, const char *text,
+                                              size_t len, int32_t *ids, size_t cap,
+                                              size_t *n_ids, molmo_error *err);
+
+/* Decode flags. Without CLEANUP/NO_CLEANUP, tokenizer_config.json decides
+ * (clean_up_tokenization_spaces), as transformers' tokenizer.decode does. */
+#define MOLMO_DECODE_SKIP_SPECIAL 1u /* drop special added tokens (skip_special_tokens=True) */
+#define MOLMO_DECODE_CLEANUP 2u      /* " ." -> "." etc. (clean_up_tokenization_spaces=True) */
+#define MOLMO_DECODE_NO_CLEANUP 4u
+
+/* Decodes ids into out[0..cap) as UTF-8 (invalid byte sequences become U+FFFD, as in the
+ * reference); ids without a token are skipped, as the reference does. *out_len receives the
+ * text length; the text is NUL-terminated when cap > *out_len (it may itself contain NULs).
+ * out = NULL with cap = 0 only measures (MOLMO_OK); a short buffer gives MOLMO_ERR_INVALID_ARG. */
+MOLMO_API molmo_status molmo_tokenizer_decode(const molmo_tokenizer *tok, const int32_t *ids,
+                                              size_t n_ids, unsigned flags, char *out,
+                                              size_t cap, size_t *out_len, molmo_error *err);
+
+/* Streaming decode for token-by-token output: each push returns the text that has become
+ * final, never a partial UTF-8 character; the concatenation of all pushes and the final flush
+ * equals molmo_tokenizer_decode of all ids with the same flags (cleanup included). */
+typedef struct molmo_detokenizer molmo_detokenizer;
+
+MOLMO_API molmo_status molmo_detokenizer_create(const molmo_tokenizer *tok, unsigned flags,
+                                                molmo_detokenizer **out, molmo_error *err);
+/* Adds one id. *text and *len receive the new final text (possibly empty), valid until the next
+ * call on this detokenizer. */
+MOLMO_API molmo_status molmo_detokenizer_push(molmo_detokenizer *d, int32_t id,
+                                              const char **text, size_t *len, molmo_error *err);
+/* Ends the stream: returns what was held back (an incomplete character becomes U+FFFD) and
+ * resets the detokenizer for a new stream. */
+MOLMO_API molmo_status molmo_detokenizer_flush(molmo_detokenizer *d, const char **text,
+                                               size_t *len, molmo_error *err);
+/* Forgets held-back text and starts a new stream. */
+MOLMO_API void molmo_detokenizer_reset(molmo_detokenizer *d);
+MOLMO_API void molmo_detokenizer_free(molmo_detokenizer *d);
+
+/* The text part of a Molmo prompt: messages alternate user, assistant, user, ... (n_messages >=
+ * 1); each is tokenized separately with a leading space, user messages as
+ * " User: {msg} Assistant:", and the EOS id follows every assistant message:
+ *   tok(" User: q1 Assistant:") tok(" a1") EOS tok(" User: q2 Assistant:")
+ * BOS (= EOS for Molmo) and image tokens are not included. lens may be NULL (NUL-terminated
+ * messages). Buffer protocol as in molmo_tokenizer_encode. Needs an eos_token when a message
+ * after the first is given. */
+MOLMO_API molmo_status molmo_tokenizer_encode_prompt(const molmo_tokenizer *tok,
+                                                     const char *const *messages,
+                                                     const size_t *lens, size_t n_messages,
+                                                     int32_t *ids, size_t cap, size_t *n_ids,
+                                                     molmo_error *err);
 
 /* --- section: images (issue 4) --- */
 
@@ -316,6 +422,9 @@ typedef struct molmo_context molmo_context;
 
 typedef struct molmo_context_params {
     int n_threads;             /* <= 0: one per physical core                              */
+    int n_ctx;                 /* KV cache positions; <= 0: the model's max_position_embeddings
+                                  (memory is committed only as positions fill)              */
+    int n_batch;               /* prompt tokens per forward chunk; <= 0: 512                */
     molmo_trace_fn trace;      /* optional stage trace                                     */
     void *trace_user;
 } molmo_context_params;
@@ -345,6 +454,86 @@ MOLMO_API molmo_crop_geometry molmo_model_crop_geometry(const molmo_model *model
 MOLMO_API molmo_status molmo_encode_crops(molmo_context *ctx, const float *images,
                                           const float *masks, int n_crops, float *features_out,
                                           molmo_error *err);
+
+/* ---- generation ---------------------------------------------------------------------------- */
+
+/* One turn of a conversation. role: "user" or "assistant"; turns alternate, starting and
+ * ending with "user". */
+typedef struct molmo_message {
+    const char *role;
+    const char *content;
+} molmo_message;
+
+typedef enum molmo_stop_reason {
+    MOLMO_STOP_EOS = 0,    /* the model produced its end-of-sequence token                   */
+    MOLMO_STOP_LENGTH,     /* max_new_tokens reached                                         */
+    MOLMO_STOP_STRING,     /* one of the stop strings appeared (it is not part of the text)  */
+    MOLMO_STOP_CANCELLED   /* the token callback returned non-zero                           */
+} molmo_stop_reason;
+
+/* Receives each piece of answer text as soon as it is final: whole UTF-8 characters only, and
+ * never text that a stop string could still claim. `token` is the id that completed the
+ * piece. Return non-zero to stop generating (MOLMO_STOP_CANCELLED). */
+typedef int (*molmo_token_fn)(void *user, int32_t token, const char *text, size_t len);
+
+typedef struct molmo_generate_params {
+    int max_new_tokens;        /* [200] the model card's default                            */
+    float temperature;         /* [0] 0 = greedy (the model card's decoding)                 */
+    int top_k;                 /* [0] 0 = no top-k filter                                   */
+    float top_p;               /* [1] 1 = no nucleus filter                                 */
+    uint64_t seed;             /* [0] sampling seed: same seed, same answer                 */
+    const char *const *stop;   /* [NULL] stop strings                                       */
+    int n_stop;
+    int top_logprobs;          /* [0] 0..20 alternatives recorded per generated token       */
+    int max_crops;             /* [0] 0 = preprocessor_config.json's max_crops (12)         */
+    molmo_token_fn on_token;   /* optional streaming callback                               */
+    void *user;
+} molmo_generate_params;
+
+MOLMO_API molmo_generate_params molmo_generate_default_params(void);
+
+typedef struct molmo_token_logprob {
+    int32_t id;
+    float logprob;
+} molmo_token_logprob;
+
+/* The result of molmo_generate; free with molmo_generation_free. */
+typedef struct molmo_generation {
+    char *text;                /* the answer, NUL-terminated UTF-8, leading space removed    */
+    size_t text_len;
+    int32_t *tokens;           /* generated ids, without the final EOS                       */
+    int n_tokens;
+    molmo_stop_reason stop;
+    int prompt_tokens;         /* BOS + image tokens + text                                  */
+    int cached_tokens;         /* prompt tokens reused from the previous call's KV cache     */
+    int has_image;
+    int image_width, image_height, tiling_rows, tiling_cols, n_crops;
+    int image_cached;          /* 1 when the image features came from the context's cache   */
+    int top_logprobs;          /* K: alternatives per token                                  */
+    molmo_token_logprob *chosen;   /* [n_tokens] log-prob of each token (when top_logprobs > 0) */
+    molmo_token_logprob *top;      /* [n_tokens * K] the K best alternatives per token       */
+    double image_ms, prefill_ms, decode_ms;
+    int n_prefilled;           /* prompt tokens actually run (prompt - cached)              */
+} molmo_generation;
+
+/*
+ * Answers a conversation about an image (or none: image may be NULL). Builds the prompt as the
+ * reference does ([BOS=EOS] + image tokens + " User: ... Assistant:" per turn, each message
+ * tokenized separately, EOS after each assistant turn), runs the vision encoder (skipped when
+ * the same image with the same max_crops was encoded by the previous call on this context),
+ * prefills (reusing the KV cache for the prompt prefix shared with the previous call), then
+ * decodes until EOS, a stop string, max_new_tokens or the callback says stop.
+ * Errors: MOLMO_ERR_INVALID_ARG (messages), MOLMO_ERR_TOO_LARGE (prompt + answer do not fit
+ * the context), MOLMO_ERR_UNSUPPORTED (model without tokenizer), MOLMO_ERR_NOMEM.
+ */
+MOLMO_API molmo_status molmo_generate(molmo_context *ctx, const molmo_image *image,
+                                      const molmo_message *messages, int n_messages,
+                                      const molmo_generate_params *params,
+                                      molmo_generation **out, molmo_error *err);
+MOLMO_API void molmo_generation_free(molmo_generation *g);
+
+/* The model's tokenizer (owned by the model; NULL when the model has no tokenizer.json). */
+MOLMO_API const molmo_tokenizer *molmo_model_tokenizer(const molmo_model *model);
 
 #ifdef __cplusplus
 }

@@ -35,6 +35,16 @@ molmo_status molmo_context_create(const molmo_model *model, const molmo_context_
     c->params = params ? *params : molmo_context_default_params();
     molmo_status s = molmo_pool_create(c->params.n_threads, &c->pool, err);
     if (s == MOLMO_OK) s = molmo_vision_create(model, &c->vision, err);
+    if (s == MOLMO_OK)
+        s = molmo_decoder_create(model, c->params.n_ctx, c->params.n_batch, &c->dec, err);
+    if (s == MOLMO_OK) {
+        size_t n_ctx = (size_t)molmo_decoder_n_ctx(c->dec);
+        c->logits = molmo_calloc((size_t)model->cfg.embedding_size, sizeof(float));
+        c->prompt = molmo_calloc(n_ctx, sizeof(int32_t));
+        c->cached = molmo_calloc(n_ctx, sizeof(int32_t));
+        if (!c->logits || !c->prompt || !c->cached)
+            s = molmo_err(err, MOLMO_ERR_NOMEM, "context: out of memory");
+    }
     if (s != MOLMO_OK) {
         molmo_context_free(c);
         return s;
@@ -43,8 +53,19 @@ molmo_status molmo_context_create(const molmo_model *model, const molmo_context_
     return MOLMO_OK;
 }
 
+void molmo_context_drop_image(molmo_context *c) {
+    molmo_preproc_result_free(&c->img.pre);
+    molmo_free(c->img.features);
+    memset(&c->img, 0, sizeof c->img);
+}
+
 void molmo_context_free(molmo_context *c) {
     if (!c) return;
+    molmo_context_drop_image(c);
+    molmo_decoder_free(c->dec);
+    molmo_free(c->logits);
+    molmo_free(c->prompt);
+    molmo_free(c->cached);
     molmo_vision_free(c->vision);
     molmo_pool_free(c->pool);
     molmo_free(c);

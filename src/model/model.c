@@ -21,6 +21,30 @@ static int file_in(const char *dir, const char *name) {
     return molmo_path_join(p, sizeof p, dir, name) == 0 && molmo_path_exists(p);
 }
 
+/* The tokenizer and the ids the prompt needs: EOS (also used as BOS, fact sheet §6) and the
+ * image tokens, looked up by their strings in the checkpoint's own tokenizer. */
+static molmo_status load_tokenizer(molmo_model *m, molmo_error *err) {
+    molmo_status s = molmo_tokenizer_load(m->path, &m->tok, err);
+    if (s != MOLMO_OK) return s;
+    molmo_tokenizer_info ti;
+    molmo_tokenizer_get_info(m->tok, &ti);
+    m->eos_id = ti.eos_id;
+    static const char *const names[4] = {"<im_start>", "<im_end>", "<im_patch>", "<im_col>"};
+    int32_t *dst[4] = {&m->image_ids.im_start, &m->image_ids.im_end, &m->image_ids.im_patch,
+                       &m->image_ids.im_col};
+    for (int i = 0; i < 4; i++) {
+        *dst[i] = molmo_tokenizer_token_to_id(m->tok, names[i], strlen(names[i]));
+        if (*dst[i] < 0)
+            return molmo_err(err, MOLMO_ERR_FORMAT, "%s: tokenizer.json has no %s token",
+                             m->path, names[i]);
+    }
+    int n_rows = m->cfg.embedding_size + m->cfg.n_new_embeddings;
+    if (m->eos_id < 0 || m->eos_id >= n_rows)
+        return molmo_err(err, MOLMO_ERR_FORMAT, "%s: tokenizer_config.json gives no usable "
+                         "eos_token (id %d)", m->path, m->eos_id);
+    return MOLMO_OK;
+}
+
 static molmo_status load_dir(molmo_model *m, const molmo_model_params *p, molmo_error *err) {
     char cfg_path[4096];
     if (molmo_path_join(cfg_path, sizeof cfg_path, m->path, "config.json") != 0)
@@ -41,7 +65,10 @@ static molmo_status load_dir(molmo_model *m, const molmo_model_params *p, molmo_
     if (m->w.n_unused)
         molmo_log(p->log, p->log_user, MOLMO_LOG_WARN, "%s: %d tensors in the files are not used",
                   m->path, m->w.n_unused);
+    s = molmo_preproc_config_load(m->path, &m->pp, err);
+    if (s != MOLMO_OK) return s;
     m->has_tokenizer = file_in(m->path, "tokenizer.json");
+    if (m->has_tokenizer && (s = load_tokenizer(m, err)) != MOLMO_OK) return s;
     m->has_preprocessor_config = file_in(m->path, "preprocessor_config.json");
     m->has_generation_config = file_in(m->path, "generation_config.json");
     if (!m->has_tokenizer)
@@ -89,11 +116,14 @@ molmo_status molmo_model_load(const char *path_or_repo, const molmo_model_params
 
 void molmo_model_free(molmo_model *m) {
     if (!m) return;
+    molmo_tokenizer_free(m->tok);
     molmo_weights_free(&m->w, &m->cfg);
     molmo_st_close(&m->st);
     molmo_free(m->path);
     molmo_free(m);
 }
+
+const molmo_tokenizer *molmo_model_tokenizer(const molmo_model *m) { return m ? m->tok : NULL; }
 
 const char *molmo_model_file(const molmo_model *m, int i) {
     if (!m || i < 0 || i >= m->st.n_files) return NULL;

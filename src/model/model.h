@@ -3,6 +3,7 @@
 #ifndef MOLMO_MODEL_MODEL_H
 #define MOLMO_MODEL_MODEL_H
 
+#include "image/preprocess.h"
 #include "io/safetensors.h"
 #include "model/config.h"
 #include "model/weights.h"
@@ -15,6 +16,11 @@ struct molmo_model {
     molmo_weights w;
     int has_tokenizer, has_preprocessor_config, has_generation_config;
     uint64_t weight_bytes;
+    /* text and image front ends (present when the directory has tokenizer.json) */
+    molmo_tokenizer *tok;
+    int32_t eos_id;                  /* also the BOS (Qwen2/OLMo tokenizers have none) */
+    molmo_image_token_ids image_ids; /* <im_start>, <im_end>, <im_patch>, <im_col> */
+    molmo_preproc_config pp;         /* preprocessor_config.json or Molmo's defaults */
 };
 
 #endif
