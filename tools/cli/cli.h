@@ -15,6 +15,10 @@ typedef struct cli_command {
 } cli_command;
 
 int cmd_info(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+
+/* Prints the result of a generation as one JSON line (molmo run --json's format). */
+void cli_print_generation_json(const molmo_model *m, const molmo_generation *g, double load_ms);
 
 /* Prints "molmo: <msg>" (or the error's message) to stderr and returns 1. */
 int cli_fail(const molmo_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

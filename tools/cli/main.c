@@ -8,6 +8,7 @@
 
 /* One line per command; `molmo --help` prints them in this order. */
 static const cli_command commands[] = {
+    {"run", "answer a prompt about an image (or none), streaming the answer", cmd_run},
     {"info", "show a model's family, dimensions, parameters, files and memory", cmd_info},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# molmo run end to end on the fixture models: the greedy answer equals the golden tokens, the
+# streamed text equals the JSON text, and bad input exits non-zero with one clear line.
+set -u
+MOLMO=$1
+DATA=$2
+fail() { echo "FAIL: $*"; exit 1; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+"$MOLMO" run --help | grep -q -- "--messages" || fail "run --help"
+
+prompt=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["prompt"])' \
+         "$DATA/golden/olmoe/tall_200x900_4x1.json")
+"$MOLMO" run -m "$DATA/models/olmoe" -i "$DATA/images/tall_200x900.png" \
+  -p "$prompt" -n 24 --json --top-logprobs 3 > "$tmp/out.json" || fail "run --json"
+python3 - "$tmp/out.json" "$DATA/golden/olmoe/tall_200x900_4x1.json" <<'PY' || fail "golden tokens"
+import json, sys
+out = json.load(open(sys.argv[1])); gold = json.load(open(sys.argv[2]))
+want = gold["generated_ids"][:-1] if gold["stopped_at_eos"] else gold["generated_ids"]
+assert out["tokens"] == want, (out["tokens"], want)
+assert out["stop"] == "eos"
+assert out["prompt_tokens"] == gold["prompt_length"]
+assert out["image"]["tiling"] == gold["tiling"] and out["image"]["crops"] == gold["n_crops"]
+assert len(out["top_logprobs"]) == len(want) and len(out["top_logprobs"][0]) == 3
+assert out["top_logprobs"][0][0]["id"] == gold["steps"][0]["top5"][0][0]
+for k in ("load_ms", "image_ms", "prefill_ms", "decode_ms", "prefill_tok_s", "decode_tok_s"):
+    assert k in out["timings"]
+PY
+
+# streaming text == JSON text (multi-turn through --messages)
+cat > "$tmp/msgs.json" <<'JS'
+[{"role": "user", "content": "What is this?"}, {"role": "assistant", "content": "A test."},
+ {"role": "user", "content": "Say more."}]
+JS
+streamed=$("$MOLMO" run -m "$DATA/models/qwen2" --messages "$tmp/msgs.json" -n 12) || fail "stream"
+text=$("$MOLMO" run -m "$DATA/models/qwen2" --messages "$tmp/msgs.json" -n 12 --json |
+       python3 -c 'import json,sys; print(json.load(sys.stdin)["text"])') || fail "json"
+[ "$streamed" = "$text" ] || fail "streamed '$streamed' != json '$text'"
+
+# errors: non-zero exit, one line naming the problem
+check_err() { # expected-substring, command...
+  local want=$1; shift
+  local out
+  out=$("$@" 2>&1 >/dev/null) && fail "exit 0: $*"
+  echo "$out" | grep -q -- "$want" || fail "message for $*: $out"
+  [ "$(echo "$out" | wc -l)" -eq 1 ] || fail "not one line: $out"
+}
+check_err "nope.png" "$MOLMO" run -m "$DATA/models/qwen2" -i "$tmp/nope.png" -p hi
+printf 'not an image' > "$tmp/bad.png"
+check_err "bad.png" "$MOLMO" run -m "$DATA/models/qwen2" -i "$tmp/bad.png" -p hi
+echo '[{"role": "user"' > "$tmp/bad.json"
+check_err "bad.json" "$MOLMO" run -m "$DATA/models/qwen2" --messages "$tmp/bad.json"
+check_err "context" "$MOLMO" run -m "$DATA/models/qwen2" -p "a long question that will not fit" --ctx 16
+check_err "/nonexistent" "$MOLMO" run -m /nonexistent -p hi
+check_err "--temperature" "$MOLMO" run -m "$DATA/models/qwen2" -p hi --temperature abc
+echo ok
