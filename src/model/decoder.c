@@ -210,7 +210,7 @@ static void feed_forward(molmo_decoder *d, molmo_pool *pool, const molmo_llm_lay
 
 /* One chunk of at most n_batch tokens. */
 static void forward_chunk(molmo_decoder *d, molmo_pool *pool, const float *embeds, int n,
-                          molmo_trace_fn trace, void *tu) {
+                          int last_chunk, molmo_trace_fn trace, void *tu) {
     const molmo_config *c = &d->m->cfg;
     int D = d->d;
     memcpy(d->x, embeds, (size_t)n * D * sizeof(float));
@@ -221,7 +221,8 @@ static void forward_chunk(molmo_decoder *d, molmo_pool *pool, const float *embed
         molmo_op_add(d->x, d->h, (size_t)n * D);
         feed_forward(d, pool, L, i, n, trace, tu);
         molmo_op_add(d->x, d->h, (size_t)n * D);
-        trace_row(trace, tu, d->x + (size_t)(n - 1) * D, 1, D, "llm.block%d.last", i);
+        if (last_chunk)
+            trace_row(trace, tu, d->x + (size_t)(n - 1) * D, 1, D, "llm.block%d.last", i);
     }
     d->n_past += n;
 }
@@ -237,7 +238,7 @@ molmo_status molmo_decoder_forward(molmo_decoder *d, molmo_pool *pool, const flo
     int D = d->d;
     for (int done = 0; done < n;) {
         int chunk = n - done < d->n_batch ? n - done : d->n_batch;
-        forward_chunk(d, pool, embeds + (size_t)done * D, chunk, trace, tu);
+        forward_chunk(d, pool, embeds + (size_t)done * D, chunk, done + chunk == n, trace, tu);
         done += chunk;
     }
     /* final norm and head on the last position only */

@@ -34,8 +34,9 @@ molmo_status molmo_decoder_embed(const molmo_model *m, const int *ids, int n, fl
  * values to the cache and writes the logits of the LAST position to logits [embedding_size]
  * (may be NULL). MOLMO_ERR_TOO_LARGE when the positions do not fit n_ctx (nothing is changed).
  * Trace names (see molmo.h): "llm.block{i}.last" [1, d] residual after block i at the last
- * position, "llm.hidden" [1, d] after ln_f, "llm.logits" [1, E]; MoE layers also
- * "llm.block{i}.topk_ids" / "llm.block{i}.topk_weights" [n, k] (ids as exact floats).
+ * position (traced for the last chunk only), "llm.hidden" [1, d] after ln_f, "llm.logits"
+ * [1, E]; MoE layers also "llm.block{i}.topk_ids" / "llm.block{i}.topk_weights" [chunk, k] per
+ * chunk of n_batch tokens (ids as exact floats).
  */
 molmo_status molmo_decoder_forward(molmo_decoder *d, molmo_pool *pool, const float *embeds, int n,
                                    float *logits, molmo_trace_fn trace, void *trace_user,

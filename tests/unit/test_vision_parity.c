@@ -7,7 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
+#include "image/preprocess.h"
 #include "kernels/ops.h"
+#include "model/model.h"
 #include "testutil.h"
 
 typedef struct capture {
@@ -96,11 +100,72 @@ static void test_reference_kernels(void **state) {
     molmo_kernels_force_reference(0);
 }
 
+/* Every golden case with an image, from the image file through the engine's own decoding and
+ * preprocessing (TensorFlow-style resize where the goldens used torchvision's: fixtures README
+ * §4 measures vit_features moving by up to 1.8e-4 from that alone, hence 5e-4 there).
+ * image_features: 1e-4 absolute, plus 1e-3 relative on the 12-crop cases. */
+static void engine_case(const char *model, const char *case_name) {
+    char p[1024], rel[256], what[256];
+    snprintf(rel, sizeof rel, "models/%s", model);
+    molmo_error err = {0};
+    molmo_model *m = NULL;
+    assert_int_equal(molmo_model_load(tu_data_path(p, sizeof p, rel), NULL, &m, &err), MOLMO_OK);
+    json_t *j = tu_golden_json(model, case_name);
+    molmo_image *img = NULL;
+    const char *file = json_string_value(json_object_get(j, "image"));
+    assert_int_equal(molmo_image_load_file(tu_data_path(p, sizeof p, file), NULL, &img, &err),
+                     MOLMO_OK);
+    molmo_preproc_result pre;
+    assert_int_equal(molmo_preprocess(img, &m->pp, &m->image_ids, &pre, &err), MOLMO_OK);
+    molmo_safetensors g;
+    tu_golden_open(&g, model, case_name);
+    const molmo_st_tensor *vit = tu_golden_tensor(&g, "vit_features");
+    const molmo_st_tensor *feat = tu_golden_tensor(&g, "image_features");
+    assert_int_equal(pre.n_crops, (int)feat->shape[0]);
+    capture cap = {.per_crop = (size_t)vit->shape[1] * (size_t)vit->shape[2]};
+    cap.vit = calloc((size_t)pre.n_crops * cap.per_crop, sizeof(float));
+    molmo_context_params cp = molmo_context_default_params();
+    cp.trace = on_trace;
+    cp.trace_user = &cap;
+    molmo_context *ctx = NULL;
+    assert_int_equal(molmo_context_create(m, &cp, &ctx, &err), MOLMO_OK);
+    size_t nf = (size_t)feat->shape[0] * feat->shape[1] * feat->shape[2];
+    float *out = calloc(nf, sizeof(float));
+    assert_int_equal(molmo_encode_crops(ctx, pre.images, pre.masks, pre.n_crops, out, &err),
+                     MOLMO_OK);
+    double rtol = strstr(case_name, "12crops") ? 1e-3 : 0;
+    snprintf(what, sizeof what, "%s/%s vit_features (engine preprocessing)", model, case_name);
+    tu_assert_close(cap.vit, vit->data, (size_t)pre.n_crops * cap.per_crop, 5e-4, rtol, what);
+    snprintf(what, sizeof what, "%s/%s image_features (engine preprocessing)", model, case_name);
+    tu_assert_close(out, feat->data, nf, 1e-4, rtol, what);
+    free(out);
+    free(cap.vit);
+    molmo_context_free(ctx);
+    molmo_st_close(&g);
+    molmo_preproc_result_free(&pre);
+    molmo_image_free(img);
+    json_decref(j);
+    molmo_model_free(m);
+}
+
+static void test_engine_preprocessing(void **state) {
+    static const char *const all[][2] = {
+        {"qwen2", "tiny_50x30"},       {"qwen2", "astronaut_2x2"},
+        {"qwen2", "wide_1920x1080_12crops"}, {"qwen2", "multiturn_tiny"},
+        {"olmo", "gray_120x200"},      {"olmo", "chelsea_1x2"},
+        {"olmo", "hubble_12crops"},    {"olmoe", "rgba_160x100"},
+        {"olmoe", "tall_200x900_4x1"}, {"olmoe", "tall_500x1500_12crops"},
+        {"qwen2-bf16", "tiny_50x30"},
+    };
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) engine_case(all[i][0], all[i][1]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_golden_crops),
         cmocka_unit_test(test_threads_identical),
         cmocka_unit_test(test_reference_kernels),
+        cmocka_unit_test(test_engine_preprocessing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
