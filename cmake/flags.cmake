@@ -36,4 +36,23 @@ function(molmo_apply_source_flags target)
     set_source_files_properties(${ref_sources} TARGET_DIRECTORY ${target}
                                 PROPERTIES COMPILE_OPTIONS "-ffp-contract=off")
   endif()
+  # x86 kernels: each ISA file gets its own target flags whatever -march says, so a portable
+  # build still carries AVX2 and AVX-512 kernels (picked at run time from cpuid), and the AVX2
+  # file never contains an AVX-512 instruction even under -march=native. No contraction: the
+  # kernels place their FMAs explicitly and rely on separate rounding elsewhere (RoPE, adds).
+  file(GLOB avx512_sources ${PROJECT_SOURCE_DIR}/src/kernels/x86/avx512*.c)
+  file(GLOB avx2_sources ${PROJECT_SOURCE_DIR}/src/kernels/x86/avx2*.c)
+  if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
+    if(avx512_sources)
+      set_source_files_properties(${avx512_sources} TARGET_DIRECTORY ${target} PROPERTIES
+        COMPILE_OPTIONS "-mavx512f;-mavx512bw;-mavx512vl;-mavx512dq;-mfma;-mf16c;-ffp-contract=off")
+    endif()
+    if(avx2_sources)
+      set_source_files_properties(${avx2_sources} TARGET_DIRECTORY ${target} PROPERTIES
+        COMPILE_OPTIONS "-mavx2;-mfma;-mf16c;-mno-avx512f;-ffp-contract=off")
+    endif()
+  elseif(avx512_sources OR avx2_sources)
+    set_source_files_properties(${avx512_sources} ${avx2_sources} TARGET_DIRECTORY ${target}
+                                PROPERTIES HEADER_FILE_ONLY ON)
+  endif()
 endfunction()

@@ -7,14 +7,17 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "base/alloc.h"
 #include "base/cpu.h"
 #include "base/error.h"
 
-/* Spin iterations before sleeping: a few microseconds, about the gap between two ops. */
-enum { SPIN_ITERS = 2000 };
+/* Pause iterations before sleeping: ~10-40 us (a pause is 40-140 cycles depending on the core),
+ * about the gap between two ops of a forward pass; short enough not to steal much from other
+ * processes when the machine is oversubscribed. */
+enum { SPIN_ITERS = 256 };
 
 struct molmo_pool;
 
@@ -28,13 +31,15 @@ struct molmo_pool {
     int n;                      /* threads in a run, caller included */
     int n_started;              /* workers actually started (for cleanup after a failure) */
     worker *workers;            /* [n - 1] */
+    unsigned char *scratch_mem; /* n * MOLMO_POOL_SCRATCH_BYTES + 64 (alignment slack) */
+    float *scratch;             /* 64-byte aligned start of thread 0's workspace */
     pthread_mutex_t mu;
     pthread_cond_t cv_job;      /* workers wait here for a new generation */
     pthread_cond_t cv_done;     /* the caller waits here for pending == 0 */
     atomic_uint gen;            /* bumped once per run (and once at shutdown) */
     atomic_int pending;         /* workers that have not finished the current run */
     atomic_int stop;
-    molmo_pool_fn fn;           /* written under mu before gen is bumped */
+    molmo_pool_fn fn;           /* written by the caller before gen is bumped (release) */
     void *arg;
 };
 
@@ -66,12 +71,9 @@ static void *worker_main(void *vw) {
     for (;;) {
         seen = wait_job(p, seen);
         if (atomic_load_explicit(&p->stop, memory_order_acquire)) break;
-        /* fn/arg were stored before the release increment of gen that we acquired. */
-        pthread_mutex_lock(&p->mu);
-        molmo_pool_fn fn = p->fn;
-        void *arg = p->arg;
-        pthread_mutex_unlock(&p->mu);
-        fn(arg, w->ith, p->n);
+        /* fn/arg were stored before the release increment of gen that we acquired, and the
+         * caller does not store the next ones before this run's countdown reached zero. */
+        p->fn(p->arg, w->ith, p->n);
         if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
             pthread_mutex_lock(&p->mu);
             pthread_cond_signal(&p->cv_done);
@@ -104,6 +106,7 @@ static void stop_workers(molmo_pool *p) {
 
 molmo_status molmo_pool_create(int n_threads, molmo_pool **out, molmo_error *err) {
     molmo_status st = MOLMO_OK;
+    size_t bytes;
     *out = NULL;
     if (n_threads <= 0) n_threads = molmo_cpu_physical_cores();
     if (n_threads > 1024)
@@ -121,6 +124,13 @@ molmo_status molmo_pool_create(int n_threads, molmo_pool **out, molmo_error *err
     }
     pthread_cond_init(&p->cv_job, NULL);
     pthread_cond_init(&p->cv_done, NULL);
+    if (!molmo_mul_size((size_t)n_threads, MOLMO_POOL_SCRATCH_BYTES, &bytes) ||
+        !(p->scratch_mem = molmo_malloc(bytes + 64))) {
+        st = molmo_err(err, MOLMO_ERR_NOMEM, "thread pool: out of memory (%d x %u bytes)",
+                       n_threads, MOLMO_POOL_SCRATCH_BYTES);
+        goto fail;
+    }
+    p->scratch = (float *)(((uintptr_t)p->scratch_mem + 63) & ~(uintptr_t)63);
     if (n_threads > 1) {
         p->workers = molmo_calloc((size_t)n_threads - 1, sizeof *p->workers);
         if (!p->workers) {
@@ -154,10 +164,16 @@ void molmo_pool_free(molmo_pool *p) {
     pthread_cond_destroy(&p->cv_done);
     pthread_mutex_destroy(&p->mu);
     molmo_free(p->workers);
+    molmo_free(p->scratch_mem);
     molmo_free(p);
 }
 
 int molmo_pool_size(const molmo_pool *p) { return p ? p->n : 1; }
+
+float *molmo_pool_scratch(molmo_pool *p, int ith) {
+    if (!p || ith < 0 || ith >= p->n) return NULL;
+    return p->scratch + (size_t)ith * (MOLMO_POOL_SCRATCH_BYTES / sizeof(float));
+}
 
 void molmo_pool_run(molmo_pool *p, molmo_pool_fn fn, void *arg) {
     if (!p || p->n == 1) {

@@ -7,8 +7,8 @@
  * Kernels are pure functions over a range of the output (rows, columns, or attention items):
  * the op layer (ops.c) splits the work over threads, and every kernel computes each output
  * element the same way whatever range it was asked for, so 1 thread and N threads agree bit for
- * bit. Kernels never allocate: the GEMM packs weight panels into stack buffers, attention uses
- * the caller's scratch. */
+ * bit. Kernels never allocate: the GEMM packs weight panels into the calling thread's pool
+ * workspace (or a small stack buffer without one), attention uses the caller's scratch. */
 #ifndef MOLMO_KERNELS_KERNELS_H
 #define MOLMO_KERNELS_KERNELS_H
 
@@ -29,8 +29,8 @@ typedef struct molmo_matmul_args {
 } molmo_matmul_args;
 
 /* Queries handled together by one attention work item; the scratch holds this many score rows
- * per thread. */
-#define MOLMO_ATTN_QB 8
+ * per thread. 48 = 8 register tiles of 6 rows: enough rows to amortise packing K and V. */
+#define MOLMO_ATTN_QB 48
 
 /* One attention problem (see molmo_op_attention). Work item `it` is query block
  * it % n_qblocks of head it / n_qblocks, n_qblocks = ceil(n_q / MOLMO_ATTN_QB). */
@@ -50,8 +50,11 @@ static inline size_t molmo_attn_ld_scores(int n_kv) { return ((size_t)n_kv + 15)
 typedef struct molmo_kernels {
     const char *name;  /* "ref", "avx2", "avx512" */
     /* y[m0:m1, n0:n1] of the problem a. Each element's value depends only on the problem, not
-     * on the range (the choice between GEMV and packed GEMM is made from a->M). */
-    void (*matmul)(const molmo_matmul_args *a, int m0, int m1, int n0, int n1);
+     * on the range or the workspace (the choice between GEMV and packed GEMM is made from a->M;
+     * the K blocking does not change an element's FMA chain). ws: ws_floats floats of 64-byte
+     * aligned workspace of the calling thread, or NULL. */
+    void (*matmul)(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, float *ws,
+                   size_t ws_floats);
     /* One row of n (ops.h semantics); y may equal x. */
     void (*layernorm)(float *y, const float *x, const float *w, const float *b, int n, float eps);
     void (*rmsnorm)(float *y, const float *x, const float *w, int n, float eps);
@@ -61,8 +64,9 @@ typedef struct molmo_kernels {
     void (*add)(float *y, const float *x, size_t n);
     void (*scale_add)(float *y, const float *x, float a, size_t n);
     /* Work items [it0, it1) of the problem; scratch: MOLMO_ATTN_QB * molmo_attn_ld_scores(n_kv)
-     * floats owned by the calling thread, 64-byte aligned. */
-    void (*attention)(const molmo_attn_args *a, int it0, int it1, float *scratch);
+     * floats owned by the calling thread, 64-byte aligned; ws as for matmul (may be NULL). */
+    void (*attention)(const molmo_attn_args *a, int it0, int it1, float *scratch, float *ws,
+                      size_t ws_floats);
     void (*rope)(float *x, int ldx, int n_tok, int n_heads, int hd, const int *pos,
                  const float *cos_t, const float *sin_t);
     /* out[0..n) = w[0..n) as f32 (exact). */

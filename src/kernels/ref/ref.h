@@ -5,8 +5,10 @@
 
 #include "kernels/kernels.h"
 
-void molmo_k_matmul_f32_ref(const molmo_matmul_args *a, int m0, int m1, int n0, int n1);
+void molmo_k_matmul_f32_ref(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, float *ws,
+                            size_t ws_floats);
 void molmo_k_to_f32_ref(float *out, const void *w, molmo_dtype wt, size_t n);
-void molmo_k_attention_f32_ref(const molmo_attn_args *a, int it0, int it1, float *scratch);
+void molmo_k_attention_f32_ref(const molmo_attn_args *a, int it0, int it1, float *scratch,
+                               float *ws, size_t ws_floats);
 
 #endif

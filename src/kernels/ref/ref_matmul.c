@@ -16,7 +16,10 @@ static inline float load_w(const void *w, molmo_dtype wt, size_t i) {
     }
 }
 
-void molmo_k_matmul_f32_ref(const molmo_matmul_args *a, int m0, int m1, int n0, int n1) {
+void molmo_k_matmul_f32_ref(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, float *ws,
+                            size_t ws_floats) {
+    (void)ws;
+    (void)ws_floats;
     const int K = a->K;
     for (int i = m0; i < m1; i++) {
         const float *x = a->x + (size_t)i * (size_t)a->ldx;

@@ -1,0 +1,312 @@
+/* ops.c — the op layer: picks the kernel table once (cpu features through pthread_once, capped
+ * by MOLMO_KERNELS or overridden by force_reference) and splits each op over the thread pool.
+ *
+ * Threading rules (STYLE.md §5): work is divided over output rows, output columns or attention
+ * items with molmo_pool_range, never over a reduction, and every kernel computes an element the
+ * same way whatever range it gets, so results are bit-identical for any pool size. Ops too
+ * small to repay waking the workers run on the caller's thread alone (same bits again). */
+#include "kernels/ops.h"
+
+#include <assert.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/alloc.h"
+#include "base/cpu.h"
+#include "base/error.h"
+#include "kernels/kernels.h"
+
+/* Below these sizes an op runs on one thread: a pool wake-up costs a few microseconds. */
+#define MIN_PARALLEL_FLOPS (1 << 17)
+#define MIN_PARALLEL_ELEMS (1 << 14)
+
+/* ------------------------------------------------------------------ kernel table selection */
+
+static const molmo_kernels *g_best = &molmo_kernels_ref_table;
+static pthread_once_t g_best_once = PTHREAD_ONCE_INIT;
+static atomic_int g_force_ref;
+
+#if defined(__x86_64__)
+static int has_avx2(const molmo_cpu_features *f) { return f->avx2 && f->fma && f->f16c; }
+static int has_avx512(const molmo_cpu_features *f) {
+    return f->avx512f && f->avx512bw && f->avx512vl && f->f16c && f->fma;
+}
+#endif
+
+/* MOLMO_KERNELS=ref|avx2|avx512 caps the choice (debugging, and running the AVX2 path on an
+ * AVX-512 machine); unset or unknown means no cap. Read once, here. */
+static void pick_best(void) {
+    const char *cap = getenv("MOLMO_KERNELS");
+    int level = 2;
+    if (cap && strcmp(cap, "ref") == 0) level = 0;
+    if (cap && strcmp(cap, "avx2") == 0) level = 1;
+    g_best = &molmo_kernels_ref_table;
+#if defined(__x86_64__)
+    const molmo_cpu_features *f = molmo_cpu_get();
+    if (level >= 1 && has_avx2(f)) g_best = &molmo_kernels_avx2_table;
+    if (level >= 2 && has_avx512(f)) g_best = &molmo_kernels_avx512_table;
+#else
+    (void)level;
+#endif
+}
+
+const molmo_kernels *molmo_kernels_get(void) {
+    if (atomic_load_explicit(&g_force_ref, memory_order_relaxed)) return &molmo_kernels_ref_table;
+    pthread_once(&g_best_once, pick_best);
+    return g_best;
+}
+
+const molmo_kernels *molmo_kernels_ref(void) { return &molmo_kernels_ref_table; }
+
+const molmo_kernels *molmo_kernels_avx2(void) {
+#if defined(__x86_64__)
+    return has_avx2(molmo_cpu_get()) ? &molmo_kernels_avx2_table : NULL;
+#else
+    return NULL;
+#endif
+}
+
+const molmo_kernels *molmo_kernels_avx512(void) {
+#if defined(__x86_64__)
+    return has_avx512(molmo_cpu_get()) ? &molmo_kernels_avx512_table : NULL;
+#else
+    return NULL;
+#endif
+}
+
+void molmo_kernels_force_reference(int on) {
+    atomic_store_explicit(&g_force_ref, on ? 1 : 0, memory_order_relaxed);
+}
+
+const char *molmo_kernels_name(void) { return molmo_kernels_get()->name; }
+
+/* ------------------------------------------------------------------------------ matmul */
+
+/* The output is cut into tiles of mb rows x nb columns, numbered row-major; each thread takes a
+ * contiguous run of tiles, and consecutive tiles of one tile-row go to the kernel as one call
+ * so that it packs each weight panel once. */
+typedef struct mm_task {
+    const molmo_kernels *k;
+    molmo_pool *pool;
+    molmo_matmul_args a;
+    int mb, nb, n_mt, n_nt;
+} mm_task;
+
+static void mm_worker(void *arg, int ith, int nth) {
+    const mm_task *t = arg;
+    float *ws = molmo_pool_scratch(t->pool, ith);
+    int b, e;
+    molmo_pool_range(t->n_mt * t->n_nt, ith, nth, &b, &e);
+    while (b < e) {
+        const int mi = b / t->n_nt, ni0 = b % t->n_nt;
+        const int ni1 = e - mi * t->n_nt < t->n_nt ? e - mi * t->n_nt : t->n_nt;
+        const int m0 = mi * t->mb, m1 = m0 + t->mb < t->a.M ? m0 + t->mb : t->a.M;
+        const int n0 = ni0 * t->nb, n1 = ni1 * t->nb < t->a.N ? ni1 * t->nb : t->a.N;
+        t->k->matmul(&t->a, m0, m1, n0, n1, ws, ws ? MOLMO_POOL_SCRATCH_BYTES / sizeof(float) : 0);
+        b += ni1 - ni0;
+    }
+}
+
+void molmo_op_matmul(molmo_pool *p, float *y, int ldy, const float *x, int ldx, const void *w,
+                     molmo_dtype wt, const float *bias, int M, int N, int K) {
+    if (M <= 0 || N <= 0) return;
+    mm_task t = {.k = molmo_kernels_get(),
+                 .pool = p,
+                 .a = {.y = y, .ldy = ldy, .x = x, .ldx = ldx, .w = w, .wt = wt, .bias = bias,
+                       .M = M, .N = N, .K = K}};
+    const double flops = 2.0 * M * (double)N * (K > 0 ? K : 1);
+    const int nth = flops < MIN_PARALLEL_FLOPS ? 1 : molmo_pool_size(p);
+    /* Column tiles of 64 (the AVX-512 panel width; a multiple of the AVX2 one) or 16 for the
+     * GEMV shapes; row tiles (multiples of 6, the register-tile height) only when there are too
+     * few column tiles to keep every thread busy. */
+    t.nb = M <= 4 ? 16 : 64;
+    t.n_nt = (N + t.nb - 1) / t.nb;
+    t.mb = M;
+    if (M > 4 && nth > 1 && t.n_nt < 4 * nth) {
+        int n_mt = (4 * nth + t.n_nt - 1) / t.n_nt, max_mt = (M + 23) / 24;
+        n_mt = n_mt < max_mt ? n_mt : max_mt;
+        t.mb = ((M + n_mt - 1) / n_mt + 5) / 6 * 6;
+    }
+    t.n_mt = (M + t.mb - 1) / t.mb;
+    if (nth == 1)
+        mm_worker(&t, 0, 1);
+    else
+        molmo_pool_run(p, mm_worker, &t);
+}
+
+/* -------------------------------------------------------------------------------- norms */
+
+typedef struct norm_task {
+    const molmo_kernels *k;
+    float *y;
+    const float *x, *w, *b;
+    int M, N, rms;
+    float eps;
+} norm_task;
+
+static void norm_worker(void *arg, int ith, int nth) {
+    const norm_task *t = arg;
+    int b, e;
+    molmo_pool_range(t->M, ith, nth, &b, &e);
+    for (int i = b; i < e; i++) {
+        float *y = t->y + (size_t)i * (size_t)t->N;
+        const float *x = t->x + (size_t)i * (size_t)t->N;
+        if (t->rms)
+            t->k->rmsnorm(y, x, t->w, t->N, t->eps);
+        else
+            t->k->layernorm(y, x, t->w, t->b, t->N, t->eps);
+    }
+}
+
+static void run_norm(molmo_pool *p, norm_task *t) {
+    if (t->M <= 0 || t->N <= 0) return;
+    if ((double)t->M * t->N < MIN_PARALLEL_ELEMS || t->M == 1)
+        norm_worker(t, 0, 1);
+    else
+        molmo_pool_run(p, norm_worker, t);
+}
+
+void molmo_op_layernorm(molmo_pool *p, float *y, const float *x, const float *w, const float *b,
+                        int M, int N, float eps) {
+    norm_task t = {molmo_kernels_get(), y, x, w, b, M, N, 0, eps};
+    run_norm(p, &t);
+}
+
+void molmo_op_rmsnorm(molmo_pool *p, float *y, const float *x, const float *w, int M, int N,
+                      float eps) {
+    norm_task t = {molmo_kernels_get(), y, x, w, NULL, M, N, 1, eps};
+    run_norm(p, &t);
+}
+
+/* ------------------------------------------------------------------ element-wise and rows */
+
+void molmo_op_softmax_rows(float *x, int M, int N) {
+    const molmo_kernels *k = molmo_kernels_get();
+    for (int i = 0; i < M && N > 0; i++) k->softmax(x + (size_t)i * (size_t)N, N);
+}
+
+void molmo_op_quick_gelu(float *x, size_t n) { molmo_kernels_get()->quick_gelu(x, n); }
+
+void molmo_op_silu_mul(float *out, const float *gate, const float *up, size_t n) {
+    molmo_kernels_get()->silu_mul(out, gate, up, n);
+}
+
+void molmo_op_add(float *y, const float *x, size_t n) { molmo_kernels_get()->add(y, x, n); }
+
+void molmo_op_scale_add(float *y, const float *x, float a, size_t n) {
+    molmo_kernels_get()->scale_add(y, x, a, n);
+}
+
+/* ---------------------------------------------------------------------------- attention */
+
+size_t molmo_op_attention_scratch(int n_kv, int n_threads) {
+    if (n_threads < 1) n_threads = 1;
+    if (n_kv < 1) n_kv = 1;
+    /* + 16 floats: room to align the start to 64 bytes. */
+    return (size_t)n_threads * MOLMO_ATTN_QB * molmo_attn_ld_scores(n_kv) + 16;
+}
+
+typedef struct attn_task {
+    const molmo_kernels *k;
+    molmo_pool *pool;
+    molmo_attn_args a;
+    float *scratch; /* 64-byte aligned */
+    int n_items;
+} attn_task;
+
+static void attn_worker(void *arg, int ith, int nth) {
+    const attn_task *t = arg;
+    int b, e;
+    molmo_pool_range(t->n_items, ith, nth, &b, &e);
+    float *s = t->scratch + (size_t)ith * MOLMO_ATTN_QB * molmo_attn_ld_scores(t->a.n_kv);
+    float *ws = molmo_pool_scratch(t->pool, ith);
+    if (b < e)
+        t->k->attention(&t->a, b, e, s, ws, ws ? MOLMO_POOL_SCRATCH_BYTES / sizeof(float) : 0);
+}
+
+void molmo_op_attention(molmo_pool *p, float *out, int ldo, const float *q, int ldq,
+                        const float *k, int ldk, const float *v, int ldv, int n_q, int n_kv,
+                        int n_heads, int n_kv_heads, int hd, float scale, int causal, int q_pos0,
+                        float *scratch) {
+    assert(n_kv_heads > 0 && n_heads % n_kv_heads == 0); /* checked by the config loader */
+    if (n_q <= 0 || n_heads <= 0 || hd <= 0) return;
+    if (n_kv <= 0) { /* nothing to attend to: the empty weighted sum */
+        for (int i = 0; i < n_q; i++)
+            memset(out + (size_t)i * (size_t)ldo, 0, (size_t)n_heads * (size_t)hd * sizeof(float));
+        return;
+    }
+    attn_task t = {.k = molmo_kernels_get(),
+                   .pool = p,
+                   .a = {.out = out, .ldo = ldo, .q = q, .k = k, .v = v, .ldq = ldq, .ldk = ldk,
+                         .ldv = ldv, .n_q = n_q, .n_kv = n_kv, .n_heads = n_heads,
+                         .n_kv_heads = n_kv_heads, .hd = hd, .scale = scale, .causal = causal,
+                         .q_pos0 = q_pos0}};
+    t.scratch = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    t.n_items = n_heads * ((n_q + MOLMO_ATTN_QB - 1) / MOLMO_ATTN_QB);
+    const double flops = 4.0 * n_q * (double)n_kv * hd * n_heads;
+    if (flops < MIN_PARALLEL_FLOPS || t.n_items == 1)
+        attn_worker(&t, 0, 1);
+    else
+        molmo_pool_run(p, attn_worker, &t);
+}
+
+/* --------------------------------------------------------------------------------- RoPE */
+
+molmo_status molmo_rope_table(float **cos_out, float **sin_out, int n_pos, int hd, float theta,
+                              molmo_error *err) {
+    *cos_out = *sin_out = NULL;
+    if (n_pos <= 0 || hd <= 0 || hd % 2 != 0 || !(theta > 0.0f) || isinf(theta))
+        return molmo_err(err, MOLMO_ERR_INVALID_ARG,
+                         "rope table: need n_pos > 0, an even head dim > 0 and a finite theta > 0 "
+                         "(got n_pos %d, head dim %d, theta %g)", n_pos, hd, (double)theta);
+    const int half = hd / 2;
+    size_t n;
+    if (!molmo_mul_size((size_t)n_pos, (size_t)half * sizeof(float), &n))
+        return molmo_err(err, MOLMO_ERR_TOO_LARGE, "rope table: %d positions x %d is too large",
+                         n_pos, half);
+    float *c = molmo_malloc(n), *s = molmo_malloc(n);
+    if (!c || !s) {
+        molmo_free(c);
+        molmo_free(s);
+        return molmo_err(err, MOLMO_ERR_NOMEM, "rope table: out of memory (%zu bytes)", 2 * n);
+    }
+    /* HF: inv_freq = 1.0 / theta ** (arange(0, hd, 2, float32) / hd); freqs = pos * inv_freq;
+     * sin/cos of freqs: every step in f32. */
+    for (int i = 0; i < half; i++) {
+        const float e = (float)(2 * i) / (float)hd;
+        const float inv_freq = 1.0f / powf(theta, e);
+        for (int pos = 0; pos < n_pos; pos++) {
+            const float ang = (float)pos * inv_freq;
+            c[(size_t)pos * (size_t)half + (size_t)i] = cosf(ang);
+            s[(size_t)pos * (size_t)half + (size_t)i] = sinf(ang);
+        }
+    }
+    *cos_out = c;
+    *sin_out = s;
+    return MOLMO_OK;
+}
+
+void molmo_op_rope(float *x, int ldx, int n_tok, int n_heads, int hd, const int *pos,
+                   const float *cos_t, const float *sin_t) {
+    if (n_tok <= 0 || n_heads <= 0 || hd < 2) return;
+    molmo_kernels_get()->rope(x, ldx, n_tok, n_heads, hd, pos, cos_t, sin_t);
+}
+
+/* ------------------------------------------------------------------------ conversions */
+
+static size_t dtype_size(molmo_dtype wt) { return wt == MOLMO_DTYPE_F32 ? 4 : 2; }
+
+void molmo_op_gather_rows(float *out, const void *w, molmo_dtype wt, int K, const int *ids, int n) {
+    const molmo_kernels *k = molmo_kernels_get();
+    const size_t row = (size_t)K * dtype_size(wt);
+    for (int i = 0; i < n; i++)
+        k->to_f32(out + (size_t)i * (size_t)K, (const char *)w + (size_t)ids[i] * row, wt, (size_t)K);
+}
+
+void molmo_op_to_f32(float *out, const void *w, molmo_dtype wt, size_t n) {
+    molmo_kernels_get()->to_f32(out, w, wt, n);
+}

@@ -1,0 +1,54 @@
+/* ref_attention.c — reference scaled-dot-product attention with grouped-query heads (the
+ * "math" form of PyTorch's F.scaled_dot_product_attention; molmo-architecture.md §2.2 step 7,
+ * §3 attention). Per query row: s_j = scale * (q · k_j) with the dot product summed in order in
+ * f32; p_j = expf(s_j - max_j s_j); out = (sum_j p_j v_j, in order, f32) * (1 / sum_j p_j), the
+ * normaliser summed in double. Causal rows see keys 0 .. q_pos0 + i only. */
+#include <math.h>
+
+#include "kernels/ref/ref.h"
+
+/* Keys visible to query row i. */
+static int row_len(const molmo_attn_args *a, int i) {
+    if (!a->causal) return a->n_kv;
+    long last = (long)a->q_pos0 + i + 1;
+    return last < a->n_kv ? (int)last : a->n_kv;
+}
+
+static void one_row(const molmo_attn_args *a, int h, int i, float *s) {
+    const int hd = a->hd, group = a->n_heads / a->n_kv_heads, g = h / group;
+    const float *q = a->q + (size_t)i * (size_t)a->ldq + (size_t)h * (size_t)hd;
+    float *o = a->out + (size_t)i * (size_t)a->ldo + (size_t)h * (size_t)hd;
+    const int len = row_len(a, i);
+    float mx = -INFINITY;
+    for (int j = 0; j < len; j++) {
+        const float *k = a->k + (size_t)j * (size_t)a->ldk + (size_t)g * (size_t)hd;
+        float dot = 0.0f;
+        for (int d = 0; d < hd; d++) dot += q[d] * k[d];
+        s[j] = a->scale * dot;
+        if (s[j] > mx) mx = s[j];
+    }
+    double sum = 0.0;
+    for (int j = 0; j < len; j++) {
+        s[j] = expf(s[j] - mx);
+        sum += s[j];
+    }
+    const float inv = 1.0f / (float)sum;
+    for (int d = 0; d < hd; d++) {
+        float acc = 0.0f;
+        for (int j = 0; j < len; j++)
+            acc += s[j] * a->v[(size_t)j * (size_t)a->ldv + (size_t)g * (size_t)hd + (size_t)d];
+        o[d] = acc * inv;
+    }
+}
+
+void molmo_k_attention_f32_ref(const molmo_attn_args *a, int it0, int it1, float *scratch,
+                               float *ws, size_t ws_floats) {
+    (void)ws;
+    (void)ws_floats;
+    const int n_qb = (a->n_q + MOLMO_ATTN_QB - 1) / MOLMO_ATTN_QB;
+    for (int it = it0; it < it1; it++) {
+        const int h = it / n_qb, i0 = (it % n_qb) * MOLMO_ATTN_QB;
+        const int i1 = i0 + MOLMO_ATTN_QB < a->n_q ? i0 + MOLMO_ATTN_QB : a->n_q;
+        for (int i = i0; i < i1; i++) one_row(a, h, i, scratch);
+    }
+}

@@ -1,0 +1,151 @@
+/* avx2_attention.c — scaled-dot-product attention with grouped-query heads, AVX2. The same
+ * algorithm as avx512_attention.c (read its header): GEMM path for n_q >= 16 through
+ * avx2_gemm.c; for decode, 8 keys per score block with a transposing 8-way horizontal sum and
+ * P·V over groups of 2 rows x 32 columns. */
+#include <immintrin.h>
+#include <math.h>
+
+#include "kernels/x86/avx2_math.h"
+#include "kernels/x86/x86.h"
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* Problems with at least this many query rows take the GEMM path (chosen per problem, never per
+ * thread range, so the split cannot change a result). */
+#define GEMM_MIN_Q 16
+
+/* Lane i of the result = sum of the 8 lanes of v[i] (fixed pairwise order). */
+INLINE __m256 reduce8(const __m256 v[8]) {
+    __m256 a[4], b[2];
+    for (int i = 0; i < 4; i++)
+        a[i] = _mm256_add_ps(_mm256_unpacklo_ps(v[2 * i], v[2 * i + 1]),
+                             _mm256_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+    for (int i = 0; i < 2; i++) {
+        const __m256d x = _mm256_castps_pd(a[2 * i]), y = _mm256_castps_pd(a[2 * i + 1]);
+        b[i] = _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(x, y)),
+                             _mm256_castpd_ps(_mm256_unpackhi_pd(x, y)));
+    }
+    return _mm256_add_ps(_mm256_permute2f128_ps(b[0], b[1], 0x20),
+                         _mm256_permute2f128_ps(b[0], b[1], 0x31));
+}
+
+static void scores_row(const float *q, const float *k, size_t ldk, int hd, int len, float scale,
+                       float *s) {
+    const __m256 sc = _mm256_set1_ps(scale);
+    for (int j = 0; j < len; j += 8) {
+        const int nk = len - j < 8 ? len - j : 8;
+        const float *kr[8];
+        for (int t = 0; t < 8; t++) kr[t] = k + (size_t)(j + (t < nk ? t : nk - 1)) * ldk;
+        __m256 acc[8];
+        for (int t = 0; t < 8; t++) acc[t] = _mm256_setzero_ps();
+        for (int d = 0; d < hd; d += 8) {
+            const int c = hd - d;
+            const __m256 qv = avx2_load(q + d, c);
+            for (int t = 0; t < 8; t++) acc[t] = _mm256_fmadd_ps(qv, avx2_load(kr[t] + d, c), acc[t]);
+        }
+        avx2_store(s + j, nk, _mm256_mul_ps(sc, reduce8(acc)));
+    }
+}
+
+INLINE void pv_rows(const int nr, const float *p, size_t ld, int jmax, const float *v, size_t ldv,
+                    int hd, float *o, size_t ldo, const float *inv) {
+    for (int d = 0; d < hd; d += 32) {
+        int nc[4];
+        for (int c = 0; c < 4; c++) nc[c] = hd - d - 8 * c;
+        __m256 acc[2][4];
+        for (int r = 0; r < nr; r++)
+            for (int c = 0; c < 4; c++) acc[r][c] = _mm256_setzero_ps();
+        for (int j = 0; j < jmax; j++) {
+            const float *vr = v + (size_t)j * ldv + d;
+            __m256 vv[4];
+            for (int c = 0; c < 4; c++) vv[c] = avx2_load(vr + 8 * c, nc[c]);
+            for (int r = 0; r < nr; r++) {
+                const __m256 pr = _mm256_broadcast_ss(p + r * ld + (size_t)j);
+                for (int c = 0; c < 4; c++) acc[r][c] = _mm256_fmadd_ps(pr, vv[c], acc[r][c]);
+            }
+        }
+        for (int r = 0; r < nr; r++) {
+            const __m256 iv = _mm256_set1_ps(inv[r]);
+            for (int c = 0; c < 4; c++)
+                if (nc[c] > 0) avx2_store(o + r * ldo + d + 8 * c, nc[c], _mm256_mul_ps(acc[r][c], iv));
+        }
+    }
+}
+
+static int row_len(const molmo_attn_args *a, int i) {
+    if (!a->causal) return a->n_kv;
+    const long last = (long)a->q_pos0 + i + 1;
+    return last < a->n_kv ? (int)last : a->n_kv;
+}
+
+/* Few query rows (decode): dot products straight from K, see the file header. */
+static void item_dot(const molmo_attn_args *a, int h, int i0, int i1, float *S) {
+    const size_t ld = molmo_attn_ld_scores(a->n_kv);
+    const int hd = a->hd, g = h / (a->n_heads / a->n_kv_heads);
+    const float *k = a->k + (size_t)g * (size_t)hd, *v = a->v + (size_t)g * (size_t)hd;
+    float inv[MOLMO_ATTN_QB];
+    int len[MOLMO_ATTN_QB];
+    for (int r = 0; r < i1 - i0; r++) {
+        const float *q = a->q + (size_t)(i0 + r) * (size_t)a->ldq + (size_t)h * (size_t)hd;
+        len[r] = row_len(a, i0 + r);
+        scores_row(q, k, (size_t)a->ldk, hd, len[r], a->scale, S + r * ld);
+        inv[r] = avx2_exp_sub_max(S + r * ld, len[r], 1.0f);
+    }
+    for (int r0 = 0; r0 < i1 - i0; r0 += 2) {
+        const int nr = i1 - i0 - r0 < 2 ? i1 - i0 - r0 : 2;
+        int jmax = 0;
+        for (int r = r0; r < r0 + nr; r++) jmax = len[r] > jmax ? len[r] : jmax;
+        for (int r = r0; r < r0 + nr; r++)
+            for (int j = len[r]; j < jmax; j++) S[r * ld + (size_t)j] = 0.0f;
+        float *o = a->out + (size_t)(i0 + r0) * (size_t)a->ldo + (size_t)h * (size_t)hd;
+        if (nr == 1)
+            pv_rows(1, S + r0 * ld, ld, jmax, v, (size_t)a->ldv, hd, o, (size_t)a->ldo, inv + r0);
+        else
+            pv_rows(2, S + r0 * ld, ld, jmax, v, (size_t)a->ldv, hd, o, (size_t)a->ldo, inv + r0);
+    }
+}
+
+/* Many query rows: S = q_block · K^T and O = P · V as two register-tiled GEMMs (the packing
+ * turns the strided K and V rows into contiguous panels), softmax in between, then O *= 1/sum.
+ * Scores and outputs are FMA chains in order over the head dimension resp. the keys. */
+static void item_gemm(const molmo_attn_args *a, int h, int i0, int i1, float *S, float *ws,
+                      size_t ws_floats) {
+    const size_t ld = molmo_attn_ld_scores(a->n_kv);
+    const int hd = a->hd, g = h / (a->n_heads / a->n_kv_heads), nr = i1 - i0;
+    float inv[MOLMO_ATTN_QB];
+    int len[MOLMO_ATTN_QB], lmax = 0;
+    for (int r = 0; r < nr; r++) {
+        len[r] = row_len(a, i0 + r);
+        lmax = len[r] > lmax ? len[r] : lmax;
+    }
+    const molmo_x86_gemm sc = {S, ld, a->q + (size_t)i0 * (size_t)a->ldq + (size_t)h * (size_t)hd,
+                               (size_t)a->ldq, a->k + (size_t)g * (size_t)hd, (size_t)a->ldk, 0,
+                               nr, lmax, hd};
+    molmo_k_gemm_f32_avx2(&sc, ws, ws_floats);
+    for (int r = 0; r < nr; r++) {
+        inv[r] = avx2_exp_sub_max(S + r * ld, len[r], a->scale);
+        for (int j = len[r]; j < lmax; j++) S[r * ld + (size_t)j] = 0.0f;
+    }
+    float *o = a->out + (size_t)i0 * (size_t)a->ldo + (size_t)h * (size_t)hd;
+    const molmo_x86_gemm pv = {o, (size_t)a->ldo, S, ld, a->v + (size_t)g * (size_t)hd,
+                               (size_t)a->ldv, 1, nr, hd, lmax};
+    molmo_k_gemm_f32_avx2(&pv, ws, ws_floats);
+    for (int r = 0; r < nr; r++, o += a->ldo) {
+        const __m256 iv = _mm256_set1_ps(inv[r]);
+        for (int d = 0; d < a->hd; d += 8)
+            avx2_store(o + d, a->hd - d, _mm256_mul_ps(avx2_load(o + d, a->hd - d), iv));
+    }
+}
+
+void molmo_k_attention_f32_avx2(const molmo_attn_args *a, int it0, int it1, float *scratch,
+                             float *ws, size_t ws_floats) {
+    const int n_qb = (a->n_q + MOLMO_ATTN_QB - 1) / MOLMO_ATTN_QB;
+    for (int it = it0; it < it1; it++) {
+        const int h = it / n_qb, i0 = (it % n_qb) * MOLMO_ATTN_QB;
+        const int i1 = i0 + MOLMO_ATTN_QB < a->n_q ? i0 + MOLMO_ATTN_QB : a->n_q;
+        if (a->n_q >= GEMM_MIN_Q)
+            item_gemm(a, h, i0, i1, scratch, ws, ws_floats);
+        else
+            item_dot(a, h, i0, i1, scratch);
+    }
+}

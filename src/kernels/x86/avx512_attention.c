@@ -1,0 +1,175 @@
+/* avx512_attention.c — scaled-dot-product attention with grouped-query heads, AVX-512.
+ *
+ * Same specification as ref/ref_attention.c. One work item is MOLMO_ATTN_QB query rows of one
+ * head. Two paths, chosen from n_q alone:
+ *   n_q >= 16 (ViT, prefill): S = q_block · K_g^T and O = P · V_g as register-tiled GEMMs
+ *     (avx512_gemm.c; packing copies the strided K/V rows of the head into contiguous panels,
+ *     which also avoids the cache-set conflicts of a 4 KiB row stride), softmax in between;
+ *   n_q < 16 (decode): per row, scores 16 keys at a time (16 accumulators over head-dim chunks,
+ *     one transposing horizontal sum), then P·V for rows in groups of 4 against 64 columns.
+ * Softmax: exp(s - max) in place in the scratch row, sum in double (avx512_math.h), and the
+ * output is scaled by 1/sum at the end. Rows that see fewer keys (causal) are padded with
+ * zero weights up to the longest row of their group, which leaves every FMA chain unchanged.
+ * Items are fixed by (head, block), so the result never depends on the thread split. */
+#include <immintrin.h>
+#include <math.h>
+
+#include "kernels/x86/avx512_math.h"
+#include "kernels/x86/x86.h"
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* Problems with at least this many query rows take the GEMM path (chosen per problem, never per
+ * thread range, so the split cannot change a result). */
+#define GEMM_MIN_Q 16
+
+/* Lane i of the result = sum of the 16 lanes of v[i] (fixed pairwise order). */
+INLINE __m512 reduce16(const __m512 v[16]) {
+    __m512 a[8], b[4];
+    for (int i = 0; i < 8; i++)
+        a[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]),
+                             _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+    for (int i = 0; i < 4; i++) {
+        const __m512d x = _mm512_castps_pd(a[2 * i]), y = _mm512_castps_pd(a[2 * i + 1]);
+        b[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
+                             _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+    }
+    const __m512 c0 = _mm512_add_ps(_mm512_shuffle_f32x4(b[0], b[1], 0x88),
+                                    _mm512_shuffle_f32x4(b[0], b[1], 0xdd));
+    const __m512 c1 = _mm512_add_ps(_mm512_shuffle_f32x4(b[2], b[3], 0x88),
+                                    _mm512_shuffle_f32x4(b[2], b[3], 0xdd));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(c0, c1, 0x88), _mm512_shuffle_f32x4(c0, c1, 0xdd));
+}
+
+/* s[j] = scale * (q · k_j) for j < len. */
+static void scores_row(const float *q, const float *k, size_t ldk, int hd, int len, float scale,
+                       float *s) {
+    const __m512 sc = _mm512_set1_ps(scale);
+    for (int j = 0; j < len; j += 16) {
+        const int nk = len - j < 16 ? len - j : 16;
+        const float *kr[16];
+        for (int t = 0; t < 16; t++) kr[t] = k + (size_t)(j + (t < nk ? t : nk - 1)) * ldk;
+        __m512 acc[16];
+        for (int t = 0; t < 16; t++) acc[t] = _mm512_setzero_ps();
+        for (int d = 0; d < hd; d += 16) {
+            const __mmask16 m = avx512_tail(hd - d);
+            const __m512 qv = _mm512_maskz_loadu_ps(m, q + d);
+            for (int t = 0; t < 16; t++)
+                acc[t] = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, kr[t] + d), acc[t]);
+        }
+        _mm512_mask_storeu_ps(s + j, avx512_tail(nk), _mm512_mul_ps(sc, reduce16(acc)));
+    }
+}
+
+/* o[r, 0:hd] = (sum_j p[r, j] v_j) * inv[r] for nr rows, keys j < jmax. */
+INLINE void pv_rows(const int nr, const float *p, size_t ld, int jmax, const float *v, size_t ldv,
+                    int hd, float *o, size_t ldo, const float *inv) {
+    for (int d = 0; d < hd; d += 64) {
+        __mmask16 m[4];
+        for (int c = 0; c < 4; c++) m[c] = avx512_tail(hd - d - 16 * c);
+        __m512 acc[4][4];
+        for (int r = 0; r < nr; r++)
+            for (int c = 0; c < 4; c++) acc[r][c] = _mm512_setzero_ps();
+        for (int j = 0; j < jmax; j++) {
+            const float *vr = v + (size_t)j * ldv + d;
+            __m512 vv[4];
+            for (int c = 0; c < 4; c++) vv[c] = _mm512_maskz_loadu_ps(m[c], vr + 16 * c);
+            for (int r = 0; r < nr; r++) {
+                const __m512 pr = _mm512_set1_ps(p[r * ld + (size_t)j]);
+                for (int c = 0; c < 4; c++) acc[r][c] = _mm512_fmadd_ps(pr, vv[c], acc[r][c]);
+            }
+        }
+        for (int r = 0; r < nr; r++) {
+            const __m512 iv = _mm512_set1_ps(inv[r]);
+            for (int c = 0; c < 4; c++)
+                _mm512_mask_storeu_ps(o + r * ldo + d + 16 * c, m[c], _mm512_mul_ps(acc[r][c], iv));
+        }
+    }
+}
+
+static void pv_any(int nr, const float *p, size_t ld, int jmax, const float *v, size_t ldv, int hd,
+                   float *o, size_t ldo, const float *inv) {
+    switch (nr) {
+    case 1: pv_rows(1, p, ld, jmax, v, ldv, hd, o, ldo, inv); break;
+    case 2: pv_rows(2, p, ld, jmax, v, ldv, hd, o, ldo, inv); break;
+    case 3: pv_rows(3, p, ld, jmax, v, ldv, hd, o, ldo, inv); break;
+    default: pv_rows(4, p, ld, jmax, v, ldv, hd, o, ldo, inv); break;
+    }
+}
+
+static int row_len(const molmo_attn_args *a, int i) {
+    if (!a->causal) return a->n_kv;
+    const long last = (long)a->q_pos0 + i + 1;
+    return last < a->n_kv ? (int)last : a->n_kv;
+}
+
+/* Few query rows (decode): dot products straight from K, see the file header. */
+static void item_dot(const molmo_attn_args *a, int h, int i0, int i1, float *S) {
+    const size_t ld = molmo_attn_ld_scores(a->n_kv);
+    const int hd = a->hd, g = h / (a->n_heads / a->n_kv_heads);
+    const float *k = a->k + (size_t)g * (size_t)hd, *v = a->v + (size_t)g * (size_t)hd;
+    float inv[MOLMO_ATTN_QB];
+    int len[MOLMO_ATTN_QB];
+    for (int r = 0; r < i1 - i0; r++) {
+        const float *q = a->q + (size_t)(i0 + r) * (size_t)a->ldq + (size_t)h * (size_t)hd;
+        len[r] = row_len(a, i0 + r);
+        scores_row(q, k, (size_t)a->ldk, hd, len[r], a->scale, S + r * ld);
+        inv[r] = avx512_exp_sub_max(S + r * ld, len[r], 1.0f);
+    }
+    for (int r0 = 0; r0 < i1 - i0; r0 += 4) {
+        const int nr = i1 - i0 - r0 < 4 ? i1 - i0 - r0 : 4;
+        int jmax = 0;
+        for (int r = r0; r < r0 + nr; r++) jmax = len[r] > jmax ? len[r] : jmax;
+        for (int r = r0; r < r0 + nr; r++)
+            for (int j = len[r]; j < jmax; j++) S[r * ld + (size_t)j] = 0.0f;
+        float *o = a->out + (size_t)(i0 + r0) * (size_t)a->ldo + (size_t)h * (size_t)hd;
+        pv_any(nr, S + r0 * ld, ld, jmax, v, (size_t)a->ldv, hd, o, (size_t)a->ldo, inv + r0);
+    }
+}
+
+/* Many query rows: S = q_block · K^T and O = P · V as two register-tiled GEMMs (the packing
+ * turns the strided K and V rows into contiguous panels), softmax in between, then O *= 1/sum.
+ * Scores and outputs are FMA chains in order over the head dimension resp. the keys. */
+static void item_gemm(const molmo_attn_args *a, int h, int i0, int i1, float *S, float *ws,
+                      size_t ws_floats) {
+    const size_t ld = molmo_attn_ld_scores(a->n_kv);
+    const int hd = a->hd, g = h / (a->n_heads / a->n_kv_heads), nr = i1 - i0;
+    float inv[MOLMO_ATTN_QB];
+    int len[MOLMO_ATTN_QB], lmax = 0;
+    for (int r = 0; r < nr; r++) {
+        len[r] = row_len(a, i0 + r);
+        lmax = len[r] > lmax ? len[r] : lmax;
+    }
+    const molmo_x86_gemm sc = {S, ld, a->q + (size_t)i0 * (size_t)a->ldq + (size_t)h * (size_t)hd,
+                               (size_t)a->ldq, a->k + (size_t)g * (size_t)hd, (size_t)a->ldk, 0,
+                               nr, lmax, hd};
+    molmo_k_gemm_f32_avx512(&sc, ws, ws_floats);
+    for (int r = 0; r < nr; r++) {
+        inv[r] = avx512_exp_sub_max(S + r * ld, len[r], a->scale);
+        for (int j = len[r]; j < lmax; j++) S[r * ld + (size_t)j] = 0.0f;
+    }
+    float *o = a->out + (size_t)i0 * (size_t)a->ldo + (size_t)h * (size_t)hd;
+    const molmo_x86_gemm pv = {o, (size_t)a->ldo, S, ld, a->v + (size_t)g * (size_t)hd,
+                               (size_t)a->ldv, 1, nr, hd, lmax};
+    molmo_k_gemm_f32_avx512(&pv, ws, ws_floats);
+    for (int r = 0; r < nr; r++, o += a->ldo) {
+        const __m512 iv = _mm512_set1_ps(inv[r]);
+        for (int d = 0; d < a->hd; d += 16) {
+            const __mmask16 m = avx512_tail(a->hd - d);
+            _mm512_mask_storeu_ps(o + d, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, o + d), iv));
+        }
+    }
+}
+
+void molmo_k_attention_f32_avx512(const molmo_attn_args *a, int it0, int it1, float *scratch,
+                               float *ws, size_t ws_floats) {
+    const int n_qb = (a->n_q + MOLMO_ATTN_QB - 1) / MOLMO_ATTN_QB;
+    for (int it = it0; it < it1; it++) {
+        const int h = it / n_qb, i0 = (it % n_qb) * MOLMO_ATTN_QB;
+        const int i1 = i0 + MOLMO_ATTN_QB < a->n_q ? i0 + MOLMO_ATTN_QB : a->n_q;
+        if (a->n_q >= GEMM_MIN_Q)
+            item_gemm(a, h, i0, i1, scratch, ws, ws_floats);
+        else
+            item_dot(a, h, i0, i1, scratch);
+    }
+}

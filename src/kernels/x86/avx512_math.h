@@ -1,0 +1,84 @@
+/* avx512_math.h — inline helpers shared by the AVX-512 kernel files (include only from files
+ * compiled with the AVX-512 flags): tail masks, weight loads of any dtype, exp, and the
+ * exp-and-sum step of softmax. */
+#ifndef MOLMO_KERNELS_AVX512_MATH_H
+#define MOLMO_KERNELS_AVX512_MATH_H
+
+#include <immintrin.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "molmo.h"
+
+/* Mask of the first min(n, 16) lanes (n <= 0: none). */
+static inline __mmask16 avx512_tail(int n) {
+    return n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
+}
+static inline __mmask16 avx512_tail_z(size_t n) { return avx512_tail(n >= 16 ? 16 : (int)n); }
+
+static inline __m256 avx512_hi256(__m512 v) {
+    return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+}
+
+/* 16 weights starting at element idx as f32; lanes outside m read 0 and touch no memory.
+ * BF16 -> f32 is a 16-bit shift and F16 -> f32 (vcvtph2ps) is exact: no rounding here. */
+static inline __m512 avx512_load_w16(const void *w, molmo_dtype wt, size_t idx, __mmask16 m) {
+    if (wt == MOLMO_DTYPE_F16)
+        return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)w + idx));
+    if (wt == MOLMO_DTYPE_BF16) {
+        const __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)w + idx);
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+    return _mm512_maskz_loadu_ps(m, (const float *)w + idx);
+}
+
+/* exp(x) for 16 lanes: Cody-Waite reduction x = n ln2 + r (ln2 split in a 9-bit head and a
+ * tail, so n*head is exact), the Cephes expf polynomial on |r| <= ln2/2 (about 1 ulp), and
+ * vscalefps for 2^n, which rounds once and gives 0 / denormals / inf at the ends. Inputs are
+ * clamped to [-104, 88.8] (exp is 0 resp. inf beyond); NaN stays NaN (min/max return their
+ * second operand when one is NaN). */
+static inline __m512 avx512_exp(__m512 x) {
+    x = _mm512_min_ps(_mm512_set1_ps(88.8f), x);
+    x = _mm512_max_ps(_mm512_set1_ps(-104.0f), x);
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    const __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(y, n);
+}
+
+/* Softmax numerator in place: x[i] = exp(s[i] - max s) with s = scale * x (scale == 1: x
+ * itself); returns 1 / sum (sum in double, then rounded to f32 as in the reference). n >= 1. */
+static inline float avx512_exp_sub_max(float *x, int n, float scale) {
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    const __m512 sc = _mm512_set1_ps(scale);
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 m = avx512_tail(n - i);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        if (scale != 1.0f) {
+            v = _mm512_mul_ps(sc, v);
+            _mm512_mask_storeu_ps(x + i, m, v);
+        }
+        mx = _mm512_mask_max_ps(mx, m, mx, v);
+    }
+    const __m512 mv = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 m = avx512_tail(n - i);
+        const __m512 e = _mm512_maskz_mov_ps(m, avx512_exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), mv)));
+        _mm512_mask_storeu_ps(x + i, m, e);
+        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(avx512_hi256(e)));
+    }
+    return 1.0f / (float)_mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+}
+
+#endif

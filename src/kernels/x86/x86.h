@@ -1,0 +1,37 @@
+/* x86.h — kernels shared between the files of one x86 ISA (declarations only; each ISA's
+ * files are compiled with that ISA's flags, see cmake/flags.cmake). */
+#ifndef MOLMO_KERNELS_X86_H
+#define MOLMO_KERNELS_X86_H
+
+#include <stddef.h>
+
+#include "kernels/kernels.h"
+
+/* A plain f32 GEMM used inside other kernels (attention): y[M,N] (ldy) = x[M,K] (ldx) · W^T,
+ * W[j][k] = w[j*ldw + k], or w[k*ldw + j] when w_kmajor. Every element is one FMA chain over k
+ * in order, as in the matmul kernels. K >= 1. */
+typedef struct molmo_x86_gemm {
+    float *y;
+    size_t ldy;
+    const float *x;
+    size_t ldx;
+    const float *w;
+    size_t ldw;
+    int w_kmajor;
+    int M, N, K;
+} molmo_x86_gemm;
+
+void molmo_k_gemm_f32_avx512(const molmo_x86_gemm *g, float *ws, size_t ws_floats);
+void molmo_k_gemm_f32_avx2(const molmo_x86_gemm *g, float *ws, size_t ws_floats);
+
+void molmo_k_matmul_f32_avx512(const molmo_matmul_args *a, int m0, int m1, int n0, int n1,
+                               float *ws, size_t ws_floats);
+void molmo_k_attention_f32_avx512(const molmo_attn_args *a, int it0, int it1, float *scratch,
+                                  float *ws, size_t ws_floats);
+
+void molmo_k_matmul_f32_avx2(const molmo_matmul_args *a, int m0, int m1, int n0, int n1,
+                             float *ws, size_t ws_floats);
+void molmo_k_attention_f32_avx2(const molmo_attn_args *a, int it0, int it1, float *scratch,
+                                float *ws, size_t ws_floats);
+
+#endif

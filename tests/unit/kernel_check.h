@@ -1,0 +1,147 @@
+/* kernel_check.h — shared by test_kernels.c and test_kernels_ops.c: the per-op tolerance
+ * table (with the reason for each bound), the fast-vs-reference comparison that records the
+ * worst figures, a seeded random generator and the list of fast kernel sets of this machine.
+ * Only for tests: every function is static (unused ones are fine), each program includes this
+ * once. */
+#ifndef MOLMO_TEST_KERNEL_CHECK_H
+#define MOLMO_TEST_KERNEL_CHECK_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/threadpool.h"
+#include "kernels/kernels.h"
+#include "testutil.h"
+
+/* ----------------------------------------------------------------------- tolerance table */
+
+typedef struct tol {
+    const char *op;
+    double max_abs, nmse;
+    const char *why;
+} tol;
+
+/* Inputs are scaled so outputs are O(1) (see each test); u = 2^-24 = 6e-8. */
+static const tol TOLS[] = {
+    {"matmul", 1e-5, 5e-11,
+     "same k order, but FMA rounds once per step where ref rounds twice. A K-term f32 sum is off "
+     "by ~u*sqrt(K/12)*|y| RMS (NMSE ~ K*u^2/12 = 1.2e-12 at K = 4096; 40x margin because cases "
+     "with few outputs give noisy NMSE), max over ~1e4 outputs a few times u*sqrt(K)*|y| = 2e-6; "
+     "|y| ~ 0.6 since w is scaled by 1/sqrt(K); K <= 4096"},
+    {"matmul_gemv", 1e-5, 5e-11,
+     "M <= 4: 16 (8) lane partial sums and a tree, more accurate than ref's sequential sum; "
+     "the difference is ref's own rounding error, sized as above"},
+    {"layernorm", 2e-6, 1e-13,
+     "statistics summed in double in another order: mean/rstd may differ by 1 f32 ulp; "
+     "|y| <= ~4 so 1 ulp of rstd is ~5e-7, plus the weight/bias ops (identical)"},
+    {"rmsnorm", 2e-6, 1e-13, "as layernorm: 1 ulp of the f32 scale on |y| <= ~4"},
+    {"softmax", 5e-7, 1e-12,
+     "polynomial exp (<= 2 ulp) vs libm expf, and the double sum in another order: a few ulp "
+     "of p <= 1"},
+    {"quick_gelu", 1e-5, 1e-12,
+     "exp within 2 ulp -> sigmoid within ~3 ulp, times |x| <= 20: ~20 * 3 * 6e-8"},
+    {"silu_mul", 2e-5, 1e-12, "as quick_gelu, times |up| <= 2"},
+    {"attention", 2e-6, 5e-11,
+     "scores summed in another order (lane sums / FMA): |s| <= ~8 moves p by <= ~1e-6 "
+     "relative; exp <= 2 ulp; P.V is an n_kv-term f32 sum whose result (a convex combination "
+     "of |v| <= 1) can be ~1e-2 for n_kv = 4095, so NMSE ~ n_kv*u^2/12 = 1.2e-12, 40x margin "
+     "as for matmul"},
+    {"add", 0, 0, "identical operations: one rounded sum"},
+    {"scale_add", 0, 0, "identical operations: product then sum, no FMA (as PyTorch)"},
+    {"rope", 0, 0, "identical operations: two rounded products and a rounded sum"},
+    {"to_f32", 0, 0, "exact conversions (NaN payloads compared as NaN)"},
+};
+
+static __attribute__((unused, noinline)) const tol *tol_of(const char *op) {
+    for (size_t i = 0; i < sizeof TOLS / sizeof TOLS[0]; i++)
+        if (strcmp(TOLS[i].op, op) == 0) return &TOLS[i];
+    fail_msg("no tolerance for %s", op);
+    return NULL;
+}
+
+/* Worst figures seen per (kernel set, op), printed at the end. */
+typedef struct worst {
+    const char *set, *op;
+    double max_abs, nmse;
+    long n_cmp;
+} worst;
+static worst g_worst[64];
+static int g_n_worst;
+
+static inline void note_worst(const char *set, const char *op, double max_abs, double nmse) {
+    int i = 0;
+    while (i < g_n_worst && !(g_worst[i].set == set && strcmp(g_worst[i].op, op) == 0)) i++;
+    if (i == g_n_worst) {
+        if (g_n_worst == 64) return;
+        g_worst[g_n_worst++] = (worst){set, op, 0, 0, 0};
+    }
+    if (max_abs > g_worst[i].max_abs) g_worst[i].max_abs = max_abs;
+    if (nmse > g_worst[i].nmse) g_worst[i].nmse = nmse;
+    g_worst[i].n_cmp++;
+}
+
+/* Compares got with the reference output want; NaN matches NaN only. */
+static inline void check(const char *set, const char *op, const float *got, const float *want, size_t n,
+                  const char *what) {
+    const tol *t = tol_of(op);
+    tu_cmp c = tu_compare_f32(got, want, n);
+    note_worst(set, op, c.max_abs, c.nmse);
+    if (getenv("MOLMO_TEST_VERBOSE") || c.max_abs > t->max_abs || c.nmse > t->nmse)
+        print_message("[%s] %s %s: n=%zu max_abs=%.3g (tol %.1g) nmse=%.3g (tol %.1g)\n", set, op,
+                      what, n, c.max_abs, t->max_abs, c.nmse, t->nmse);
+    if (c.max_abs > t->max_abs || c.nmse > t->nmse)
+        fail_msg("[%s] %s %s: out of tolerance at %zu: got %.9g want %.9g (%s)", set, op, what,
+                 c.worst, (double)got[c.worst], (double)want[c.worst], t->why);
+}
+
+/* ---------------------------------------------------------------------------- helpers */
+
+static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
+static inline float urand(void) { /* uniform in [-1, 1) */
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (float)((double)(g_rng >> 40) / (double)(1ull << 23) - 1.0);
+}
+static inline float *frand(size_t n, float scale) {
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++) p[i] = urand() * scale;
+    return p;
+}
+
+/* The fast kernel sets this machine has (never the ref one). */
+static inline int fast_sets(const molmo_kernels *out[2]) {
+    int n = 0;
+    if (molmo_kernels_avx512()) out[n++] = molmo_kernels_avx512();
+    if (molmo_kernels_avx2()) out[n++] = molmo_kernels_avx2();
+    return n;
+}
+
+/* A pool-sized matmul workspace. */
+#define WS_FLOATS (MOLMO_POOL_SCRATCH_BYTES / sizeof(float))
+static _Alignas(64) float g_ws[WS_FLOATS];
+
+/* Summary of the worst figures (shown with MOLMO_TEST_VERBOSE or when asked in CI logs). */
+static inline void test_print_summary(void **state) {
+    (void)state;
+    for (int i = 0; i < g_n_worst; i++)
+        print_message("  %-7s %-12s worst max_abs %.3g (tol %.1g)  nmse %.3g (tol %.1g)  %ld cases\n",
+                      g_worst[i].set, g_worst[i].op, g_worst[i].max_abs, tol_of(g_worst[i].op)->max_abs,
+                      g_worst[i].nmse, tol_of(g_worst[i].op)->nmse, g_worst[i].n_cmp);
+}
+
+
+/* Common start of both programs: MOLMO_TEST_SEED=n draws other random inputs (to check that the
+ * bounds are not lucky); a command-line argument filters the tests ('test_matmul*'). */
+static inline void kernel_check_init(int argc, char **argv) {
+    const char *seed = getenv("MOLMO_TEST_SEED");
+    if (seed) g_rng ^= (strtoull(seed, NULL, 10) + 1) * 0x9e3779b97f4a7c15ull;
+    for (int i = 1; i < argc; i++)
+        if (argv[i][0] != '-') cmocka_set_test_filter(argv[i]);
+}
+
+#endif

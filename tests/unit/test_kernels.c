@@ -1,0 +1,356 @@
+/* test_kernels.c — the matmul kernels (AVX2, AVX-512: whichever this CPU runs) against the
+ * plain-C reference and against double precision, the op layer's promise that 1 and N threads
+ * give identical bits, and the dispatch (STYLE.md §7, §9). The other ops are tested in
+ * test_kernels_ops.c; both share the tolerance table of kernel_check.h.
+ *
+ * Shapes: 1, 7, 16, 17, 4095, the model widths (588, 1024, 4096) and strided / unaligned
+ * operands, in F32, F16 and BF16. `test_kernels --perf` prints GFLOP/s and GB/s of the shipped
+ * kernels instead of testing. MOLMO_TEST_VERBOSE=1 prints every comparison. */
+#define _POSIX_C_SOURCE 200809L
+#include <time.h>
+
+#include "base/fp16.h"
+#include "kernel_check.h"
+#include "kernels/ops.h"
+
+/* f32 -> f16, round to nearest even; magnitudes below the normal f16 range become zero (the
+ * tests only need valid f16 weights; conversion of subnormals is tested in to_f32). */
+static uint16_t to_f16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    const uint32_t sign = (u >> 16) & 0x8000u, m = u & 0x7fffffu;
+    const int e = (int)((u >> 23) & 0xffu) - 127 + 15;
+    if (e <= 0) return (uint16_t)sign;
+    if (e >= 31) return (uint16_t)(sign | 0x7c00u);
+    uint32_t h = sign | ((uint32_t)e << 10) | (m >> 13);
+    const uint32_t rest = m & 0x1fffu;
+    if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) h++; /* a carry bumps the exponent */
+    return (uint16_t)h;
+}
+
+/* W [N, K] in the given dtype (rounded from f32 values) and its exact f32 copy. */
+static void *make_w(molmo_dtype wt, size_t n, float scale, float **f32_out) {
+    float *f = frand(n, scale);
+    void *w = f;
+    if (wt != MOLMO_DTYPE_F32) {
+        uint16_t *h = malloc((n ? n : 1) * 2);
+        assert_non_null(h);
+        for (size_t i = 0; i < n; i++) {
+            if (wt == MOLMO_DTYPE_BF16) {
+                h[i] = molmo_f32_to_bf16(f[i]);
+                f[i] = molmo_bf16_to_f32(h[i]);
+            } else {
+                h[i] = to_f16(f[i]);
+                f[i] = molmo_f16_to_f32(h[i]);
+            }
+        }
+        w = h;
+    }
+    *f32_out = f;
+    return w;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------------------------ matmul */
+
+typedef struct mm_shape {
+    int M, N, K, pad; /* pad: extra row stride on x and y, and a 1-float misalignment */
+} mm_shape;
+
+static const mm_shape MM_SHAPES[] = {
+    {1, 1, 1, 0},     {1, 7, 16, 0},     {7, 17, 4095, 0},  {16, 16, 16, 0},  {17, 17, 17, 3},
+    {5, 4095, 17, 0}, {4095, 1, 7, 1},   {4, 33, 1024, 2},  {5, 64, 128, 0},  {6, 64, 128, 0},
+    {7, 65, 129, 5},  {13, 130, 257, 1}, {24, 64, 588, 0},  {33, 1024, 1024, 0}, {3, 1024, 4096, 0},
+    {37, 200, 300, 7}, {2, 33, 4095, 0},
+};
+
+static const molmo_dtype DTYPES[] = {MOLMO_DTYPE_F32, MOLMO_DTYPE_F16, MOLMO_DTYPE_BF16};
+
+/* Sentinel in the padding of y: no kernel may write outside [M, N]. */
+#define SENTINEL 12345.0f
+
+/* The reference output of one case, checked against double precision with the rigorous bound
+ * for a K-term f32 dot product, |err| <= gamma_K * sum |x||w| (+ one rounding of the bias). */
+static void check_ref_exact(const float *r, const float *x, int ldx, const float *wf,
+                            const float *bias, int M, int N, int K, const char *what) {
+    const double gK = K * 0x1p-24 / (1 - K * 0x1p-24);
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double e = bias ? bias[j] : 0.0, mag = bias ? fabs(bias[j]) : 0.0;
+            for (int k = 0; k < K; k++) {
+                const double p = (double)x[(size_t)i * ldx + k] * wf[(size_t)j * K + k];
+                e += p;
+                mag += fabs(p);
+            }
+            if (fabs(r[(size_t)i * N + j] - e) > (gK + 0x1p-23) * mag + 1e-30)
+                fail_msg("ref %s (%d,%d): %.9g vs exact %.9g", what, i, j, (double)r[(size_t)i * N + j], e);
+        }
+}
+
+/* Copies the [M, N] block of y (row stride ldy) into out [M, N]; checks that the padding of
+ * every row but the last still holds SENTINEL. */
+static void unpad(float *out, const float *y, int M, int N, int ldy) {
+    for (int i = 0; i < M; i++) {
+        memcpy(out + (size_t)i * N, y + (size_t)i * ldy, (size_t)N * sizeof(float));
+        for (int j = N; j < ldy && i < M - 1; j++) assert_true(y[(size_t)i * ldy + j] == SENTINEL);
+    }
+}
+
+static void run_mm_case(const molmo_kernels *const *sets, int n_sets, const mm_shape *s,
+                        molmo_dtype wt, int use_bias) {
+    const int M = s->M, N = s->N, K = s->K, off = s->pad ? 1 : 0;
+    const int ldx = K + s->pad, ldy = N + s->pad;
+    const size_t ny = (size_t)M * ldy + off;
+    float *xb = frand((size_t)M * ldx + off, 1.0f), *x = xb + off, *wf;
+    void *w = make_w(wt, (size_t)N * K, 1.0f / sqrtf((float)K), &wf);
+    float *bias = use_bias ? frand((size_t)N, 0.5f) : NULL;
+    float *y0 = malloc(ny * sizeof(float)), *y1 = malloc(ny * sizeof(float));
+    float *y2 = malloc(ny * sizeof(float));
+    float *g = malloc((size_t)M * N * sizeof(float)), *r = malloc((size_t)M * N * sizeof(float));
+    char what[96];
+    snprintf(what, sizeof what, "%dx%dx%d %s%s%s", M, N, K, molmo_dtype_name(wt),
+             use_bias ? " bias" : "", s->pad ? " strided" : "");
+    for (size_t i = 0; i < ny; i++) y0[i] = SENTINEL;
+    molmo_matmul_args a = {y0 + off, ldy, x, ldx, w, wt, bias, M, N, K};
+    molmo_kernels_ref()->matmul(&a, 0, M, 0, N, NULL, 0);
+    unpad(r, y0 + off, M, N, ldy);
+    check_ref_exact(r, x, ldx, wf, bias, M, N, K, what);
+    for (int si = 0; si < n_sets; si++) {
+        for (size_t i = 0; i < ny; i++) y1[i] = SENTINEL;
+        a.y = y1 + off;
+        sets[si]->matmul(&a, 0, M, 0, N, g_ws, WS_FLOATS);
+        if (off) assert_true(y1[0] == SENTINEL);
+        unpad(g, y1 + off, M, N, ldy);
+        check(sets[si]->name, M <= 4 ? "matmul_gemv" : "matmul", g, r, (size_t)M * N, what);
+        /* Other K blockings (a stack panel, a short workspace) give the same bits. */
+        for (int v = 0; v < 2; v++) {
+            memcpy(y2, y1, ny * sizeof(float));
+            a.y = y2 + off;
+            sets[si]->matmul(&a, 0, M, 0, N, v ? g_ws : NULL, v ? 160 * 64 : 0);
+            assert_memory_equal(y1, y2, ny * sizeof(float));
+        }
+    }
+    free(g);
+    free(r);
+    free(xb);
+    free(wf);
+    if (w != wf) free(w);
+    free(bias);
+    free(y0);
+    free(y1);
+    free(y2);
+}
+
+static void test_matmul_vs_ref(void **state) {
+    (void)state;
+    const molmo_kernels *sets[2];
+    const int n_sets = fast_sets(sets);
+    for (size_t i = 0; i < sizeof MM_SHAPES / sizeof MM_SHAPES[0]; i++)
+        for (int d = 0; d < 3; d++) run_mm_case(sets, n_sets, &MM_SHAPES[i], DTYPES[d], (int)(i + d) % 2);
+}
+
+/* K = 0: y = bias (or 0) for every kernel set. */
+static void test_matmul_empty_k(void **state) {
+    (void)state;
+    const molmo_kernels *sets[3] = {molmo_kernels_ref(), molmo_kernels_avx2(), molmo_kernels_avx512()};
+    const float bias[3] = {1.5f, -2.0f, 0.25f};
+    for (int si = 0; si < 3; si++) {
+        if (!sets[si]) continue;
+        float y[6] = {9, 9, 9, 9, 9, 9}, x[1] = {0};
+        float w[1] = {0};
+        molmo_matmul_args a = {y, 3, x, 1, w, MOLMO_DTYPE_F32, bias, 2, 3, 0};
+        sets[si]->matmul(&a, 0, 2, 0, 3, NULL, 0);
+        for (int i = 0; i < 6; i++) assert_true(y[i] == bias[i % 3]);
+    }
+}
+
+/* The op layer: 1, 2 and 3 threads give the same bits, equal to one kernel call over the whole
+ * output; force_reference gives the reference bits. */
+static void test_matmul_threads(void **state) {
+    (void)state;
+    static const mm_shape shapes[] = {{150, 256, 1100, 0}, {100, 64, 64, 0}, {3, 1000, 64, 0},
+                                      {1, 4095, 17, 0},   {50, 300, 129, 3}, {9, 130, 70, 0}};
+    molmo_pool *pools[3];
+    for (int i = 0; i < 3; i++) assert_int_equal(molmo_pool_create(i + 1, &pools[i], NULL), MOLMO_OK);
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        for (int d = 0; d < 3; d++) {
+            const mm_shape *s = &shapes[si];
+            const int ldx = s->K + s->pad, ldy = s->N + s->pad;
+            const size_t ny = (size_t)s->M * ldy;
+            float *x = frand((size_t)s->M * ldx, 1.0f), *wf;
+            void *w = make_w(DTYPES[d], (size_t)s->N * s->K, 0.05f, &wf);
+            float *bias = frand((size_t)s->N, 1.0f);
+            float *y[4];
+            for (int i = 0; i < 4; i++) {
+                y[i] = calloc(ny, sizeof(float));
+                assert_non_null(y[i]);
+            }
+            for (int i = 0; i < 3; i++)
+                molmo_op_matmul(pools[i], y[i], ldy, x, ldx, w, DTYPES[d], bias, s->M, s->N, s->K);
+            molmo_matmul_args a = {y[3], ldy, x, ldx, w, DTYPES[d], bias, s->M, s->N, s->K};
+            molmo_kernels_get()->matmul(&a, 0, s->M, 0, s->N, NULL, 0);
+            for (int i = 1; i < 4; i++) assert_memory_equal(y[0], y[i], ny * sizeof(float));
+            if ((double)s->M * s->N * s->K <= 4e6) { /* the reference is slow */
+                molmo_kernels_force_reference(1);
+                assert_string_equal(molmo_kernels_name(), "ref");
+                molmo_op_matmul(pools[1], y[1], ldy, x, ldx, w, DTYPES[d], bias, s->M, s->N, s->K);
+                molmo_kernels_force_reference(0);
+                a.y = y[2];
+                molmo_kernels_ref()->matmul(&a, 0, s->M, 0, s->N, NULL, 0);
+                assert_memory_equal(y[1], y[2], ny * sizeof(float));
+            }
+            for (int i = 0; i < 4; i++) free(y[i]);
+            free(x);
+            free(wf);
+            if (w != wf) free(w);
+            free(bias);
+        }
+    }
+    for (int i = 0; i < 3; i++) molmo_pool_free(pools[i]);
+}
+
+/* The dispatch: the best table is one the CPU supports, and force_reference switches to ref. */
+static void test_dispatch(void **state) {
+    (void)state;
+    const char *best = molmo_kernels_name();
+    const char *cap = getenv("MOLMO_KERNELS");
+    if (!cap && molmo_kernels_avx512()) assert_string_equal(best, "avx512");
+    if (!cap && !molmo_kernels_avx512() && molmo_kernels_avx2()) assert_string_equal(best, "avx2");
+    if (cap && strcmp(cap, "avx2") == 0 && molmo_kernels_avx2()) assert_string_equal(best, "avx2");
+    if (cap && strcmp(cap, "ref") == 0) assert_string_equal(best, "ref");
+    molmo_kernels_force_reference(1);
+    assert_string_equal(molmo_kernels_name(), "ref");
+    assert_ptr_equal(molmo_kernels_get(), molmo_kernels_ref());
+    molmo_kernels_force_reference(0);
+    assert_string_equal(molmo_kernels_name(), best);
+    /* Empty shapes are no-ops. */
+    float y = 7.0f;
+    molmo_op_matmul(NULL, &y, 1, &y, 1, &y, MOLMO_DTYPE_F32, NULL, 0, 1, 1);
+    molmo_op_layernorm(NULL, &y, &y, NULL, NULL, 0, 1, 1e-5f);
+    molmo_op_softmax_rows(&y, 1, 0);
+    assert_true(y == 7.0f);
+    molmo_op_softmax_rows(&y, 1, 1);
+    assert_true(y == 1.0f);
+}
+
+/* ------------------------------------------------------------------------------ --perf */
+
+static double best_of(int reps, void (*fn)(void *), void *arg) {
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        const double t0 = now_s();
+        fn(arg);
+        const double t = now_s() - t0;
+        best = t < best ? t : best;
+    }
+    return best;
+}
+
+typedef struct perf_mm {
+    molmo_pool *pool;
+    float *y, *x;
+    void *w;
+    molmo_dtype wt;
+    int M, N, K;
+} perf_mm;
+static void perf_mm_fn(void *p) {
+    perf_mm *a = p;
+    molmo_op_matmul(a->pool, a->y, a->N, a->x, a->K, a->w, a->wt, NULL, a->M, a->N, a->K);
+}
+
+typedef struct perf_attn {
+    molmo_pool *pool;
+    float *o, *q, *k, *v, *scratch;
+    int n, heads, hd;
+} perf_attn;
+static void perf_attn_fn(void *p) {
+    perf_attn *a = p;
+    const int D = a->heads * a->hd;
+    molmo_op_attention(a->pool, a->o, D, a->q, D, a->k, D, a->v, D, a->n, a->n, a->heads, a->heads,
+                       a->hd, 0.125f, 0, 0, a->scratch);
+}
+
+typedef struct perf_rows {
+    molmo_pool *pool;
+    float *x, *w, *b;
+    int M, N, op;
+} perf_rows;
+static void perf_rows_fn(void *p) {
+    perf_rows *a = p;
+    const size_t n = (size_t)a->M * a->N;
+    switch (a->op) {
+    case 0: molmo_op_layernorm(a->pool, a->x, a->x, a->w, a->b, a->M, a->N, 1e-5f); break;
+    case 1: molmo_op_rmsnorm(a->pool, a->x, a->x, a->w, a->M, a->N, 1e-5f); break;
+    case 2: molmo_op_quick_gelu(a->x, n); break;
+    case 3: molmo_op_silu_mul(a->x, a->x, a->b, n); break;
+    default: molmo_op_softmax_rows(a->x, a->M, a->N); break;
+    }
+}
+
+static int run_perf(void) {
+    molmo_pool *pool;
+    if (molmo_pool_create(0, &pool, NULL) != MOLMO_OK) return 1;
+    printf("kernels: %s, %d threads\n", molmo_kernels_name(), molmo_pool_size(pool));
+    static const int shapes[][3] = {{577, 1024, 1024}, {577, 4096, 1024}, {577, 1024, 4096}, {1, 4096, 1024}};
+    for (size_t s = 0; s < 4; s++)
+        for (int d = 0; d < 3; d += 2) {
+            perf_mm a = {pool, NULL, NULL, NULL, DTYPES[d], shapes[s][0], shapes[s][1], shapes[s][2]};
+            float *wf;
+            a.x = frand((size_t)a.M * a.K, 1.0f);
+            a.y = malloc((size_t)a.M * a.N * sizeof(float));
+            a.w = make_w(a.wt, (size_t)a.N * a.K, 0.03f, &wf);
+            const double t = best_of(5, perf_mm_fn, &a);
+            printf("matmul %4dx%4dx%4d %-4s  %8.3f ms  %7.1f GFLOP/s  %6.1f GB/s (weights)\n", a.M,
+                   a.N, a.K, molmo_dtype_name(a.wt), t * 1e3, 2.0 * a.M * a.N * a.K / t * 1e-9,
+                   (double)a.N * a.K * (d ? 2 : 4) / t * 1e-9);
+            free(a.x);
+            free(a.y);
+            free(wf);
+            if (a.w != wf) free(a.w);
+        }
+    perf_attn at = {pool, NULL, NULL, NULL, NULL, NULL, 577, 16, 64};
+    at.q = frand(577 * 1024, 1.0f);
+    at.k = frand(577 * 1024, 1.0f);
+    at.v = frand(577 * 1024, 1.0f);
+    at.o = malloc(577 * 1024 * sizeof(float));
+    at.scratch = malloc(molmo_op_attention_scratch(577, molmo_pool_size(pool)) * sizeof(float));
+    double t = best_of(5, perf_attn_fn, &at);
+    printf("attention 577x577 16x64       %8.3f ms  %7.1f GFLOP/s\n", t * 1e3,
+           4.0 * 577 * 577 * 1024 / t * 1e-9);
+    free(at.q);
+    free(at.k);
+    free(at.v);
+    free(at.o);
+    free(at.scratch);
+    static const char *names[5] = {"layernorm", "rmsnorm", "quick_gelu", "silu_mul", "softmax"};
+    for (int op = 0; op < 5; op++) {
+        perf_rows r = {pool, frand(577 * 4096, 1.0f), frand(4096, 1.0f), frand(577 * 4096, 1.0f), 577, 4096, op};
+        t = best_of(5, perf_rows_fn, &r);
+        printf("%-10s 577x4096             %8.3f ms  %7.1f GB/s\n", names[op], t * 1e3,
+               577.0 * 4096 * 4 * (op == 3 ? 3 : 2) / t * 1e-9);
+        free(r.x);
+        free(r.w);
+        free(r.b);
+    }
+    molmo_pool_free(pool);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--perf") == 0) return run_perf();
+    kernel_check_init(argc, argv);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dispatch),
+        cmocka_unit_test(test_matmul_vs_ref),
+        cmocka_unit_test(test_matmul_empty_k),
+        cmocka_unit_test(test_matmul_threads),
+        cmocka_unit_test(test_print_summary),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

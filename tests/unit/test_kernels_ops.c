@@ -1,0 +1,448 @@
+/* test_kernels_ops.c — every non-matmul kernel (norms, softmax, activations, adds, attention,
+ * RoPE, dtype conversion) of the fast sets this CPU runs against the plain-C reference, the
+ * references against double precision, and 1 vs N threads for the threaded ops. Shapes: 1, 7,
+ * 16, 17, 4095 and the model widths; attention with GQA, causal offsets (KV cache), decode over
+ * 4095 keys, odd head sizes and strided rows. Tolerances: kernel_check.h. */
+#define _POSIX_C_SOURCE 200809L
+#include "base/alloc.h"
+#include "base/fp16.h"
+#include "kernel_check.h"
+#include "kernels/ops.h"
+
+/* ------------------------------------------------------------------------------- norms */
+
+static const int ROW_NS[] = {1, 7, 16, 17, 64, 1024, 4095};
+
+/* Three rows: centred noise, noise on a large offset (cancellation), and a constant row. */
+static float *norm_input(int N) {
+    float *x = frand((size_t)3 * N, 2.0f);
+    for (int j = 0; j < N; j++) {
+        x[N + j] = 50.0f + x[N + j];
+        x[2 * N + j] = -3.0f;
+    }
+    return x;
+}
+
+static void test_norms_vs_ref(void **state) {
+    (void)state;
+    const molmo_kernels *sets[2];
+    const int n_sets = fast_sets(sets);
+    const molmo_kernels *ref = molmo_kernels_ref();
+    for (size_t ni = 0; ni < sizeof ROW_NS / sizeof ROW_NS[0]; ni++) {
+        const int N = ROW_NS[ni];
+        float *x = norm_input(N), *w = frand((size_t)N, 1.5f), *b = frand((size_t)N, 1.0f);
+        float *r = malloc(3 * (size_t)N * sizeof(float)), *g = malloc(3 * (size_t)N * sizeof(float));
+        for (int variant = 0; variant < 4; variant++) {
+            const float *wv = variant == 3 ? NULL : w, *bv = variant >= 2 ? NULL : b;
+            const int rms = variant % 2;
+            char what[64];
+            snprintf(what, sizeof what, "N=%d%s%s", N, wv ? " w" : "", !rms && bv ? " b" : "");
+            for (int i = 0; i < 3; i++) {
+                if (rms) ref->rmsnorm(r + (size_t)i * N, x + (size_t)i * N, wv, N, 1e-6f);
+                else ref->layernorm(r + (size_t)i * N, x + (size_t)i * N, wv, bv, N, 1e-5f);
+            }
+            for (int si = 0; si < n_sets; si++) {
+                memcpy(g, x, 3 * (size_t)N * sizeof(float)); /* in place */
+                for (int i = 0; i < 3; i++) {
+                    if (rms) sets[si]->rmsnorm(g + (size_t)i * N, g + (size_t)i * N, wv, N, 1e-6f);
+                    else sets[si]->layernorm(g + (size_t)i * N, g + (size_t)i * N, wv, bv, N, 1e-5f);
+                }
+                check(sets[si]->name, rms ? "rmsnorm" : "layernorm", g, r, 3 * (size_t)N, what);
+            }
+            /* The reference against double precision: the mean is rounded to f32 before the
+             * subtraction (as PyTorch does), which costs up to u*|mean|*rstd absolute. */
+            for (int i = 0; i < 3; i++) {
+                const float *xi = x + (size_t)i * N;
+                double mean = 0, var = 0;
+                for (int j = 0; j < N; j++) mean += xi[j];
+                mean = rms ? 0 : mean / N;
+                for (int j = 0; j < N; j++) var += (xi[j] - mean) * (xi[j] - mean);
+                const double rstd = 1.0 / sqrt(var / N + (rms ? 1e-6 : 1e-5));
+                for (int j = 0; j < N; j++) {
+                    const double wj = wv ? wv[j] : 1.0, bj = !rms && bv ? bv[j] : 0.0;
+                    const double e = (xi[j] - mean) * rstd * wj + bj;
+                    const double bound = 0x1p-24 * (8 * fabs((xi[j] - mean) * rstd * wj) +
+                                                    2 * fabs(mean) * rstd * fabs(wj) + 2 * fabs(bj)) + 1e-30;
+                    if (fabs(r[(size_t)i * N + j] - e) > bound)
+                        fail_msg("ref %s %s row %d col %d: %.9g vs exact %.9g", rms ? "rmsnorm" : "layernorm",
+                                 what, i, j, (double)r[(size_t)i * N + j], e);
+                }
+            }
+        }
+        free(x);
+        free(w);
+        free(b);
+        free(r);
+        free(g);
+    }
+}
+
+/* ------------------------------------------------------------- softmax and activations */
+
+static void test_softmax_vs_ref(void **state) {
+    (void)state;
+    const molmo_kernels *sets[2];
+    const int n_sets = fast_sets(sets);
+    for (size_t ni = 0; ni < sizeof ROW_NS / sizeof ROW_NS[0]; ni++) {
+        const int N = ROW_NS[ni];
+        float *x = frand((size_t)3 * N, 10.0f);
+        for (int j = 0; j < N; j++) x[N + j] *= 8.0f; /* spread 160: most terms underflow */
+        for (int j = 0; j < N; j++) x[2 * N + j] = 7.0f;
+        float *r = malloc(3 * (size_t)N * sizeof(float)), *g = malloc(3 * (size_t)N * sizeof(float));
+        memcpy(r, x, 3 * (size_t)N * sizeof(float));
+        for (int i = 0; i < 3; i++) molmo_kernels_ref()->softmax(r + (size_t)i * N, N);
+        char what[32];
+        snprintf(what, sizeof what, "N=%d", N);
+        for (int si = 0; si < n_sets; si++) {
+            memcpy(g, x, 3 * (size_t)N * sizeof(float));
+            for (int i = 0; i < 3; i++) sets[si]->softmax(g + (size_t)i * N, N);
+            check(sets[si]->name, "softmax", g, r, 3 * (size_t)N, what);
+        }
+        for (int i = 0; i < 3; i++) { /* reference vs double */
+            const float *xi = x + (size_t)i * N;
+            double mx = -INFINITY, s = 0;
+            for (int j = 0; j < N; j++) mx = xi[j] > mx ? xi[j] : mx;
+            for (int j = 0; j < N; j++) s += exp(xi[j] - mx);
+            for (int j = 0; j < N; j++) {
+                const double e = exp(xi[j] - mx) / s;
+                /* + 2 subnormal steps: exp and the 1/sum product may both land below 2^-126 */
+                const double bound = 0x1p-24 * e * (fabs(xi[j] - mx) + 6) + 2 * 0x1p-149;
+                if (fabs(r[(size_t)i * N + j] - e) > bound)
+                    fail_msg("ref softmax %s row %d col %d: %.9g vs exact %.9g", what, i, j,
+                             (double)r[(size_t)i * N + j], e);
+            }
+        }
+        free(x);
+        free(r);
+        free(g);
+    }
+}
+
+static const size_t EW_NS[] = {1, 7, 16, 17, 4095};
+
+static double qgelu_exact(double x) { return x / (1 + exp(-1.702 * x)); }
+static double silu_exact(double g) { return g / (1 + exp(-g)); }
+
+static void test_elementwise_vs_ref(void **state) {
+    (void)state;
+    const molmo_kernels *sets[2];
+    const int n_sets = fast_sets(sets);
+    const molmo_kernels *ref = molmo_kernels_ref();
+    for (size_t ni = 0; ni < sizeof EW_NS / sizeof EW_NS[0]; ni++) {
+        const size_t n = EW_NS[ni];
+        float *x = frand(n, 20.0f), *u = frand(n, 2.0f), *y = frand(n, 3.0f);
+        float *r = malloc(n * sizeof(float)), *g = malloc(n * sizeof(float));
+        char what[32];
+        snprintf(what, sizeof what, "n=%zu", n);
+        for (int op = 0; op < 4; op++) {
+            static const char *names[4] = {"quick_gelu", "silu_mul", "add", "scale_add"};
+            const molmo_kernels *all[3] = {ref, n_sets > 0 ? sets[0] : NULL, n_sets > 1 ? sets[1] : NULL};
+            for (int si = 0; si < 3 && all[si]; si++) {
+                float *o = si == 0 ? r : g;
+                const molmo_kernels *k = all[si];
+                switch (op) {
+                case 0: memcpy(o, x, n * sizeof(float)); k->quick_gelu(o, n); break;
+                case 1: k->silu_mul(o, x, u, n); break;
+                case 2: memcpy(o, y, n * sizeof(float)); k->add(o, x, n); break;
+                default: memcpy(o, y, n * sizeof(float)); k->scale_add(o, x, -0.37f, n); break;
+                }
+                if (si > 0) check(k->name, names[op], g, r, n, what);
+            }
+            for (size_t i = 0; i < n && op < 2; i++) { /* reference vs double: a few ulp */
+                /* quick_gelu rounds its exp argument 1.702x first: relative error |1.702x|*u. */
+                const double e = op == 0 ? qgelu_exact(x[i]) : silu_exact(x[i]) * u[i];
+                const double arg = op == 0 ? fabs(1.702 * x[i]) : 0.0;
+                if (fabs(r[i] - e) > 0x1p-24 * (12 + 2 * arg) * fabs(e) + 1e-40)
+                    fail_msg("ref %s x=%.9g: %.9g vs exact %.9g", names[op], (double)x[i], (double)r[i], e);
+            }
+        }
+        free(x);
+        free(u);
+        free(y);
+        free(r);
+        free(g);
+    }
+}
+
+/* Saturation of exp at both ends: finite inputs never give NaN, and the tails are right. */
+static void test_activation_extremes(void **state) {
+    (void)state;
+    static const float xs[] = {-1e30f, -1000.0f, -104.5f, -103.9f, -90.0f, -88.0f, -87.0f, -20.0f,
+                               -0.0f,  0.0f,     1e-30f,  20.0f,   50.0f,  88.0f,  88.8f,  90.0f,
+                               1000.0f, 1e30f};
+    const size_t n = sizeof xs / sizeof xs[0];
+    const molmo_kernels *all[3] = {molmo_kernels_ref(), molmo_kernels_avx2(), molmo_kernels_avx512()};
+    for (int si = 0; si < 3; si++) {
+        if (!all[si]) continue;
+        float q[sizeof xs / sizeof xs[0]], s[sizeof xs / sizeof xs[0]], one[sizeof xs / sizeof xs[0]];
+        memcpy(q, xs, sizeof q);
+        for (size_t i = 0; i < n; i++) one[i] = 1.0f;
+        all[si]->quick_gelu(q, n);
+        all[si]->silu_mul(s, xs, one, n);
+        for (size_t i = 0; i < n; i++) {
+            const double eq = qgelu_exact(xs[i]), es = silu_exact(xs[i]);
+            if (isnan(q[i]) || isnan(s[i]) || fabs(q[i] - eq) > 1e-6 * fabs(eq) + 1e-37 ||
+                fabs(s[i] - es) > 1e-6 * fabs(es) + 1e-37)
+                fail_msg("[%s] x=%g: quick_gelu %.9g (exact %.9g), silu %.9g (exact %.9g)",
+                         all[si]->name, (double)xs[i], (double)q[i], eq, (double)s[i], es);
+        }
+    }
+}
+
+/* --------------------------------------------------------------------------- attention */
+
+typedef struct attn_case {
+    int n_q, n_kv, n_heads, n_kv_heads, hd, causal, q_pos0, pad;
+} attn_case;
+
+static const attn_case ATTN_CASES[] = {
+    {1, 1, 1, 1, 64, 0, 0, 0},      {7, 7, 2, 1, 64, 1, 0, 0},      {17, 17, 4, 2, 128, 1, 0, 3},
+    {145, 145, 16, 16, 64, 0, 0, 0}, {1, 100, 4, 2, 128, 1, 99, 0},  {5, 30, 4, 1, 128, 1, 25, 1},
+    {16, 16, 2, 2, 16, 0, 0, 0},    {9, 20, 3, 3, 17, 0, 0, 2},     {20, 33, 2, 1, 80, 1, 13, 0},
+    {1, 4095, 2, 1, 64, 1, 4094, 0}, {4, 4, 16, 16, 64, 0, 0, 0},
+};
+
+static void attn_run(const molmo_kernels *k, const attn_case *c, float *out, const float *q,
+                     const float *kk, const float *v, float *scratch) {
+    const int ldq = c->n_heads * c->hd + c->pad, ldk = c->n_kv_heads * c->hd + c->pad;
+    const molmo_attn_args a = {out, c->n_heads * c->hd, q, kk, v, ldq, ldk, ldk, c->n_q, c->n_kv,
+                               c->n_heads, c->n_kv_heads, c->hd, 1.0f / sqrtf((float)c->hd),
+                               c->causal, c->q_pos0};
+    const int n_items = c->n_heads * ((c->n_q + MOLMO_ATTN_QB - 1) / MOLMO_ATTN_QB);
+    k->attention(&a, 0, n_items, scratch, g_ws, WS_FLOATS);
+}
+
+/* Exact (double) attention of query row i, head h, column d. */
+static double attn_exact(const attn_case *c, const float *q, const float *k, const float *v, int i,
+                         int h, int d) {
+    const int ldq = c->n_heads * c->hd + c->pad, ldk = c->n_kv_heads * c->hd + c->pad;
+    const int g = h / (c->n_heads / c->n_kv_heads);
+    int len = c->causal ? c->q_pos0 + i + 1 : c->n_kv;
+    len = len < c->n_kv ? len : c->n_kv;
+    double mx = -INFINITY, s = 0, o = 0;
+    double *sc = malloc((size_t)len * sizeof(double));
+    for (int j = 0; j < len; j++) {
+        double dot = 0;
+        for (int t = 0; t < c->hd; t++)
+            dot += (double)q[(size_t)i * ldq + h * c->hd + t] * k[(size_t)j * ldk + g * c->hd + t];
+        sc[j] = dot / sqrt((double)c->hd);
+        mx = sc[j] > mx ? sc[j] : mx;
+    }
+    for (int j = 0; j < len; j++) {
+        const double p = exp(sc[j] - mx);
+        s += p;
+        o += p * v[(size_t)j * ldk + g * c->hd + d];
+    }
+    free(sc);
+    return o / s;
+}
+
+static void test_attention_vs_ref(void **state) {
+    (void)state;
+    const molmo_kernels *sets[2];
+    const int n_sets = fast_sets(sets);
+    for (size_t ci = 0; ci < sizeof ATTN_CASES / sizeof ATTN_CASES[0]; ci++) {
+        const attn_case *c = &ATTN_CASES[ci];
+        const int ldq = c->n_heads * c->hd + c->pad, ldk = c->n_kv_heads * c->hd + c->pad;
+        const size_t n_out = (size_t)c->n_q * c->n_heads * c->hd;
+        /* |q|,|k| <= 1.5: scores up to ~hd * 2.25 / sqrt(hd) in the worst case, ~2 typical. */
+        float *q = frand((size_t)c->n_q * ldq, 1.5f), *k = frand((size_t)c->n_kv * ldk, 1.5f);
+        float *v = frand((size_t)c->n_kv * ldk, 1.0f);
+        float *r = malloc(n_out * sizeof(float)), *g = malloc(n_out * sizeof(float));
+        float *scratch = aligned_alloc(64, (molmo_op_attention_scratch(c->n_kv, 1) * 4 + 63) / 64 * 64);
+        attn_run(molmo_kernels_ref(), c, r, q, k, v, scratch);
+        char what[96];
+        snprintf(what, sizeof what, "q%d kv%d h%d/%d hd%d%s pos0 %d%s", c->n_q, c->n_kv, c->n_heads,
+                 c->n_kv_heads, c->hd, c->causal ? " causal" : "", c->q_pos0, c->pad ? " strided" : "");
+        for (int si = 0; si < n_sets; si++) {
+            attn_run(sets[si], c, g, q, k, v, scratch);
+            check(sets[si]->name, "attention", g, r, n_out, what);
+        }
+        /* Reference vs double on a sample of outputs (outputs are averages of |v| <= 1). */
+        for (int i = 0; i < c->n_q; i += 1 + c->n_q / 5)
+            for (int h = 0; h < c->n_heads; h += 1 + c->n_heads / 3)
+                for (int d = 0; d < c->hd; d += 1 + c->hd / 4) {
+                    const double e = attn_exact(c, q, k, v, i, h, d);
+                    const float got = r[((size_t)i * c->n_heads + h) * c->hd + d];
+                    if (fabs(got - e) > 2e-6)
+                        fail_msg("ref attention %s (%d,%d,%d): %.9g vs exact %.9g", what, i, h, d,
+                                 (double)got, e);
+                }
+        free(q);
+        free(k);
+        free(v);
+        free(r);
+        free(g);
+        free(scratch);
+    }
+}
+
+static void test_attention_threads(void **state) {
+    (void)state;
+    static const attn_case cases[] = {{145, 145, 16, 16, 64, 0, 0, 0}, {37, 60, 4, 2, 128, 1, 23, 0},
+                                      {1, 300, 7, 1, 128, 1, 299, 0}};
+    molmo_pool *pools[3];
+    for (int i = 0; i < 3; i++) assert_int_equal(molmo_pool_create(i + 1, &pools[i], NULL), MOLMO_OK);
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const attn_case *c = &cases[ci];
+        const int D = c->n_heads * c->hd, Dk = c->n_kv_heads * c->hd;
+        const size_t n_out = (size_t)c->n_q * D;
+        float *q = frand((size_t)c->n_q * D, 1.0f), *k = frand((size_t)c->n_kv * Dk, 1.0f);
+        float *v = frand((size_t)c->n_kv * Dk, 1.0f);
+        float *scratch = malloc(molmo_op_attention_scratch(c->n_kv, 3) * sizeof(float));
+        float *o[3];
+        for (int i = 0; i < 3; i++) {
+            o[i] = malloc(n_out * sizeof(float));
+            molmo_op_attention(pools[i], o[i], D, q, D, k, Dk, v, Dk, c->n_q, c->n_kv, c->n_heads,
+                               c->n_kv_heads, c->hd, 0.125f, c->causal, c->q_pos0, scratch);
+        }
+        for (int i = 1; i < 3; i++) assert_memory_equal(o[0], o[i], n_out * sizeof(float));
+        for (int i = 0; i < 3; i++) free(o[i]);
+        free(q);
+        free(k);
+        free(v);
+        free(scratch);
+    }
+    /* Norms through the pool too. */
+    float *x = norm_input(1024), *w = frand(1024, 1.0f), *b = frand(1024, 1.0f);
+    float *y[3];
+    for (int i = 0; i < 3; i++) {
+        y[i] = malloc(3 * 1024 * sizeof(float));
+        molmo_op_layernorm(pools[i], y[i], x, w, b, 3, 1024, 1e-5f);
+        molmo_op_rmsnorm(pools[i], y[i], y[i], w, 3, 1024, 1e-6f);
+    }
+    for (int i = 1; i < 3; i++) assert_memory_equal(y[0], y[i], 3 * 1024 * sizeof(float));
+    for (int i = 0; i < 3; i++) {
+        free(y[i]);
+        molmo_pool_free(pools[i]);
+    }
+    free(x);
+    free(w);
+    free(b);
+}
+
+/* -------------------------------------------------------------------------------- RoPE */
+
+static void test_rope(void **state) {
+    (void)state;
+    float *cs, *sn;
+    molmo_error err;
+    assert_int_equal(molmo_rope_table(&cs, &sn, 4096, 128, 1000000.0f, &err), MOLMO_OK);
+    /* The table against the same f32 pipeline evaluated with double sin/cos (1 ulp: libm),
+     * and inv_freq against its closed form (f32 pow within 2 ulp). */
+    for (int i = 0; i < 64; i++) {
+        const float e = (float)(2 * i) / 128.0f, inv = 1.0f / powf(1000000.0f, e);
+        assert_true(fabs(inv - 1.0 / pow(1e6, 2.0 * i / 128.0)) <= 3 * 0x1p-24 * inv);
+        for (int p = 0; p < 4096; p += 97) {
+            const float ang = (float)p * inv;
+            assert_true(fabs(cs[(size_t)p * 64 + i] - cos((double)ang)) <= 0x1p-24 * 2);
+            assert_true(fabs(sn[(size_t)p * 64 + i] - sin((double)ang)) <= 0x1p-24 * 2);
+        }
+    }
+    assert_true(cs[0] == 1.0f && sn[0] == 0.0f);
+    static const int hds[] = {2, 16, 34, 64, 128};
+    const molmo_kernels *all[3] = {molmo_kernels_ref(), molmo_kernels_avx2(), molmo_kernels_avx512()};
+    for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++) {
+        const int hd = hds[hi], n_tok = 19, n_heads = 3, ldx = n_heads * hd + 5;
+        float *c2, *s2;
+        assert_int_equal(molmo_rope_table(&c2, &s2, 300, hd, 10000.0f, NULL), MOLMO_OK);
+        int pos[19];
+        for (int t = 0; t < n_tok; t++) pos[t] = (t * 37) % 300;
+        float *x = frand((size_t)n_tok * ldx, 2.0f), *r = malloc((size_t)n_tok * ldx * sizeof(float));
+        memcpy(r, x, (size_t)n_tok * ldx * sizeof(float));
+        all[0]->rope(r, ldx, n_tok, n_heads, hd, pos, c2, s2);
+        for (int t = 0; t < n_tok; t++) /* a rotation keeps every pair's norm; padding untouched */
+            for (int h = 0; h < n_heads; h++)
+                for (int i = 0; i < hd / 2; i++) {
+                    const float *a0 = x + (size_t)t * ldx + h * hd, *a1 = r + (size_t)t * ldx + h * hd;
+                    const double n0 = hypot(a0[i], a0[i + hd / 2]), n1 = hypot(a1[i], a1[i + hd / 2]);
+                    assert_true(fabs(n0 - n1) <= 1e-6 * (n0 + 1));
+                }
+        for (int si = 1; si < 3; si++) {
+            if (!all[si]) continue;
+            float *g = malloc((size_t)n_tok * ldx * sizeof(float));
+            memcpy(g, x, (size_t)n_tok * ldx * sizeof(float));
+            all[si]->rope(g, ldx, n_tok, n_heads, hd, pos, c2, s2);
+            char what[32];
+            snprintf(what, sizeof what, "hd=%d strided", hd);
+            check(all[si]->name, "rope", g, r, (size_t)n_tok * ldx, what);
+            free(g);
+        }
+        free(x);
+        free(r);
+        molmo_free(c2);
+        molmo_free(s2);
+    }
+    molmo_free(cs);
+    molmo_free(sn);
+    assert_int_equal(molmo_rope_table(&cs, &sn, 10, 7, 10000.0f, &err), MOLMO_ERR_INVALID_ARG);
+    assert_null(cs);
+    assert_non_null(strstr(err.msg, "head dim 7"));
+    molmo_alloc_fail_after(1);
+    assert_int_equal(molmo_rope_table(&cs, &sn, 10, 8, 10000.0f, &err), MOLMO_ERR_NOMEM);
+    molmo_alloc_fail_after(-1);
+    assert_null(cs);
+    assert_null(sn);
+}
+
+/* ------------------------------------------------------------------------ conversions */
+
+static void test_to_f32_and_gather(void **state) {
+    (void)state;
+    enum { N = 4095 };
+    uint16_t *h = malloc(N * 2);
+    for (int i = 0; i < N; i++) h[i] = (uint16_t)(i * 16 + (i % 16)); /* every exponent */
+    static const uint16_t specials[] = {0x0000, 0x8000, 0x0001, 0x03ff, 0x8001, 0x7c00, 0xfc00,
+                                        0x7e00, 0x7c01, 0x3c00, 0x7bff, 0x7f80, 0xff80, 0x7fc0};
+    memcpy(h, specials, sizeof specials);
+    float *r = malloc(N * sizeof(float)), *g = malloc(N * sizeof(float));
+    const molmo_kernels *all[3] = {molmo_kernels_ref(), molmo_kernels_avx2(), molmo_kernels_avx512()};
+    for (int d = 1; d < 3; d++) {
+        const molmo_dtype wt = d == 1 ? MOLMO_DTYPE_F16 : MOLMO_DTYPE_BF16;
+        for (size_t n = 1; n <= N; n = n * 4 + 1) {
+            all[0]->to_f32(r, h, wt, n);
+            for (size_t i = 0; i < n; i++) {
+                const float e = wt == MOLMO_DTYPE_F16 ? molmo_f16_to_f32(h[i]) : molmo_bf16_to_f32(h[i]);
+                assert_true(memcmp(&e, &r[i], 4) == 0);
+            }
+            for (int si = 1; si < 3; si++) {
+                if (!all[si]) continue;
+                all[si]->to_f32(g, h, wt, n);
+                check(all[si]->name, "to_f32", g, r, n, molmo_dtype_name(wt));
+            }
+        }
+    }
+    /* F16 spot values: the smallest subnormal, the largest normal. */
+    all[0]->to_f32(r, h, MOLMO_DTYPE_F16, 11);
+    assert_true(r[2] == 0x1p-24f && r[10] == 65504.0f && isinf(r[5]) && isnan(r[7]));
+    /* gather: rows 3, 0, 2 of a [4, 5] bf16 table */
+    const int ids[3] = {3, 0, 2};
+    molmo_op_gather_rows(g, h, MOLMO_DTYPE_BF16, 5, ids, 3);
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 5; j++) {
+            const float e = molmo_bf16_to_f32(h[ids[i] * 5 + j]);
+            assert_true(memcmp(&e, &g[i * 5 + j], 4) == 0 || (isnan(e) && isnan(g[i * 5 + j])));
+        }
+    float wf[6] = {1, 2, 3, 4, 5, 6};
+    molmo_op_gather_rows(g, wf, MOLMO_DTYPE_F32, 2, ids + 1, 1);
+    assert_true(g[0] == 1 && g[1] == 2);
+    free(h);
+    free(r);
+    free(g);
+}
+
+int main(int argc, char **argv) {
+    kernel_check_init(argc, argv);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_norms_vs_ref),
+        cmocka_unit_test(test_softmax_vs_ref),
+        cmocka_unit_test(test_elementwise_vs_ref),
+        cmocka_unit_test(test_activation_extremes),
+        cmocka_unit_test(test_attention_vs_ref),
+        cmocka_unit_test(test_attention_threads),
+        cmocka_unit_test(test_rope),
+        cmocka_unit_test(test_to_f32_and_gather),
+        cmocka_unit_test(test_print_summary),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
