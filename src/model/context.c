@@ -34,9 +34,11 @@ molmo_status molmo_context_create(const molmo_model *model, const molmo_context_
     c->model = model;
     c->params = params ? *params : molmo_context_default_params();
     molmo_status s = molmo_pool_create(c->params.n_threads, &c->pool, err);
-    if (s == MOLMO_OK) s = molmo_vision_create(model, &c->vision, err);
+    int nth = c->pool ? molmo_pool_size(c->pool) : 1;
+    if (s == MOLMO_OK) s = molmo_vision_create(model, nth, &c->vision, err);
     if (s == MOLMO_OK)
-        s = molmo_decoder_create(model, c->params.n_ctx, c->params.n_batch, &c->dec, err);
+        s = molmo_decoder_create(model, c->params.n_ctx, c->params.n_batch, nth, &c->dec,
+                                 err);
     if (s == MOLMO_OK) {
         size_t n_ctx = (size_t)molmo_decoder_n_ctx(c->dec);
         c->logits = molmo_calloc((size_t)model->cfg.embedding_size, sizeof(float));

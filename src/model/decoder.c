@@ -20,6 +20,7 @@
 struct molmo_decoder {
     const molmo_model *m;
     int n_ctx, n_batch, n_past;
+    int n_threads;             /* of the pool that will run it: sizes the attention scratch */
     int d, kvd, qkvd, ff;      /* widths: model, kv (n_kv*hd), fused qkv, fused ff_proj */
     float *kv;                 /* [n_layers][2][n_ctx][kvd], anonymous mapping */
     size_t kv_bytes;
@@ -42,7 +43,7 @@ static molmo_status alloc_workspace(molmo_decoder *d, molmo_error *err) {
     size_t B = (size_t)d->n_batch;
     size_t ffw = c->n_experts ? 0 : (size_t)d->ff;
     size_t sizes[] = {B * d->d, B * d->d, B * d->qkvd, B * d->d, B * ffw,
-                      molmo_op_attention_scratch(d->n_ctx, 64)};
+                      molmo_op_attention_scratch(d->n_ctx, d->n_threads)};
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += (sizes[i] + 15) & ~15u;
     d->block = molmo_calloc(total, sizeof(float));
@@ -59,7 +60,7 @@ static molmo_status alloc_workspace(molmo_decoder *d, molmo_error *err) {
     return MOLMO_OK;
 }
 
-molmo_status molmo_decoder_create(const molmo_model *m, int n_ctx, int n_batch,
+molmo_status molmo_decoder_create(const molmo_model *m, int n_ctx, int n_batch, int n_threads,
                                   molmo_decoder **out, molmo_error *err) {
     const molmo_config *c = &m->cfg;
     *out = NULL;
@@ -68,6 +69,7 @@ molmo_status molmo_decoder_create(const molmo_model *m, int n_ctx, int n_batch,
     d->m = m;
     d->n_ctx = n_ctx > 0 ? n_ctx : c->max_position_embeddings;
     d->n_batch = n_batch > 0 ? n_batch : 512;
+    d->n_threads = n_threads > 0 ? n_threads : 1;
     if (d->n_batch > d->n_ctx) d->n_batch = d->n_ctx;
     d->d = c->d_model;
     d->kvd = c->n_kv_heads * c->head_dim;

@@ -13,8 +13,9 @@
 
 typedef struct molmo_decoder molmo_decoder;
 
-/* n_ctx <= 0: the model's max_position_embeddings. n_batch <= 0: 512. */
-molmo_status molmo_decoder_create(const molmo_model *m, int n_ctx, int n_batch,
+/* n_ctx <= 0: the model's max_position_embeddings. n_batch <= 0: 512. n_threads: the size of
+ * the pool that will run forward (molmo_pool_size), which sizes the attention scratch. */
+molmo_status molmo_decoder_create(const molmo_model *m, int n_ctx, int n_batch, int n_threads,
                                   molmo_decoder **out, molmo_error *err);
 void molmo_decoder_free(molmo_decoder *d);
 

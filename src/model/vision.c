@@ -39,7 +39,8 @@ struct molmo_vision {
 
 static const float *f32(const molmo_tensor *t) { return t->data; }
 
-molmo_status molmo_vision_create(const molmo_model *m, molmo_vision **out, molmo_error *err) {
+molmo_status molmo_vision_create(const molmo_model *m, int n_threads, molmo_vision **out,
+                                 molmo_error *err) {
     const molmo_config *c = &m->cfg;
     molmo_vision *v = molmo_calloc(1, sizeof *v);
     if (!v) return molmo_err(err, MOLMO_ERR_NOMEM, "out of memory");
@@ -57,7 +58,7 @@ molmo_status molmo_vision_create(const molmo_model *m, molmo_vision **out, molmo
     v->H = c->projector_hidden;
     v->d = c->d_model;
     v->last_block = c->vit_layers[0] > c->vit_layers[1] ? c->vit_layers[0] : c->vit_layers[1];
-    v->scratch_n = molmo_op_attention_scratch(v->n_tok, 64);
+    v->scratch_n = molmo_op_attention_scratch(v->n_tok, n_threads > 0 ? n_threads : 1);
     /* sizes first, then one allocation */
     size_t T = (size_t)v->n_tok, W = (size_t)v->W, P = (size_t)v->n_patch, Q = (size_t)v->n_pooled;
     size_t sizes[] = {T * W, T * W, 3 * T * W, T * W, T * (size_t)v->F, P * 2 * W, P * 2 * W,

@@ -13,7 +13,9 @@
 typedef struct molmo_vision molmo_vision;
 
 /* Named intermediate tensors go to the trace callback when it is set (see molmo.h). */
-molmo_status molmo_vision_create(const molmo_model *m, molmo_vision **out, molmo_error *err);
+/* n_threads: the size of the pool that will run it (sizes the attention scratch). */
+molmo_status molmo_vision_create(const molmo_model *m, int n_threads, molmo_vision **out,
+                                 molmo_error *err);
 void molmo_vision_free(molmo_vision *v);
 
 /*

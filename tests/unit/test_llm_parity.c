@@ -111,7 +111,7 @@ static void run_case(const char *model, const char *case_name, int n_batch) {
     molmo_pool *pool = NULL;
     assert_int_equal(molmo_pool_create(2, &pool, &err), MOLMO_OK);
     molmo_decoder *dec = NULL;
-    if (molmo_decoder_create(m, 0, n_batch, &dec, &err) != MOLMO_OK) fail_msg("%s", err.msg);
+    if (molmo_decoder_create(m, 0, n_batch, 2, &dec, &err) != MOLMO_OK) fail_msg("%s", err.msg);
     float *logits = calloc((size_t)E, sizeof(float));
     assert_int_equal(molmo_decoder_forward(dec, pool, x, L, logits, on_trace, &cap, &err),
                      MOLMO_OK);
@@ -193,7 +193,7 @@ static void test_context_full(void **state) {
     assert_int_equal(molmo_model_load(tu_data_path(p, sizeof p, "models/olmo"), NULL, &m, &err),
                      MOLMO_OK);
     molmo_decoder *dec = NULL;
-    assert_int_equal(molmo_decoder_create(m, 8, 4, &dec, &err), MOLMO_OK);
+    assert_int_equal(molmo_decoder_create(m, 8, 4, 1, &dec, &err), MOLMO_OK);
     float x[10 * 64] = {0};
     assert_int_equal(molmo_decoder_forward(dec, NULL, x, 6, NULL, NULL, NULL, &err), MOLMO_OK);
     assert_int_equal(molmo_decoder_forward(dec, NULL, x, 3, NULL, NULL, NULL, &err),
