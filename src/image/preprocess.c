@@ -229,21 +229,42 @@ static void write_crop(const float *img, int nh, int nw, int top, int left, int 
     }
 }
 
-/* TF-resizes the whole image to [nh, nw, 3] floats in [0, 1]. */
-static molmo_status resize_image(const molmo_image *img, int nh, int nw, float **out,
-                                 molmo_error *err) {
+/* One thread's share of a resize: a contiguous range of output rows. */
+typedef struct resize_job {
+    const molmo_resize_plan *plan;
+    const molmo_image *img;
+    float *dst, *scratch;
+    size_t scratch_n;
+    int nh;
+} resize_job;
+
+static void resize_part(void *arg, int ith, int nth) {
+    resize_job *j = arg;
+    int y0, y1;
+    molmo_pool_range(j->nh, ith, nth, &y0, &y1);
+    if (y0 < y1)
+        molmo_resize_rows_u8(j->plan, j->img->rgb, (size_t)j->img->width * 3, j->dst, y0, y1,
+                             j->scratch + (size_t)ith * j->scratch_n);
+}
+
+/* TF-resizes the whole image to [nh, nw, 3] floats in [0, 1], rows split over the pool (any
+ * split gives the same bytes: rows are independent). */
+static molmo_status resize_image(const molmo_image *img, int nh, int nw, molmo_pool *pool,
+                                 float **out, molmo_error *err) {
     molmo_resize_plan plan;
     float *scratch = NULL, *dst = NULL;
     *out = NULL;
     molmo_status st = molmo_resize_plan_init(&plan, img->height, img->width, nh, nw, err);
     if (st != MOLMO_OK) return st;
-    scratch = molmo_malloc(molmo_resize_scratch_floats(&plan) * sizeof *scratch);
+    size_t per = molmo_resize_scratch_floats(&plan);
+    scratch = molmo_malloc((size_t)molmo_pool_size(pool) * per * sizeof *scratch);
     dst = molmo_malloc((size_t)nh * (size_t)nw * 3 * sizeof *dst);
     if (!scratch || !dst) {
         st = molmo_err(err, MOLMO_ERR_NOMEM, "preprocess: cannot allocate a %dx%d resize", nh, nw);
         goto fail;
     }
-    molmo_resize_rows_u8(&plan, img->rgb, (size_t)img->width * 3, dst, 0, nh, scratch);
+    resize_job job = {&plan, img, dst, scratch, per, nh};
+    molmo_pool_run(pool, resize_part, &job);
     molmo_free(scratch);
     molmo_resize_plan_free(&plan);
     *out = dst;
@@ -283,6 +304,12 @@ static void plan_layout(const molmo_image *img, const molmo_preproc_config *c,
 molmo_status molmo_preprocess(const molmo_image *img, const molmo_preproc_config *cfg,
                               const molmo_image_token_ids *ids, molmo_preproc_result *out,
                               molmo_error *err) {
+    return molmo_preprocess_mt(img, cfg, ids, NULL, out, err);
+}
+
+molmo_status molmo_preprocess_mt(const molmo_image *img, const molmo_preproc_config *cfg,
+                                 const molmo_image_token_ids *ids, molmo_pool *pool,
+                                 molmo_preproc_result *out, molmo_error *err) {
     if (!out) return molmo_err(err, MOLMO_ERR_INVALID_ARG, "molmo_preprocess: out is NULL");
     memset(out, 0, sizeof *out);
     if (!img || !cfg) return molmo_err(err, MOLMO_ERR_INVALID_ARG, "molmo_preprocess: NULL argument");
@@ -306,7 +333,8 @@ molmo_status molmo_preprocess(const molmo_image *img, const molmo_preproc_config
     norm n;
     norm_init(&n, cfg);
     const int window = molmo_geom_window_px(&g);
-    if ((st = resize_image(img, r->resized_h, r->resized_w, &canvas, err)) != MOLMO_OK) goto fail;
+    if ((st = resize_image(img, r->resized_h, r->resized_w, pool, &canvas, err)) != MOLMO_OK)
+        goto fail;
     normalize(canvas, (size_t)r->resized_h * (size_t)r->resized_w, &n);
     for (int i = 0; i < r->rows; i++)
         for (int j = 0; j < r->cols; j++)
@@ -315,7 +343,8 @@ molmo_status molmo_preprocess(const molmo_image *img, const molmo_preproc_config
                        r->images + (size_t)(1 + i * r->cols + j) * crop_floats);
     molmo_free(canvas);
     canvas = NULL;
-    if ((st = resize_image(img, r->global_h, r->global_w, &global, err)) != MOLMO_OK) goto fail;
+    if ((st = resize_image(img, r->global_h, r->global_w, pool, &global, err)) != MOLMO_OK)
+        goto fail;
     normalize(global, (size_t)r->global_h * (size_t)r->global_w, &n);
     write_crop(global, r->global_h, r->global_w, r->global_pad_top, r->global_pad_left, 0, 0,
                g.crop_patches, g.patch_px, &n, r->images);

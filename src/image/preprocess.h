@@ -17,6 +17,7 @@
 
 #include <stdint.h>
 
+#include "base/threadpool.h"
 #include "molmo.h"
 
 /* preprocessor_config.json, normalised. Defaults (Molmo 0924) in brackets. */
@@ -82,6 +83,12 @@ typedef struct molmo_preproc_result {
 molmo_status molmo_preprocess(const molmo_image *img, const molmo_preproc_config *cfg,
                               const molmo_image_token_ids *ids, molmo_preproc_result *out,
                               molmo_error *err);
+
+/* The same with the resizes split over `pool` by rows (NULL: the calling thread only). The
+ * result does not depend on the pool size. */
+molmo_status molmo_preprocess_mt(const molmo_image *img, const molmo_preproc_config *cfg,
+                                 const molmo_image_token_ids *ids, molmo_pool *pool,
+                                 molmo_preproc_result *out, molmo_error *err);
 
 void molmo_preproc_result_free(molmo_preproc_result *r);
 

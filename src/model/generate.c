@@ -80,7 +80,7 @@ static molmo_status image_features(molmo_context *c, const molmo_image *img, int
     }
     molmo_context_drop_image(c);
     molmo_status s = molmo_preproc_config_check(&pp, err);
-    if (s == MOLMO_OK) s = molmo_preprocess(img, &pp, &m->image_ids, &c->img.pre, err);
+    if (s == MOLMO_OK) s = molmo_preprocess_mt(img, &pp, &m->image_ids, c->pool, &c->img.pre, err);
     if (s != MOLMO_OK) return s;
     molmo_crop_geometry g = molmo_model_crop_geometry(m);
     if (c->img.pre.n_patches != g.n_patches || c->img.pre.n_pooled != g.n_pooled ||

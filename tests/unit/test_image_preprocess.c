@@ -158,11 +158,35 @@ static void test_olmoe(void **state) {
     run_case("olmoe", "tall_500x1500_12crops");
 }
 
+/* The resize split over a thread pool gives the same bytes as one thread. */
+static void test_pool_identical(void **state) {
+    char p[1024];
+    molmo_error err = {0};
+    molmo_image *img = NULL;
+    assert_int_equal(molmo_image_load_file(tu_data_path(p, sizeof p, "images/wide_1920x1080.jpg"),
+                                           NULL, &img, &err), MOLMO_OK);
+    molmo_preproc_config cfg;
+    molmo_preproc_config_default(&cfg);
+    molmo_pool *pool = NULL;
+    assert_int_equal(molmo_pool_create(2, &pool, &err), MOLMO_OK);
+    molmo_preproc_result a, b;
+    assert_int_equal(molmo_preprocess(img, &cfg, NULL, &a, &err), MOLMO_OK);
+    assert_int_equal(molmo_preprocess_mt(img, &cfg, NULL, pool, &b, &err), MOLMO_OK);
+    assert_int_equal(a.n_crops, b.n_crops);
+    assert_memory_equal(a.images, b.images,
+                        (size_t)a.n_crops * a.n_patches * a.d_patch * sizeof(float));
+    molmo_preproc_result_free(&a);
+    molmo_preproc_result_free(&b);
+    molmo_pool_free(pool);
+    molmo_image_free(img);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_qwen2),
         cmocka_unit_test(test_olmo),
         cmocka_unit_test(test_olmoe),
+        cmocka_unit_test(test_pool_identical),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
