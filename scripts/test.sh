@@ -17,6 +17,11 @@ cmake -S . -B build-ci -G Ninja -DCMAKE_BUILD_TYPE=Release -DMOLMO_WERROR=ON >/d
 ninja -C build-ci -j"$JOBS"
 ctest --test-dir build-ci -L fast --output-on-failure -j"$JOBS"
 
+echo "== every external symbol of libmolmo starts with molmo_ (STYLE.md §2)"
+bad=$(nm -g --defined-only build-ci/libmolmo.a | awk 'NF==3 && $2 ~ /[TDBRV]/ {print $3}' |
+      grep -v '^molmo_' | sort -u || true)
+if [ -n "$bad" ]; then echo "symbols without the molmo_ prefix:"; echo "$bad"; exit 1; fi
+
 echo "== ASan + UBSan build"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DMOLMO_WERROR=ON \
       -DMOLMO_SANITIZE=ON >/dev/null
