@@ -5,7 +5,6 @@
  * the input is never modified, so it can be a read-only mapping. */
 #include "text/tokenizer_json.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -388,6 +387,13 @@ int molmo_tj_int(const molmo_tj_doc *doc, uint32_t i, int64_t lo, int64_t hi, in
     if (v < lo || v > hi) return 0;
     *out = v;
     return 1;
+}
+
+int molmo_tj_bool(const molmo_tj_doc *doc, uint32_t obj, const char *key, int def) {
+    uint32_t v = molmo_tj_get(doc, obj, key);
+    if (molmo_tj_is(doc, v, MOLMO_TJ_TRUE)) return 1;
+    if (molmo_tj_is(doc, v, MOLMO_TJ_FALSE)) return 0;
+    return def;
 }
 
 int molmo_tj_real(const molmo_tj_doc *doc, uint32_t i, double *out) {

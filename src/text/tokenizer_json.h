@@ -78,6 +78,8 @@ int molmo_tj_str_eq(const molmo_tj_doc *doc, uint32_t i, const char *s);
 /* Integer value of a number node when it is an integer literal in [lo, hi] (no fraction or
  * exponent, as serde requires for integer fields); returns 0 otherwise. */
 int molmo_tj_int(const molmo_tj_doc *doc, uint32_t i, int64_t lo, int64_t hi, int64_t *out);
+/* obj[key] as a boolean: 1 or 0, or `def` when absent or not a boolean. */
+int molmo_tj_bool(const molmo_tj_doc *doc, uint32_t obj, const char *key, int def);
 /* Number value of a number node (any JSON number); returns 0 when i is not a number. */
 int molmo_tj_real(const molmo_tj_doc *doc, uint32_t i, double *out);
 /* Static name of a node's type for messages ("string", "object", ...; "absent" for NONE). */

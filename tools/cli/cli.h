@@ -16,6 +16,7 @@ typedef struct cli_command {
 
 int cmd_info(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 
 /* Prints the result of a generation as one JSON line (molmo run --json's format). */
 void cli_print_generation_json(const molmo_model *m, const molmo_generation *g, double load_ms);

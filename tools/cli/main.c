@@ -10,6 +10,7 @@
 static const cli_command commands[] = {
     {"run", "answer a prompt about an image (or none), streaming the answer", cmd_run},
     {"info", "show a model's family, dimensions, parameters, files and memory", cmd_info},
+    {"tokenize", "show the token ids and strings of a text (or decode ids)", cmd_tokenize},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 
