@@ -136,6 +136,7 @@ typedef enum molmo_dtype {
     MOLMO_DTYPE_F16,
     MOLMO_DTYPE_BF16,
     MOLMO_DTYPE_I32,    /* index tensors in golden/trace files; never a weight            */
+    /* ggml block formats (GGUF files only; rows are whole blocks of 32 values):             */
     MOLMO_DTYPE_COUNT
 } molmo_dtype;
 
@@ -534,6 +535,291 @@ MOLMO_API void molmo_generation_free(molmo_generation *g);
 
 /* The model's tokenizer (owned by the model; NULL when the model has no tokenizer.json). */
 MOLMO_API const molmo_tokenizer *molmo_model_tokenizer(const molmo_model *model);
+
+/* --- section: hub (issue 9) --- */
+
+/*
+ * Downloading a model repository from the Hugging Face hub into the standard Hugging Face cache,
+ * in the layout Python's huggingface_hub uses, so each reuses what the other downloaded:
+ *   <cache>/models--ORG--NAME/blobs/<etag>               contents; <etag> is the SHA-256 of
+ *                                                         LFS files, the git blob SHA-1 of others
+ *   <cache>/models--ORG--NAME/snapshots/<commit>/<file>  relative symlinks ../../blobs/<etag>
+ *   <cache>/models--ORG--NAME/refs/<revision>            the commit a branch or tag named
+ * (<cache> as in molmo_resolve_model_path). The protocol is the hub's public HTTP API:
+ *   GET {endpoint}/api/models/{repo}/revision/{rev}?blobs=True   commit and file list
+ *   HEAD/GET {endpoint}/{repo}/resolve/{commit}/{file}           ETag, X-Linked-Etag, size, a
+ *                                                                redirect to the CDN for LFS
+ * Downloads go to blobs/<etag>.incomplete (under .locks/models--ORG--NAME/<etag>.lock, the lock
+ * huggingface_hub takes) and are resumed with HTTP ranges after a failure or an interruption.
+ * Every file's size and digest (SHA-256 for LFS files, git SHA-1 for the others) is checked
+ * before it is renamed into blobs/ and linked: nothing unverified enters a snapshot. A file
+ * that fails its check is deleted. refs/<revision> is written last, once every file is linked.
+ * Transport errors, timeouts, 408, 429 and 5xx answers are retried with exponential back-off.
+ * The token goes only to the endpoint's own host (never to the CDN the hub redirects to).
+ */
+
+/* What a progress report is about. */
+typedef enum molmo_pull_event {
+    MOLMO_PULL_EVENT_START = 0,  /* the file list is known: n_files, n_to_download, total     */
+    MOLMO_PULL_EVENT_FILE_CACHED,/* `file` was already in the cache: linked, nothing fetched */
+    MOLMO_PULL_EVENT_FILE_START, /* downloading `file` begins (file_bytes > 0: resumed)       */
+    MOLMO_PULL_EVENT_BYTES,      /* more of `file` arrived (at most about 10 reports a second) */
+    MOLMO_PULL_EVENT_FILE_DONE,  /* `file` is complete, verified and linked                   */
+    MOLMO_PULL_EVENT_RETRY,      /* a transient error (`message`): retrying in `retry_in_s`    */
+    MOLMO_PULL_EVENT_DONE        /* every file is in the snapshot                             */
+} molmo_pull_event;
+
+typedef struct molmo_pull_progress {
+    molmo_pull_event event;
+    const char *repo;            /* "ORG/NAME"                                                */
+    const char *commit;          /* the commit being pulled ("" before START)                 */
+    const char *file;            /* the file concerned; NULL for START and DONE               */
+    int n_files;                 /* files in the pull (after the include globs)               */
+    int n_to_download;           /* of those, the ones not already in the cache               */
+    int file_index;              /* 0-based among the n_to_download (-1: none yet)            */
+    uint64_t file_bytes;         /* bytes of `file` on disk so far (a resumed part included)  */
+    uint64_t file_size;
+    uint64_t bytes;              /* the same over all the files to download                   */
+    uint64_t total;
+    uint64_t received;           /* bytes received from the network during this call          */
+    double rate;                 /* bytes per second over the last seconds (0: not yet known) */
+    double eta_s;                /* seconds left at that rate (< 0: unknown)                  */
+    double elapsed_s;            /* since the call began                                      */
+    double retry_in_s;           /* RETRY: the back-off before the next try                   */
+    const char *message;         /* RETRY: what went wrong; otherwise NULL                    */
+} molmo_pull_progress;
+
+/* Called from the pulling thread; `p` is valid only during the call. Return non-zero to stop
+ * (molmo_pull then returns MOLMO_ERR_CANCELLED; a partial file is kept and resumed later). */
+typedef int (*molmo_pull_progress_fn)(void *user, const molmo_pull_progress *p);
+
+typedef struct molmo_pull_params {
+    const char *endpoint;        /* NULL: $HF_ENDPOINT, else https://huggingface.co          */
+    const char *token;           /* NULL: $HF_TOKEN, else the token file ($HF_TOKEN_PATH, else
+                                    $HF_HOME/token, else ~/.cache/huggingface/token);
+                                    "": none                                                  */
+    const char *revision;        /* branch, tag or commit; NULL: the "@REV" of the repo id,
+                                    else "main"                                               */
+    const char *const *include;  /* glob patterns (fnmatch; '*' matches '/' too, as in
+                                    huggingface_hub's allow_patterns); NULL: every file       */
+    int n_include;
+    int offline;                 /* 1: never use the network; resolve from the cache or fail
+                                    with MOLMO_ERR_NOT_FOUND. Default: $HF_HUB_OFFLINE
+                                    (1/ON/YES/TRUE)                                           */
+    const char *cache_dir;       /* NULL: the standard cache (see molmo_resolve_model_path)   */
+    int max_retries;             /* [5] retries per request after a transient error           */
+    int retry_delay_ms;          /* [1000] first back-off; doubles each retry, at most 30 s   */
+    int timeout_s;               /* [30] to connect, and the longest stall of a transfer      */
+    molmo_pull_progress_fn progress; /* optional                                              */
+    void *progress_user;
+    const volatile int *cancel;  /* optional: stop (MOLMO_ERR_CANCELLED) once *cancel != 0;
+                                    may be set from a signal handler                          */
+    molmo_log_fn log;            /* optional                                                  */
+    void *log_user;
+} molmo_pull_params;
+
+/* Defaults as described above; reads $HF_HUB_OFFLINE (other variables are read by molmo_pull
+ * when their field is NULL). */
+MOLMO_API molmo_pull_params molmo_pull_default_params(void);
+
+/*
+ * Makes `repo_id` ("ORG/NAME" or "ORG/NAME@REV") available in the cache and writes its snapshot
+ * directory (NUL-terminated) into out_snapshot_dir[cap] (may be NULL). Files already in the
+ * cache are linked, not downloaded: a second pull of the same revision sends one request.
+ * `params` may be NULL (defaults). Blocks until done; any number of pulls may run at once in
+ * different threads or processes (the blob locks keep them from writing the same file).
+ * Errors: MOLMO_ERR_NOT_FOUND (repository, revision or matching files do not exist; offline
+ * and not cached), MOLMO_ERR_NETWORK (the hub could not be reached, refused the request or the
+ * token: the message says what to do), MOLMO_ERR_FORMAT (a digest or size mismatch, or a
+ * malformed answer), MOLMO_ERR_IO (the cache cannot be written, or the disk is too small),
+ * MOLMO_ERR_CANCELLED, MOLMO_ERR_INVALID_ARG (repo id, revision, cap), MOLMO_ERR_NOMEM.
+ */
+MOLMO_API molmo_status molmo_pull(const char *repo_id, const molmo_pull_params *params,
+                                  char *out_snapshot_dir, size_t cap, molmo_error *err);
+
+/* --- section: points (issue 7) --- */
+
+/*
+ * Pointing and counting answers (docs/points.md). Molmo answers "where?" with coordinates in
+ * percent of the image (0..100, x of the width, y of the height):
+ *     <point x="61.5" y="40.6" alt="dog">dog</point>
+ *     <points x1="10.2" y1="20.0" x2="55.0" y2="21.3" alt="dogs">dogs</points>
+ *     Counting the <points ...>dogs</points> shows a total of 2.      There are none.
+ * The parser finds every point with its percent and pixel coordinates, the tag's alt and inner
+ * text, and the count statement, and tolerates what models really emit: several tags, points
+ * inline in prose, attributes in any order, single, double or no quotes, stray spaces, tags cut
+ * off by the end of a generation, and the legacy forms Click(x, y), (x, y) and p=ddd,ddd.
+ * Values outside 0..100 are rejected, as the official parser (olmo/util.py extract_points)
+ * rejects them, and reported in `rejected`.
+ *
+ * Pixel coordinates: x = x_pct / 100 * width, y = y_pct / 100 * height (the official
+ * conversion), with the image as the user sees it (EXIF orientation applied, see the images
+ * section), in continuous coordinates: pixel (i, j) covers [i, i+1) x [j, j+1).
+ *
+ * Parsers and results are plain data: no shared state; one thread at a time per object.
+ */
+
+/* Which markup a point came from. */
+typedef enum molmo_point_source {
+    MOLMO_POINT_SRC_POINT = 0,   /* <point x="" y="" ...>                                   */
+    MOLMO_POINT_SRC_POINTS,      /* <points x1="" y1="" x2="" y2="" ...>                    */
+    MOLMO_POINT_SRC_CLICK,       /* legacy Click(x, y)                                      */
+    MOLMO_POINT_SRC_PAREN,       /* legacy (x, y), both with a decimal point                */
+    MOLMO_POINT_SRC_P3           /* legacy p=ddd,ddd / N=ddd,ddd: tenths of a percent       */
+} molmo_point_source;
+
+typedef struct molmo_point {
+    double x, y;                 /* pixels: x_pct / 100 * width, y_pct / 100 * height       */
+    double x_pct, y_pct;         /* as written, 0..100                                      */
+    int index;                   /* the N of xN/yN; 0 for x/y and the legacy forms          */
+    int group;                   /* 0-based number of the tag (or legacy match) it came from,
+                                    counting those that gave at least one point             */
+    molmo_point_source source;
+    const char *alt;             /* the tag's alt attribute ("" when none)                  */
+    const char *label;           /* the tag's inner text, spaces trimmed ("" when none)      */
+    size_t offset, length;       /* byte span of the whole tag (or match) in the text       */
+    int truncated;               /* the tag was not closed (a cut-off generation)           */
+} molmo_point;
+
+/* Why a value was not made into a point. */
+typedef enum molmo_point_reject_reason {
+    MOLMO_POINT_REJECT_RANGE = 0, /* outside 0..100 (the official parser drops these)       */
+    MOLMO_POINT_REJECT_NUMBER,   /* a coordinate that is not a number ("abc", "5e3", "")    */
+    MOLMO_POINT_REJECT_UNPAIRED, /* an x without its y or a y without its x (also a value
+                                    cut off by the end of the text)                         */
+    MOLMO_POINT_REJECT_DUPLICATE, /* the same coordinate twice in one tag                   */
+    MOLMO_POINT_REJECT_EMPTY     /* a <point>/<points> tag without any coordinate           */
+} molmo_point_reject_reason;
+
+typedef struct molmo_point_reject {
+    molmo_point_reject_reason reason;
+    molmo_point_source source;
+    int index;                   /* as in molmo_point                                       */
+    double x_pct, y_pct;         /* NAN where missing or not a number                       */
+    size_t offset;               /* byte offset of the tag (or match) in the text           */
+} molmo_point_reject;
+
+/* Where molmo_points.count came from (rules in docs/points.md, after the official
+ * PointCountEval). */
+typedef enum molmo_count_kind {
+    MOLMO_COUNT_UNSTATED = 0,    /* the text states no count (count = -1)                   */
+    MOLMO_COUNT_LAST_WORD,       /* the answer ends with a number: "... 3." / "... three."  */
+    MOLMO_COUNT_TOTAL,           /* "... shows a total of N."                               */
+    MOLMO_COUNT_THERE_ARE,       /* "There are N ..."                                       */
+    MOLMO_COUNT_NONE             /* "There are none." / "This isn't in the image.": 0       */
+} molmo_count_kind;
+
+/* A parsed answer. Everything it points to is owned by it: free with molmo_points_free. */
+typedef struct molmo_points {
+    molmo_point *points;         /* [n_points] in text order                                */
+    int n_points;
+    int n_groups;                /* tags/matches that gave points                           */
+    molmo_point_reject *rejected; /* [n_rejected_kept]: the first 1024 rejected values     */
+    int n_rejected_kept;
+    int n_rejected;              /* all rejected values                                     */
+    int count;                   /* the count the text states, -1 when it states none       */
+    molmo_count_kind count_kind;
+    int none;                    /* 1: the answer says nothing is there and has no points   */
+    const char *plain_text;      /* the answer with point markup replaced by inner text,
+                                    NUL-terminated ("Counting the dogs shows a total of 2.") */
+    size_t plain_len;
+    int image_width, image_height;
+} molmo_points;
+
+/*
+ * Parses a whole answer text[0..len) (NULs allowed, any bytes) for an image of
+ * image_width x image_height pixels (1..1,000,000 each). *out owns the result
+ * (molmo_points_free). Errors: MOLMO_ERR_INVALID_ARG (NULL text with len > 0, bad size),
+ * MOLMO_ERR_NOMEM. Malformed markup is never an error: it is skipped or reported in
+ * `rejected`. Time and memory are linear in len.
+ */
+MOLMO_API molmo_status molmo_points_parse(const char *text, size_t len, int image_width,
+                                          int image_height, molmo_points **out,
+                                          molmo_error *err);
+MOLMO_API void molmo_points_free(molmo_points *pts);
+
+/* Static lowercase names: "point", "points", "click", "paren", "p3" / "range", "number",
+ * "unpaired", "duplicate", "empty" / "unstated", "last_word", "total", "there_are",
+ * "none". Never NULL. */
+MOLMO_API const char *molmo_point_source_name(molmo_point_source s);
+MOLMO_API const char *molmo_point_reject_name(molmo_point_reject_reason r);
+MOLMO_API const char *molmo_count_kind_name(molmo_count_kind k);
+
+/*
+ * Incremental parsing of a streamed answer (e.g. from molmo_generate's on_token callback):
+ * feed the text in pieces of any size; each call reports the points completed by that piece
+ * (a tag's points when its closing tag arrives, or the next tag starts; a legacy form when
+ * it ends). The final result equals molmo_points_parse of the concatenated text, whatever
+ * the pieces were.
+ */
+typedef struct molmo_points_parser molmo_points_parser;
+
+MOLMO_API molmo_status molmo_points_parser_create(int image_width, int image_height,
+                                                  molmo_points_parser **out, molmo_error *err);
+/* *new_points / *n_new (either may be NULL) receive the points completed by this piece,
+ * valid until the next call on this parser; their strings stay valid until the result of
+ * molmo_points_parser_finish is freed. After an error the parser can only be freed. */
+MOLMO_API molmo_status molmo_points_parser_feed(molmo_points_parser *p, const char *text,
+                                                size_t len, const molmo_point **new_points,
+                                                int *n_new, molmo_error *err);
+/* Ends the text: completes what the end cuts off (marked truncated), reports it through
+ * new_points/n_new (into *out's array) and hands the whole result to *out
+ * (molmo_points_free). The parser is then ready for a new text. */
+MOLMO_API molmo_status molmo_points_parser_finish(molmo_points_parser *p,
+                                                  const molmo_point **new_points, int *n_new,
+                                                  molmo_points **out, molmo_error *err);
+MOLMO_API void molmo_points_parser_free(molmo_points_parser *p);
+
+/* ---- annotated images ---------------------------------------------------------------------- */
+
+/* The font used for labels and numbers unless molmo_draw_params.font_path says otherwise
+ * (Debian/Ubuntu package fonts-dejavu-core). */
+#define MOLMO_DEFAULT_FONT "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+
+typedef struct molmo_draw_params {
+    const char *font_path;       /* [NULL] TrueType/OpenType font; NULL = MOLMO_DEFAULT_FONT.
+                                    Only opened when numbers or labels are drawn            */
+    float marker_radius;         /* [0] radius of the marker's fill in pixels; <= 0: 1.2 % of
+                                    the shorter side, at least 4                            */
+    float font_size;             /* [0] text height in pixels; <= 0: 3.5 % of the shorter
+                                    side, 12..96                                            */
+    int numbers;                 /* [-1] number the markers 1..n in array order: 1 always,
+                                    0 never, -1 when there is more than one point           */
+    int labels;                  /* [1] write each group's label (alt, else the inner text)
+                                    beside its first marker                                 */
+} molmo_draw_params;
+
+MOLMO_API molmo_draw_params molmo_draw_default_params(void);
+
+/*
+ * Draws points[0..n_points) onto a copy of `image`: each point is an anti-aliased disc in its
+ * group's colour with a white ring and a dark outer ring (readable on light and dark images),
+ * numbered when several, and each group's label is written beside its first point with
+ * FreeType, white on a dark halo. Only x, y, group, alt and label of the points are read;
+ * points outside the image are clipped. `params` may be NULL (defaults). *out owns the new
+ * image (molmo_image_free). Errors: MOLMO_ERR_NOT_FOUND / MOLMO_ERR_FORMAT (the font file is
+ * missing / unusable; the message names it), MOLMO_ERR_INVALID_ARG, MOLMO_ERR_NOMEM.
+ */
+MOLMO_API molmo_status molmo_image_draw_points(const molmo_image *image,
+                                               const molmo_point *points, int n_points,
+                                               const molmo_draw_params *params,
+                                               molmo_image **out, molmo_error *err);
+
+/*
+ * Encodes an image as PNG (libspng, lossless) or JPEG (libjpeg-turbo, 4:2:0, `quality`
+ * 1..100, 0 = 90; ignored for PNG). *data receives the bytes (free with
+ * molmo_image_encoded_free), *size their number. MOLMO_ERR_UNSUPPORTED for other formats.
+ */
+MOLMO_API molmo_status molmo_image_encode(const molmo_image *image, molmo_image_format format,
+                                          int quality, void **data, size_t *size,
+                                          molmo_error *err);
+MOLMO_API void molmo_image_encoded_free(void *data);
+
+/* Writes an image to `path`, PNG or JPEG as the extension says (.png, .jpg, .jpeg; any case).
+ * MOLMO_ERR_UNSUPPORTED for another extension, MOLMO_ERR_IO when the file cannot be written
+ * (the message names the path). */
+MOLMO_API molmo_status molmo_image_save(const molmo_image *image, const char *path,
+                                        int quality, molmo_error *err);
 
 #ifdef __cplusplus
 }

@@ -16,7 +16,16 @@ typedef struct cli_command {
 
 int cmd_info(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_point(int argc, char **argv);
+int cmd_count(int argc, char **argv);
+int cmd_caption(int argc, char **argv);
+int cmd_points(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
+
+/* `molmo run --pull`: pulls MODEL (a repo id) when it is not in the cache; 0 when it is there
+ * now (or is no repo id at all: loading reports that), else the exit status (cmd_pull.c). */
+int cli_pull_if_missing(const char *model);
 
 /* Prints the result of a generation as one JSON line (molmo run --json's format). */
 void cli_print_generation_json(const molmo_model *m, const molmo_generation *g, double load_ms);

@@ -9,8 +9,13 @@
 /* One line per command; `molmo --help` prints them in this order. */
 static const cli_command commands[] = {
     {"run", "answer a prompt about an image (or none), streaming the answer", cmd_run},
+    {"point", "point at things in an image (pixel coordinates, --draw)", cmd_point},
+    {"count", "count things in an image by pointing; the stated count and the points", cmd_count},
+    {"caption", "describe an image in detail (Molmo's long caption)", cmd_caption},
+    {"points", "parse a pointing/counting answer from stdin into JSON points", cmd_points},
     {"info", "show a model's family, dimensions, parameters, files and memory", cmd_info},
     {"tokenize", "show the token ids and strings of a text (or decode ids)", cmd_tokenize},
+    {"pull", "download a model from the Hugging Face hub into the cache (resumable)", cmd_pull},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 

@@ -1,0 +1,63 @@
+/* session.h — what the generating commands (run, point, count, caption) share: the generation
+ * options and their help text, and loading model + context + image before molmo_generate. */
+#ifndef MOLMO_CLI_SESSION_H
+#define MOLMO_CLI_SESSION_H
+
+#include <getopt.h>
+
+#include "cli.h"
+
+typedef struct cli_gen_opts {
+    const char *model, *image;
+    int threads, n_ctx;
+    const char *stops[16];
+    molmo_generate_params gp;
+} cli_gen_opts;
+
+/* getopt_long entries of the generation options (codes are the letters handled by
+ * cli_gen_option); -m/--model and -i/--image are included. */
+#define CLI_GEN_LONG_OPTIONS                                                                    \
+    {"model", required_argument, 0, 'm'}, {"image", required_argument, 0, 'i'},                \
+        {"max-tokens", required_argument, 0, 'n'}, {"temperature", required_argument, 0, 'T'}, \
+        {"top-k", required_argument, 0, 'K'}, {"top-p", required_argument, 0, 'P'},            \
+        {"seed", required_argument, 0, 'S'}, {"stop", required_argument, 0, 's'},              \
+        {"max-crops", required_argument, 0, 'C'}, {"threads", required_argument, 0, 't'},      \
+        {"ctx", required_argument, 0, 'c'}, {"top-logprobs", required_argument, 0, 'L'}
+
+/* Help lines of the options above except -m, -i and --top-logprobs (commands word those). */
+#define CLI_GEN_HELP                                                                            \
+    "  -n, --max-tokens N      at most N new tokens (default 200)\n"                            \
+    "      --temperature T     0 = greedy, the model card's decoding (default 0)\n"             \
+    "      --top-k K           sample from the K most likely tokens (default: all)\n"           \
+    "      --top-p P           nucleus sampling (default 1 = off)\n"                            \
+    "      --seed S            sampling seed (default 0)\n"                                     \
+    "      --stop TEXT         stop before TEXT (repeatable)\n"                                 \
+    "      --max-crops N       high-res crops per image, 1..64 (default: the model's 12)\n"     \
+    "      --threads N         threads (default: physical cores)\n"                             \
+    "      --ctx N             context length (default: the model's maximum)\n"
+
+void cli_gen_opts_init(cli_gen_opts *o);
+
+/* Handles option `c` of CLI_GEN_LONG_OPTIONS. Returns 1 when handled, 0 when `c` is not a
+ * generation option, -1 when the value is bad (a one-line message was printed). */
+int cli_gen_option(cli_gen_opts *o, int c, const char *arg);
+
+/* Parses a float option value in [lo, hi]; prints an error and returns 0 when invalid. */
+int cli_parse_float(const char *opt, const char *s, float lo, float hi, float *out);
+
+typedef struct cli_session {
+    molmo_model *model;
+    molmo_context *ctx;
+    molmo_image *image;          /* NULL without -i */
+    double load_ms;              /* model load time */
+} cli_session;
+
+/* Loads the model, creates the context and decodes the image (when o->image is set).
+ * On failure err says why and everything already made is freed. */
+molmo_status cli_session_open(cli_session *s, const cli_gen_opts *o, molmo_error *err);
+void cli_session_close(cli_session *s);
+
+/* Monotonic milliseconds. */
+double cli_now_ms(void);
+
+#endif
