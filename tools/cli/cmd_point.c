@@ -162,6 +162,8 @@ static int run_verb(verb v, int argc, char **argv) {
     char *prompt = make_prompt(&o);
     rc = 1;
     if (!prompt) return cli_fail(NULL, "out of memory");
+    if ((rc = cli_session_pull(&o.g)) != 0) goto done;
+    rc = 1;
     if (cli_session_open(&s, &o.g, &err) != MOLMO_OK) goto fail;
     if (v != VERB_CAPTION &&
         molmo_points_parser_create(molmo_image_width(s.image), molmo_image_height(s.image),

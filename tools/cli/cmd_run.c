@@ -15,7 +15,6 @@ static void usage(FILE *f) {
             "Answers PROMPT (about IMAGE when given), printing the answer as it is generated.\n"
             "\n"
             "  -m, --model MODEL       checkpoint directory or Hugging Face repo id\n"
-            "      --pull              download MODEL (a repo id) first when it is not cached\n"
             "  -i, --image FILE        JPEG, PNG or WebP image (EXIF orientation applied)\n"
             "  -p, --prompt TEXT       the question\n"
             "      --messages FILE     JSON array of {\"role\",\"content\"} turns (user, assistant,\n"
@@ -30,7 +29,7 @@ static void usage(FILE *f) {
 
 typedef struct run_opts {
     const char *prompt, *messages;
-    int json, pull;
+    int json;
     cli_gen_opts g;              /* model, image, sampling, threads, ... (session.h) */
 } run_opts;
 
@@ -39,7 +38,6 @@ static int parse_args(int argc, char **argv, run_opts *o) {
         CLI_GEN_LONG_OPTIONS,
         {"prompt", required_argument, 0, 'p'},    {"messages", required_argument, 0, 'M'},
         {"json", no_argument, 0, 'j'},            {"help", no_argument, 0, 'h'},
-        {"pull", no_argument, 0, 'U'},
         {0, 0, 0, 0}};
     int c, r;
     optind = 1;
@@ -48,7 +46,6 @@ static int parse_args(int argc, char **argv, run_opts *o) {
         case 'p': o->prompt = optarg; break;
         case 'M': o->messages = optarg; break;
         case 'j': o->json = 1; break;
-        case 'U': o->pull = 1; break;
         case 'h': usage(stdout); return 0;
         default:
             if ((r = cli_gen_option(&o->g, c, optarg)) < 0) return 2;
@@ -110,7 +107,7 @@ int cmd_run(int argc, char **argv) {
     int n_msgs = 1;
     rc = 1;
     if (o.messages && !load_messages(o.messages, &mroot, &msgs, &n_msgs)) goto done;
-    if (o.pull && (rc = cli_pull_if_missing(o.g.model)) != 0) goto done;
+    if ((rc = cli_session_pull(&o.g)) != 0) goto done;
     rc = 1;
     if (cli_session_open(&s, &o.g, &err) != MOLMO_OK) goto fail;
     if (!o.json) o.g.gp.on_token = print_piece;

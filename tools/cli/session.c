@@ -48,6 +48,7 @@ int cli_gen_option(cli_gen_opts *o, int c, const char *arg) {
               o->n_ctx = (int)v; return 1;
     case 'L': if (!cli_parse_int("--top-logprobs", arg, 0, 20, &v)) return -1;
               o->gp.top_logprobs = (int)v; return 1;
+    case 'U': o->pull = 1; return 1;
     default: return 0;
     }
 }
@@ -56,6 +57,10 @@ double cli_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+int cli_session_pull(const cli_gen_opts *o) {
+    return o->pull ? cli_pull_if_missing(o->model) : 0;
 }
 
 molmo_status cli_session_open(cli_session *s, const cli_gen_opts *o, molmo_error *err) {

@@ -10,6 +10,7 @@
 typedef struct cli_gen_opts {
     const char *model, *image;
     int threads, n_ctx;
+    int pull;                    /* --pull: download MODEL first when it is not cached */
     const char *stops[16];
     molmo_generate_params gp;
 } cli_gen_opts;
@@ -22,7 +23,8 @@ typedef struct cli_gen_opts {
         {"top-k", required_argument, 0, 'K'}, {"top-p", required_argument, 0, 'P'},            \
         {"seed", required_argument, 0, 'S'}, {"stop", required_argument, 0, 's'},              \
         {"max-crops", required_argument, 0, 'C'}, {"threads", required_argument, 0, 't'},      \
-        {"ctx", required_argument, 0, 'c'}, {"top-logprobs", required_argument, 0, 'L'}
+        {"ctx", required_argument, 0, 'c'}, {"top-logprobs", required_argument, 0, 'L'},        \
+        {"pull", no_argument, 0, 'U'}
 
 /* Help lines of the options above except -m, -i and --top-logprobs (commands word those). */
 #define CLI_GEN_HELP                                                                            \
@@ -34,7 +36,8 @@ typedef struct cli_gen_opts {
     "      --stop TEXT         stop before TEXT (repeatable)\n"                                 \
     "      --max-crops N       high-res crops per image, 1..64 (default: the model's 12)\n"     \
     "      --threads N         threads (default: physical cores)\n"                             \
-    "      --ctx N             context length (default: the model's maximum)\n"
+    "      --ctx N             context length (default: the model's maximum)\n"                \
+    "      --pull              download MODEL (a repo id) first when it is not cached\n"
 
 void cli_gen_opts_init(cli_gen_opts *o);
 
@@ -51,6 +54,10 @@ typedef struct cli_session {
     molmo_image *image;          /* NULL without -i */
     double load_ms;              /* model load time */
 } cli_session;
+
+/* With --pull, downloads o->model when it is a repo id missing from the cache (progress and
+ * errors go to stderr). Returns 0 to go on, else the exit status. */
+int cli_session_pull(const cli_gen_opts *o);
 
 /* Loads the model, creates the context and decodes the image (when o->image is set).
  * On failure err says why and everything already made is freed. */
