@@ -35,7 +35,8 @@ static void usage(FILE *f) {
             "\n"
             "MODEL arguments are a checkpoint directory (config.json + *.safetensors) or a\n"
             "Hugging Face repo id such as allenai/MolmoE-1B-0924, looked up in the Hugging Face\n"
-            "cache ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub).\n");
+            "cache ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub); `molmo pull`\n"
+            "downloads one there, and --pull on the generating commands does it on demand.\n");
 }
 
 int cli_fail(const molmo_error *err, const char *fmt, ...) {
