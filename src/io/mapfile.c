@@ -12,16 +12,24 @@
 #include "base/alloc.h"
 #include "base/error.h"
 
+/* Opens a regular file read-only; *fd and *st on success. */
+static molmo_status open_regular(const char *path, int *fd, struct stat *st, molmo_error *err) {
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0) return molmo_err(err, MOLMO_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (fstat(*fd, st) != 0 || !S_ISREG(st->st_mode)) {
+        close(*fd);
+        return molmo_err(err, MOLMO_ERR_IO, "%s: not a regular file", path);
+    }
+    return MOLMO_OK;
+}
+
 molmo_status molmo_mapfile_open(molmo_mapfile *m, const char *path, molmo_error *err) {
     m->data = NULL;
     m->size = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return molmo_err(err, MOLMO_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return molmo_err(err, MOLMO_ERR_IO, "%s: not a regular file", path);
-    }
+    molmo_status s = open_regular(path, &fd, &st, err);
+    if (s != MOLMO_OK) return s;
     if (st.st_size == 0) {
         close(fd);
         return MOLMO_OK;
@@ -44,13 +52,10 @@ void molmo_mapfile_close(molmo_mapfile *m) {
 molmo_status molmo_read_file(const char *path, size_t max_bytes, char **out, size_t *out_len,
                              molmo_error *err) {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return molmo_err(err, MOLMO_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return molmo_err(err, MOLMO_ERR_IO, "%s: not a regular file", path);
-    }
+    molmo_status s = open_regular(path, &fd, &st, err);
+    if (s != MOLMO_OK) return s;
     if ((unsigned long long)st.st_size > max_bytes) {
         close(fd);
         return molmo_err(err, MOLMO_ERR_TOO_LARGE, "%s: %lld bytes is over the %zu-byte limit",

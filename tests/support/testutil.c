@@ -6,6 +6,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+const tu_golden_case tu_golden_cases[] = {
+    {"qwen2", "tiny_50x30", 1, 1},
+    {"qwen2", "astronaut_2x2", 1, 1},
+    {"qwen2", "wide_1920x1080_12crops", 1, 0},
+    {"qwen2", "multiturn_tiny", 1, 0},
+    {"olmo", "gray_120x200", 1, 1},
+    {"olmo", "chelsea_1x2", 1, 1},
+    {"olmo", "hubble_12crops", 1, 0},
+    {"olmo", "text_only", 0, 0},
+    {"olmoe", "rgba_160x100", 1, 1},
+    {"olmoe", "tall_200x900_4x1", 1, 1},
+    {"olmoe", "tall_500x1500_12crops", 1, 0},
+    {"olmoe", "multiturn_text_only", 0, 0},
+    {"qwen2-bf16", "tiny_50x30", 1, 0},
+    {"qwen2-bf16", "multiturn_text_only", 0, 0},
+};
+const int tu_n_golden_cases = (int)(sizeof tu_golden_cases / sizeof tu_golden_cases[0]);
+
 const char *tu_data_path(char *out, size_t cap, const char *rel) {
     snprintf(out, cap, "%s/%s", MOLMO_TEST_DATA, rel);
     return out;

@@ -39,4 +39,13 @@ void tu_assert_close(const float *got, const float *want, size_t n, double atol,
  * decrefs). Returned as void* to keep jansson out of this header. */
 void *tu_golden_json(const char *model, const char *case_name);
 
+/* Every golden case of tests/data/golden (fixtures README §3). */
+typedef struct tu_golden_case {
+    const char *model, *name;
+    int has_image;        /* the case has an image (else text-only) */
+    int images_included;  /* its safetensors holds the preprocessed `images` */
+} tu_golden_case;
+extern const tu_golden_case tu_golden_cases[];
+extern const int tu_n_golden_cases;
+
 #endif

@@ -92,18 +92,9 @@ static void check_golden(const char *model, const char *case_name) {
     close_case(&r);
 }
 
-static const char *const cases[][2] = {
-    {"qwen2", "tiny_50x30"},           {"qwen2", "astronaut_2x2"},
-    {"qwen2", "wide_1920x1080_12crops"}, {"qwen2", "multiturn_tiny"},
-    {"olmo", "gray_120x200"},          {"olmo", "chelsea_1x2"},
-    {"olmo", "hubble_12crops"},        {"olmo", "text_only"},
-    {"olmoe", "rgba_160x100"},         {"olmoe", "tall_200x900_4x1"},
-    {"olmoe", "tall_500x1500_12crops"}, {"olmoe", "multiturn_text_only"},
-    {"qwen2-bf16", "tiny_50x30"},      {"qwen2-bf16", "multiturn_text_only"},
-};
-
 static void test_golden_generation(void **state) {
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_golden(cases[i][0], cases[i][1]);
+    for (int i = 0; i < tu_n_golden_cases; i++)
+        check_golden(tu_golden_cases[i].model, tu_golden_cases[i].name);
 }
 
 typedef struct stream {

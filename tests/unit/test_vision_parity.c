@@ -73,15 +73,10 @@ static float *run_case(const char *model, const char *case_name, int n_threads, 
     return out;
 }
 
-static const char *const cases[][2] = {
-    {"qwen2", "tiny_50x30"},       {"qwen2", "astronaut_2x2"},
-    {"olmo", "gray_120x200"},      {"olmo", "chelsea_1x2"},
-    {"olmoe", "rgba_160x100"},     {"olmoe", "tall_200x900_4x1"},
-};
-
 static void test_golden_crops(void **state) {
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        free(run_case(cases[i][0], cases[i][1], 2, 1));
+    for (int i = 0; i < tu_n_golden_cases; i++)
+        if (tu_golden_cases[i].images_included)
+            free(run_case(tu_golden_cases[i].model, tu_golden_cases[i].name, 2, 1));
 }
 
 /* Row-parallel ops: the thread count must not change a single bit. */
@@ -149,15 +144,9 @@ static void engine_case(const char *model, const char *case_name) {
 }
 
 static void test_engine_preprocessing(void **state) {
-    static const char *const all[][2] = {
-        {"qwen2", "tiny_50x30"},       {"qwen2", "astronaut_2x2"},
-        {"qwen2", "wide_1920x1080_12crops"}, {"qwen2", "multiturn_tiny"},
-        {"olmo", "gray_120x200"},      {"olmo", "chelsea_1x2"},
-        {"olmo", "hubble_12crops"},    {"olmoe", "rgba_160x100"},
-        {"olmoe", "tall_200x900_4x1"}, {"olmoe", "tall_500x1500_12crops"},
-        {"qwen2-bf16", "tiny_50x30"},
-    };
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) engine_case(all[i][0], all[i][1]);
+    for (int i = 0; i < tu_n_golden_cases; i++)
+        if (tu_golden_cases[i].has_image)
+            engine_case(tu_golden_cases[i].model, tu_golden_cases[i].name);
 }
 
 int main(void) {
