@@ -137,10 +137,12 @@ typedef enum molmo_dtype {
     MOLMO_DTYPE_BF16,
     MOLMO_DTYPE_I32,    /* index tensors in golden/trace files; never a weight            */
     /* ggml block formats (GGUF files only; rows are whole blocks of 32 values):             */
+    MOLMO_DTYPE_Q8_0,   /* 34-byte blocks: fp16 scale d, 32 int8 q; x = q * d             */
+    MOLMO_DTYPE_Q4_0,   /* 18-byte blocks: fp16 scale d, 32 nibbles q; x = (q - 8) * d     */
     MOLMO_DTYPE_COUNT
 } molmo_dtype;
 
-/* Static lowercase name of a dtype ("f32", "f16", "bf16"). */
+/* Static lowercase name of a dtype ("f32", "f16", "bf16", "i32", "q8_0", "q4_0"). */
 MOLMO_API const char *molmo_dtype_name(molmo_dtype dtype);
 
 typedef struct molmo_model_params {

@@ -32,6 +32,8 @@ const char *molmo_dtype_name(molmo_dtype dtype) {
     case MOLMO_DTYPE_F16: return "f16";
     case MOLMO_DTYPE_BF16: return "bf16";
     case MOLMO_DTYPE_I32: return "i32";
+    case MOLMO_DTYPE_Q8_0: return "q8_0";
+    case MOLMO_DTYPE_Q4_0: return "q4_0";
     default: return "unknown";
     }
 }

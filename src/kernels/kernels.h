@@ -69,7 +69,7 @@ typedef struct molmo_kernels {
                       size_t ws_floats);
     void (*rope)(float *x, int ldx, int n_tok, int n_heads, int hd, const int *pos,
                  const float *cos_t, const float *sin_t);
-    /* out[0..n) = w[0..n) as f32 (exact). */
+    /* out[0..n) = w[0..n) as f32 (exact; block types: n a multiple of 32). */
     void (*to_f32)(float *out, const void *w, molmo_dtype wt, size_t n);
 } molmo_kernels;
 

@@ -19,6 +19,7 @@
 #include "base/cpu.h"
 #include "base/error.h"
 #include "kernels/kernels.h"
+#include "kernels/quant.h"
 
 /* Below these sizes an op runs on one thread: a pool wake-up costs a few microseconds. */
 #define MIN_PARALLEL_FLOPS (1 << 17)
@@ -114,6 +115,8 @@ static void mm_worker(void *arg, int ith, int nth) {
 void molmo_op_matmul(molmo_pool *p, float *y, int ldy, const float *x, int ldx, const void *w,
                      molmo_dtype wt, const float *bias, int M, int N, int K) {
     if (M <= 0 || N <= 0) return;
+    /* Block types: rows are whole blocks (the loader checks the shapes). */
+    assert(!molmo_dtype_is_block(wt) || K % MOLMO_QK == 0);
     mm_task t = {.k = molmo_kernels_get(),
                  .pool = p,
                  .a = {.y = y, .ldy = ldy, .x = x, .ldx = ldx, .w = w, .wt = wt, .bias = bias,
@@ -298,11 +301,9 @@ void molmo_op_rope(float *x, int ldx, int n_tok, int n_heads, int hd, const int 
 
 /* ------------------------------------------------------------------------ conversions */
 
-static size_t dtype_size(molmo_dtype wt) { return wt == MOLMO_DTYPE_F32 ? 4 : 2; }
-
 void molmo_op_gather_rows(float *out, const void *w, molmo_dtype wt, int K, const int *ids, int n) {
     const molmo_kernels *k = molmo_kernels_get();
-    const size_t row = (size_t)K * dtype_size(wt);
+    const size_t row = molmo_dtype_row_bytes(wt, K);
     for (int i = 0; i < n; i++)
         k->to_f32(out + (size_t)i * (size_t)K, (const char *)w + (size_t)ids[i] * row, wt, (size_t)K);
 }

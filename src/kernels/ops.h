@@ -22,7 +22,11 @@
 
 /* y[M,N] (row stride ldy) = x[M,K] (row stride ldx) · W[N,K]^T (+ bias[N] if non-NULL).
  * W is contiguous [N,K] stored as F32, BF16 or F16 and converted exactly to f32 on the fly;
- * products are accumulated in f32 (fused multiply-add in the fast kernels), bias added last. */
+ * products are accumulated in f32 (fused multiply-add in the fast kernels), bias added last.
+ * W may also be Q8_0 or Q4_0 (kernels/quant.h; K a multiple of 32, each row K/32 blocks): the
+ * reference kernels dequantize it exactly and follow the f32 arithmetic; the fast kernels also
+ * quantize each block of 32 values of x to int8 (as ggml does) and take integer dot products,
+ * which is the specification molmo_k_matmul_qdot_ref (docs/kernels.md: the tolerance). */
 void molmo_op_matmul(molmo_pool *p, float *y, int ldy, const float *x, int ldx, const void *w,
                      molmo_dtype wt, const float *bias, int M, int N, int K);
 
@@ -82,11 +86,12 @@ molmo_status molmo_rope_table(float **cos_out, float **sin_out, int n_pos, int h
 void molmo_op_rope(float *x, int ldx, int n_tok, int n_heads, int hd, const int *pos,
                    const float *cos_t, const float *sin_t);
 
-/* Embedding lookup: out[i, :] = W[ids[i], :] as f32, W contiguous [*, K] of dtype wt. ids must
- * be valid rows (the caller checks them against the table size). */
+/* Embedding lookup: out[i, :] = W[ids[i], :] as f32, W contiguous [*, K] of dtype wt (any
+ * dtype; K a multiple of 32 for block types). ids must be valid rows (the caller checks them
+ * against the table size). */
 void molmo_op_gather_rows(float *out, const void *w, molmo_dtype wt, int K, const int *ids, int n);
 
-/* out[0..n) = w[0..n) converted exactly to f32. */
+/* out[0..n) = w[0..n) converted exactly to f32 (block types: n a multiple of 32, dequantized). */
 void molmo_op_to_f32(float *out, const void *w, molmo_dtype wt, size_t n);
 
 /* Debug/test switch: 1 makes every op run the plain-C reference kernels (ref/), 0 restores the

@@ -2,16 +2,28 @@
  *
  * Specification: for each output element, acc = 0; acc += x[i,k] * w[j,k] for k = 0..K-1 in
  * order, each product and sum rounded to f32; then y = acc + bias[j]. Weights of F16/BF16 are
- * converted exactly to f32 first (base/fp16.h), so every dtype follows the same arithmetic. */
+ * converted exactly to f32 first (base/fp16.h), and the values of Q8_0/Q4_0 blocks are
+ * dequantized exactly (quant.h: an integer times the fp16 scale), so every dtype follows the
+ * same arithmetic: this is the accuracy reference of the quantized types too (the fast
+ * quantized kernels also quantize x, see ref_quant.c). */
 #include <stdint.h>
 
 #include "base/fp16.h"
+#include "kernels/quant.h"
 #include "kernels/ref/ref.h"
 
+/* Element i of w counted row-major over the whole matrix (rows are whole blocks, so element i
+ * of a block type sits in block i / 32). */
 static inline float load_w(const void *w, molmo_dtype wt, size_t i) {
     switch (wt) {
     case MOLMO_DTYPE_F16: return molmo_f16_to_f32(((const uint16_t *)w)[i]);
     case MOLMO_DTYPE_BF16: return molmo_bf16_to_f32(((const uint16_t *)w)[i]);
+    case MOLMO_DTYPE_Q8_0:
+        return molmo_q8_0_value((const uint8_t *)w + i / MOLMO_QK * MOLMO_Q8_0_BYTES,
+                                (int)(i % MOLMO_QK));
+    case MOLMO_DTYPE_Q4_0:
+        return molmo_q4_0_value((const uint8_t *)w + i / MOLMO_QK * MOLMO_Q4_0_BYTES,
+                                (int)(i % MOLMO_QK));
     default: return ((const float *)w)[i];
     }
 }

@@ -126,6 +126,10 @@ static void rope_avx2(float *x, int ldx, int n_tok, int n_heads, int hd, const i
 }
 
 static void to_f32_avx2(float *out, const void *w, molmo_dtype wt, size_t n) {
+    if (wt == MOLMO_DTYPE_Q8_0 || wt == MOLMO_DTYPE_Q4_0) {
+        molmo_k_dequant_avx2(out, w, wt, n);
+        return;
+    }
     for (size_t i = 0; i < n; i += 8) {
         const int k = avx2_clamp8(n - i);
         avx2_store(out + i, k, avx2_load_w8(w, wt, i, k));

@@ -1,5 +1,6 @@
 /* avx512_gemm.c — y = x · W^T (+ b) with AVX-512F/BW/VL, weights F32/F16/BF16 converted to f32
  * exactly on the fly (BF16: a 16-bit shift; F16: vcvtph2ps), f32 accumulation with FMA.
+ * Q8_0/Q4_0 weights go to avx512_quant.c (int8 dot products).
  *
  * Two paths, chosen from the problem's M only (so the thread split never changes a result):
  *   - M <= GEMV_MAX_M (decode): dot products straight from W, 16 lanes of partial sums per
@@ -253,6 +254,8 @@ void molmo_k_matmul_f32_avx512(const molmo_matmul_args *a, int m0, int m1, int n
     }
     const int small = a->M <= GEMV_MAX_M;
     switch (a->wt) {
+    case MOLMO_DTYPE_Q8_0:
+    case MOLMO_DTYPE_Q4_0: molmo_k_matmul_q_avx512(a, m0, m1, n0, n1, ws, ws_floats); break;
     case MOLMO_DTYPE_F16: (small ? gemv_f16 : gemm_f16)(a, m0, m1, n0, n1, ws, ws_floats); break;
     case MOLMO_DTYPE_BF16: (small ? gemv_bf16 : gemm_bf16)(a, m0, m1, n0, n1, ws, ws_floats); break;
     default: (small ? gemv_f32 : gemm_f32)(a, m0, m1, n0, n1, ws, ws_floats); break;

@@ -136,6 +136,10 @@ static void rope_avx512(float *x, int ldx, int n_tok, int n_heads, int hd, const
 }
 
 static void to_f32_avx512(float *out, const void *w, molmo_dtype wt, size_t n) {
+    if (wt == MOLMO_DTYPE_Q8_0 || wt == MOLMO_DTYPE_Q4_0) {
+        molmo_k_dequant_avx512(out, w, wt, n);
+        return;
+    }
     for (size_t i = 0; i < n; i += 16) {
         const __mmask16 m = avx512_tail_z(n - i);
         _mm512_mask_storeu_ps(out + i, m, avx512_load_w16(w, wt, i, m));

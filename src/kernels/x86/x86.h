@@ -31,6 +31,17 @@ void molmo_k_attention_f32_avx512(const molmo_attn_args *a, int it0, int it1, fl
 
 void molmo_k_matmul_f32_avx2(const molmo_matmul_args *a, int m0, int m1, int n0, int n1,
                              float *ws, size_t ws_floats);
+
+/* Q8_0 / Q4_0 weights (avx512_quant.c, avx2_quant.c): the arithmetic of
+ * molmo_k_matmul_qdot_ref bit for bit. The AVX-512 one needs VNNI and hands over to the AVX2
+ * one (same bits) when cpuid lacks it. */
+void molmo_k_matmul_q_avx512(const molmo_matmul_args *a, int m0, int m1, int n0, int n1,
+                             float *ws, size_t ws_floats);
+void molmo_k_matmul_q_avx2(const molmo_matmul_args *a, int m0, int m1, int n0, int n1,
+                           float *ws, size_t ws_floats);
+/* out[0..n) = the values of Q8_0 / Q4_0 blocks (n a multiple of 32), exact. */
+void molmo_k_dequant_avx512(float *out, const void *w, molmo_dtype wt, size_t n);
+void molmo_k_dequant_avx2(float *out, const void *w, molmo_dtype wt, size_t n);
 void molmo_k_attention_f32_avx2(const molmo_attn_args *a, int it0, int it1, float *scratch,
                                 float *ws, size_t ws_floats);
 

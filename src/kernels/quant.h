@@ -1,0 +1,80 @@
+/* quant.h — the ggml block formats Q8_0 and Q4_0 (bit-compatible with ggml-common.h, so a GGUF
+ * file written with them is readable by ggml's tools), their sizes, the plain-C quantizers and
+ * dequantizers, and the int8 quantization of activations that the quantized matmul kernels
+ * use. Byte layout of one block of 32 consecutive values of a row (little-endian):
+ *
+ *   Q8_0, 34 bytes: d (IEEE fp16) | qs[32] int8           value j = qs[j] * d
+ *   Q4_0, 18 bytes: d (IEEE fp16) | qs[16] two nibbles    value j = ((qs[j] & 15) - 8) * d,
+ *                                                          value j+16 = ((qs[j] >> 4) - 8) * d
+ *
+ * Blocks follow each other with no padding; a row of n values is n/32 blocks (n must be a
+ * multiple of 32). The dequantized value is exact in f32 (an integer of at most 8 bits times an
+ * fp16), so ref kernels and fast kernels agree bit for bit on it. */
+#ifndef MOLMO_KERNELS_QUANT_H
+#define MOLMO_KERNELS_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "base/fp16.h"
+#include "molmo.h"
+
+#define MOLMO_QK 32          /* values per Q8_0 / Q4_0 block */
+#define MOLMO_Q8_0_BYTES 34  /* sizeof(block_q8_0) in ggml */
+#define MOLMO_Q4_0_BYTES 18  /* sizeof(block_q4_0) in ggml */
+
+/* 1 for the block types (Q8_0, Q4_0), 0 otherwise. */
+static inline int molmo_dtype_is_block(molmo_dtype t) {
+    return t == MOLMO_DTYPE_Q8_0 || t == MOLMO_DTYPE_Q4_0;
+}
+
+/* Values per block: 32 for Q8_0/Q4_0, 1 for F32/F16/BF16/I32, 0 for anything else. */
+int molmo_dtype_block_size(molmo_dtype t);
+
+/* Bytes of n consecutive values of type t. n must be >= 0 and, for block types, a multiple
+ * of 32; returns 0 when it is not, for an unknown dtype, or when the size overflows size_t. */
+size_t molmo_dtype_row_bytes(molmo_dtype t, int64_t n);
+
+/* f32 -> IEEE fp16, round to nearest even, as F16C's vcvtps2ph and ggml's GGML_FP32_TO_FP16:
+ * subnormal results are kept, overflow gives +-inf, NaN stays NaN (quiet). */
+uint16_t molmo_f32_to_f16(float f);
+
+/* Value j (0..31) of one block. */
+static inline float molmo_q8_0_value(const uint8_t *blk, int j) {
+    uint16_t d;
+    memcpy(&d, blk, 2);
+    return (float)(int8_t)blk[2 + j] * molmo_f16_to_f32(d);
+}
+static inline float molmo_q4_0_value(const uint8_t *blk, int j) {
+    uint16_t d;
+    memcpy(&d, blk, 2);
+    const int q = j < 16 ? blk[2 + j] & 15 : blk[2 + j - 16] >> 4;
+    return (float)(q - 8) * molmo_f16_to_f32(d);
+}
+
+/* Quantizes x[0..n) into n/32 blocks of type t (Q8_0 or Q4_0) at out, with exactly the rounding
+ * of ggml's reference quantizers (quantize_row_q8_0_ref / quantize_row_q4_0_ref: f32 scale
+ * amax/127 resp. max/-8, values scaled by the f32 reciprocal, roundf resp. truncation of
+ * x*id + 8.5 clamped to 15, scale stored as fp16 RNE), so files written here match ggml's.
+ * Errors (MOLMO_ERR_INVALID_ARG, nothing useful written): t not a block type, n not a positive
+ * multiple of 32, a value that is not finite, or a block whose scale overflows fp16 (|x| beyond
+ * ~8.3e6 for Q8_0, ~5.2e5 for Q4_0). The message names the value's index. */
+molmo_status molmo_quantize_row(molmo_dtype t, const float *x, void *out, int64_t n,
+                                molmo_error *err);
+
+/* out[0..n) = the n values of the blocks at in (t = Q8_0 or Q4_0, n a multiple of 32), exact. */
+void molmo_dequantize_row(molmo_dtype t, const void *in, float *out, int64_t n);
+
+/* The activation side of the quantized matmul kernels (ggml's Q8_0 activation quantization,
+ * with the scale kept in f32 and round-half-even, which the SIMD kernels do in one
+ * instruction): for one block of 32 values,
+ *   amax = max |x[j]| (compared as bit patterns, so NaN counts as the largest),
+ *   d = amax / 127,  id = 1 / d,  q[j] = round_half_even(x[j] * id),
+ * except that q = 0 when amax is not finite (d is then inf or NaN, so every output the block
+ * touches becomes NaN, as it would in f32) or when id is not finite (d = 0 or subnormal: the
+ * block contributes exactly 0). Returns d; *sum = sum of q[j]. Every fast kernel reproduces
+ * this bit for bit. */
+float molmo_quantize_act_block(const float *x, int8_t q[MOLMO_QK], int32_t *sum);
+
+#endif

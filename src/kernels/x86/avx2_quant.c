@@ -1,0 +1,447 @@
+/* avx2_quant.c — y = x · W^T (+ b) for Q8_0 / Q4_0 weights with AVX2, and their exact
+ * dequantization: the arithmetic of ref/ref_quant.c bit for bit, with the design of
+ * avx512_quant.c (read that file's header first: activation layout, transposed weight vectors,
+ * GEMV and GEMM paths) sized for 16 ymm registers and without VNNI.
+ *
+ * Products go through vpmaddubsw (unsigned x signed bytes -> int16 pair sums, saturating) and
+ * vpmaddwd against ones (-> int32), with operands that can never saturate:
+ *   - Q4_0: nibble (0..15) x xq (|xq| <= 127): a pair sum is at most 3810 in magnitude, so the
+ *     int16 sums of all 8 groups of 4 values of a block (<= 30480) stay exact and are widened
+ *     once per block; the nibble offset is the -8 * sum(xq) correction of the activations;
+ *   - Q8_0: |wq| x (xq with the sign of wq) (vpabsb / vpsignb): a pair sum is at most
+ *     2 * 128 * 127 = 32512, widened per group of 4 values.
+ * Weights of 8 columns are transposed into 8 vectors of 8 lanes x 4 bytes (lane = column).
+ * GEMV (calls of at most 2 rows) uses them straight from registers and prefetches the next 8
+ * rows; GEMM packs panels of NR = 16 columns x KP = 8 blocks and runs a register tile of
+ * MR = 3 rows x 16 columns (6 block accumulators, 6 f32 accumulators). */
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels/quant.h"
+#include "kernels/x86/avx2_math.h"
+#include "kernels/x86/x86.h"
+
+#define NV 2                        /* 8-column groups per panel */
+#define NR (8 * NV)                 /* columns per panel */
+#define MR 3                        /* rows per register tile */
+#define GEMV_ROWS 2                 /* calls with at most this many rows take the GEMV path */
+#define KP 8                        /* blocks per packed panel */
+#define PB_BYTES (NV * 256 + NR * 4) /* one packed block of a panel */
+#define XB_BYTES (32 + 4 + 4)       /* one quantized activation block: q, dx, corr */
+#define STACK_BYTES (32 * 1024)     /* buffer without a pool workspace */
+
+#define INLINE static inline __attribute__((always_inline))
+
+static inline int32_t load_i32(const void *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* ------------------------------------------------------------------- activation quantization */
+
+/* Rows [0, rows) of x (stride ldx), blocks [kb0, kb0 + kc), row stride kc * XB_BYTES: int8
+ * q[32 kc] | f32 dx[kc] | i32 corr[kc], corr = -c * sum(q). Same operations as
+ * molmo_quantize_act_block. */
+static void quantize_rows(const float *x, size_t ldx, int rows, int kb0, int kc, int c,
+                          uint8_t *xc) {
+    const __m256i absmask = _mm256_set1_epi32(0x7fffffff);
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * ldx + (size_t)kb0 * MOLMO_QK;
+        uint8_t *q = xc + (size_t)r * (size_t)kc * XB_BYTES;
+        float *dx = (float *)(q + (size_t)kc * 32);
+        int32_t *corr = (int32_t *)(dx + kc);
+        for (int b = 0; b < kc; b++) {
+            __m256 v[4];
+            __m256i a = _mm256_setzero_si256();
+            for (int t = 0; t < 4; t++) {
+                v[t] = _mm256_loadu_ps(xr + 32 * b + 8 * t);
+                a = _mm256_max_epu32(a, _mm256_and_si256(_mm256_castps_si256(v[t]), absmask));
+            }
+            __m128i m = _mm_max_epu32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+            m = _mm_max_epu32(m, _mm_shuffle_epi32(m, 0x4e));
+            m = _mm_max_epu32(m, _mm_shuffle_epi32(m, 0xb1));
+            const uint32_t amax_bits = (uint32_t)_mm_cvtsi128_si32(m);
+            float amax;
+            memcpy(&amax, &amax_bits, 4);
+            const float d = amax / 127.0f;
+            const float id = d > 0.0f ? 1.0f / d : 0.0f;
+            int32_t sum = 0;
+            if (amax_bits < 0x7f800000u && id > 0.0f && id <= 3.40282347e38f) {
+                const __m256 iv = _mm256_set1_ps(id);
+                __m256i qi[4];
+                for (int t = 0; t < 4; t++)
+                    qi[t] = _mm256_cvttps_epi32(_mm256_round_ps(_mm256_mul_ps(v[t], iv),
+                                                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+                const __m256i s = _mm256_add_epi32(_mm256_add_epi32(qi[0], qi[1]), _mm256_add_epi32(qi[2], qi[3]));
+                __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+                s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+                s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+                sum = _mm_cvtsi128_si32(s4);
+                /* packs work per 128-bit lane: 0xd8 puts the quarters back in order */
+                const __m256i w01 = _mm256_packs_epi32(qi[0], qi[1]), w23 = _mm256_packs_epi32(qi[2], qi[3]);
+                const __m256i b8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(w01, w23),
+                                                               _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+                _mm256_storeu_si256((__m256i *)(q + 32 * b), b8);
+            } else {
+                memset(q + 32 * b, 0, 32);
+            }
+            dx[b] = d;
+            corr[b] = -c * sum;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------- weight loading */
+
+/* 8x8 transpose of dwords: r[c] dword k -> r[k] dword c. */
+INLINE void transpose8(__m256i r[8]) {
+    __m256i t[8], u[8];
+    for (int i = 0; i < 8; i += 4) {
+        t[i + 0] = _mm256_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_epi32(r[i], r[i + 1]);
+        t[i + 2] = _mm256_unpacklo_epi32(r[i + 2], r[i + 3]);
+        t[i + 3] = _mm256_unpackhi_epi32(r[i + 2], r[i + 3]);
+        u[i + 0] = _mm256_unpacklo_epi64(t[i + 0], t[i + 2]);
+        u[i + 1] = _mm256_unpackhi_epi64(t[i + 0], t[i + 2]);
+        u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
+        u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (int k = 0; k < 4; k++) {
+        r[k] = _mm256_permute2x128_si256(u[k], u[4 + k], 0x20);
+        r[4 + k] = _mm256_permute2x128_si256(u[k], u[4 + k], 0x31);
+    }
+}
+
+/* One block of nc (<= 8, may be <= 0) columns (w: the block of the first column, ldw: the row
+ * stride in bytes) as 8 transposed vectors: Q8_0 the signed bytes q, Q4_0 the nibbles. Columns
+ * >= nc are zero (never read). */
+INLINE void load8(int q8, const uint8_t *w, size_t ldw, int nc, __m256i r[8]) {
+    if (q8) {
+        for (int c = 0; c < 8; c++)
+            r[c] = c < nc ? _mm256_loadu_si256((const __m256i *)(w + (size_t)c * ldw + 2)) : _mm256_setzero_si256();
+        transpose8(r);
+        return;
+    }
+    __m256i v[4]; /* v[p]: the 16 packed bytes of columns p and p + 4 */
+    for (int p = 0; p < 4; p++) {
+        const __m128i lo = p < nc ? _mm_loadu_si128((const __m128i *)(w + (size_t)p * ldw + 2)) : _mm_setzero_si128();
+        const __m128i hi = p + 4 < nc ? _mm_loadu_si128((const __m128i *)(w + (size_t)(p + 4) * ldw + 2))
+                                      : _mm_setzero_si128();
+        v[p] = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+    }
+    const __m256i t0 = _mm256_unpacklo_epi32(v[0], v[1]), t1 = _mm256_unpackhi_epi32(v[0], v[1]);
+    const __m256i t2 = _mm256_unpacklo_epi32(v[2], v[3]), t3 = _mm256_unpackhi_epi32(v[2], v[3]);
+    const __m256i d[4] = {_mm256_unpacklo_epi64(t0, t2), _mm256_unpackhi_epi64(t0, t2),
+                          _mm256_unpacklo_epi64(t1, t3), _mm256_unpackhi_epi64(t1, t3)};
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    for (int k = 0; k < 4; k++) {
+        r[k] = _mm256_and_si256(d[k], m4);                         /* values 4k .. 4k+3 */
+        r[4 + k] = _mm256_and_si256(_mm256_srli_epi16(d[k], 4), m4); /* values 16+4k .. */
+    }
+}
+
+/* The fp16 scales of nc (<= 8) blocks at w, w + ldw, ... as f32 (lanes >= nc: 0). */
+INLINE __m256 load_scales8(const uint8_t *w, size_t ldw, int nc) {
+    if (nc <= 0) return _mm256_setzero_ps();
+    if (ldw <= (size_t)INT32_MAX / 8) {
+        const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)ldw));
+        /* 4 bytes at each address: the scale and the first 2 bytes of its block's values */
+        const __m256i g = _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), (const int *)w, idx, avx2_mask(nc), 1);
+        const __m256i lo16 = _mm256_shuffle_epi8(g, _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1,
+                                                                     0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1));
+        return _mm256_cvtph_ps(_mm256_castsi256_si128(_mm256_permute4x64_epi64(lo16, 0x08)));
+    }
+    uint16_t h[8] = {0};
+    for (int c = 0; c < nc; c++) memcpy(&h[c], w + (size_t)c * ldw, 2);
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
+}
+
+/* ------------------------------------------------------------------------- the block product */
+
+/* Exact int32 block sums for 8 columns: s = corr + sum_k w[k] * xq[k] over the 8 transposed
+ * vectors r (aw: |r| for Q8_0) and the row's 32 quantized values q. */
+INLINE __m256i block_dot(const int q8, const __m256i r[8], const __m256i aw[8], const uint8_t *q,
+                         int32_t corr) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    if (q8) {
+        __m256i s = _mm256_setzero_si256();
+        for (int g = 0; g < 8; g++) {
+            const __m256i xb = _mm256_sign_epi8(_mm256_set1_epi32(load_i32(q + 4 * g)), r[g]);
+            s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_maddubs_epi16(aw[g], xb), ones));
+        }
+        return s;
+    }
+    __m256i h = _mm256_maddubs_epi16(r[0], _mm256_set1_epi32(load_i32(q)));
+    for (int g = 1; g < 8; g++)
+        h = _mm256_add_epi16(h, _mm256_maddubs_epi16(r[g], _mm256_set1_epi32(load_i32(q + 4 * g))));
+    return _mm256_add_epi32(_mm256_madd_epi16(h, ones), _mm256_set1_epi32(corr));
+}
+
+INLINE void abs8(const int q8, const __m256i r[8], __m256i aw[8]) {
+    for (int g = 0; g < 8 && q8; g++) aw[g] = _mm256_abs_epi8(r[g]);
+}
+
+/* -------------------------------------------------------------------------------------- GEMV */
+
+/* y[0:mr, 0:8] (+)= blocks [0, nbk) of 8 columns (w: their first block, nc valid columns)
+ * against mr rows of quantized activations (row i: q at q + i*ldq, dx at dx + i*ldq, corr
+ * likewise); next / next_bytes: a region to prefetch into L2 meanwhile, spread over the
+ * blocks. */
+INLINE void gemv8(const int mr, const int q8, int nc, const uint8_t *w, size_t ldw, int nbk,
+                  const uint8_t *q, const uint8_t *dx, const uint8_t *corr, size_t ldq, float *y,
+                  size_t ldy, int accumulate, const float *bias, const uint8_t *next,
+                  size_t next_bytes) {
+    const size_t bb = q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;
+    __m256 f[GEMV_ROWS];
+    for (int i = 0; i < mr; i++) f[i] = accumulate ? avx2_load(y + i * ldy, nc) : _mm256_setzero_ps();
+    size_t pf = 0;
+    for (int b = 0; b < nbk; b++) {
+        const size_t pf_end = next_bytes * (size_t)(b + 1) / (size_t)nbk;
+        for (; pf < pf_end; pf += 64) _mm_prefetch((const char *)next + pf, _MM_HINT_T1);
+        const uint8_t *wb = w + (size_t)b * bb;
+        __m256i r[8], aw[8];
+        if (nc == 8)
+            load8(q8, wb, ldw, 8, r);
+        else
+            load8(q8, wb, ldw, nc, r);
+        abs8(q8, r, aw);
+        const __m256 dw = load_scales8(wb, ldw, nc);
+        for (int i = 0; i < mr; i++) {
+            const __m256i s = block_dot(q8, r, aw, q + i * ldq + 32 * b, load_i32(corr + i * ldq + 4 * b));
+            float dxi;
+            memcpy(&dxi, dx + i * ldq + 4 * b, 4);
+            f[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(_mm256_set1_ps(dxi), dw), f[i]);
+        }
+    }
+    for (int i = 0; i < mr; i++) {
+        if (bias) f[i] = _mm256_add_ps(f[i], avx2_load(bias, nc));
+        avx2_store(y + i * ldy, nc, f[i]);
+    }
+}
+
+typedef void (*gemv_fn)(int nc, const uint8_t *w, size_t ldw, int nbk, const uint8_t *q,
+                        const uint8_t *dx, const uint8_t *corr, size_t ldq, float *y, size_t ldy,
+                        int accumulate, const float *bias, const uint8_t *next, size_t next_bytes);
+#define GEMV_FN(name, mr, q8)                                                                     \
+    static void name(int nc, const uint8_t *w, size_t ldw, int nbk, const uint8_t *q,             \
+                     const uint8_t *dx, const uint8_t *corr, size_t ldq, float *y, size_t ldy,    \
+                     int accumulate, const float *bias, const uint8_t *next, size_t next_bytes) { \
+        gemv8(mr, q8, nc, w, ldw, nbk, q, dx, corr, ldq, y, ldy, accumulate, bias, next,           \
+              next_bytes);                                                                        \
+    }
+GEMV_FN(gemv_q4_1, 1, 0)
+GEMV_FN(gemv_q4_2, 2, 0)
+GEMV_FN(gemv_q8_1, 1, 1)
+GEMV_FN(gemv_q8_2, 2, 1)
+
+/* Rows [m0, m1) (at most GEMV_ROWS) against columns [n0, n1), in K chunks that fit buf. */
+static void gemv(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, uint8_t *buf,
+                 size_t bytes) {
+    static const gemv_fn fns[2][GEMV_ROWS] = {{gemv_q4_1, gemv_q4_2}, {gemv_q8_1, gemv_q8_2}};
+    const int q8 = a->wt == MOLMO_DTYPE_Q8_0, nb = a->K / MOLMO_QK, rows = m1 - m0;
+    const gemv_fn fn = fns[q8][rows - 1];
+    const size_t ldw = molmo_dtype_row_bytes(a->wt, a->K), ldx = (size_t)a->ldx, ldy = (size_t)a->ldy;
+    const size_t bb = q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;
+    const size_t fit = bytes / ((size_t)rows * XB_BYTES);
+    const int kc = fit < (size_t)nb ? (int)fit : nb;
+    for (int kb0 = 0; kb0 < nb; kb0 += kc) {
+        const int kcn = nb - kb0 < kc ? nb - kb0 : kc;
+        const size_t ldq = (size_t)kcn * XB_BYTES;
+        quantize_rows(a->x + (size_t)m0 * ldx, ldx, rows, kb0, kcn, q8 ? 0 : 8, buf);
+        const int last = kb0 + kcn == nb;
+        for (int j0 = n0; j0 < n1; j0 += 8) {
+            const int nc = n1 - j0 < 8 ? n1 - j0 : 8;
+            const int nn = n1 - j0 - 8 < 8 ? n1 - j0 - 8 : 8; /* the next 8 rows, contiguous */
+            const uint8_t *w = (const uint8_t *)a->w + (size_t)j0 * ldw + (size_t)kb0 * bb;
+            const size_t next_bytes = nn > 0 ? (size_t)nn * ldw - (size_t)kb0 * bb : 0;
+            fn(nc, w, ldw, kcn, buf, buf + 32 * (size_t)kcn, buf + 36 * (size_t)kcn, ldq,
+               a->y + (size_t)m0 * ldy + (size_t)j0, ldy, kb0 > 0, last && a->bias ? a->bias + j0 : NULL,
+               next_bytes ? w + 8 * ldw : w, next_bytes);
+        }
+    }
+}
+
+/* -------------------------------------------------------------------------------------- GEMM */
+
+/* Panel of columns j0 .. j0+nr-1 (nr <= NR), blocks kb .. kb+nbk-1, into pw: per block, per
+ * group of 8 columns the 8 transposed vectors, then the NR scales. */
+static void pack_panel(int q8, const uint8_t *w, size_t ldw, int j0, int nr, int kb, int nbk,
+                       uint8_t *pw) {
+    const size_t bb = q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;
+    for (int b = 0; b < nbk; b++) {
+        uint8_t *pb = pw + (size_t)b * PB_BYTES;
+        for (int v = 0; v < NV; v++) {
+            const int nc = nr - 8 * v;
+            const uint8_t *src = nc > 0 ? w + (size_t)(j0 + 8 * v) * ldw + (size_t)(kb + b) * bb : w;
+            __m256i r[8];
+            if (nc >= 8)
+                load8(q8, src, ldw, 8, r);
+            else
+                load8(q8, src, ldw, nc, r);
+            for (int g = 0; g < 8; g++) _mm256_store_si256((__m256i *)(pb + 256 * v + 32 * g), r[g]);
+            _mm256_store_ps((float *)(pb + NV * 256) + 8 * v, load_scales8(src, ldw, nc));
+        }
+    }
+}
+
+/* y[0:mr, 0:NR] (+)= the nbk blocks of the panel pw against mr rows of quantized activations
+ * (layout of gemv8). */
+INLINE void tile(const int mr, const int q8, int nbk, const uint8_t *q, const uint8_t *dx,
+                 const uint8_t *corr, size_t ldq, const uint8_t *pw, float *y, size_t ldy,
+                 int accumulate, const float *bias, const int nc[NV]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 f[MR][NV];
+    for (int i = 0; i < mr; i++)
+        for (int v = 0; v < NV; v++)
+            f[i][v] = accumulate ? avx2_load(y + i * ldy + 8 * v, nc[v]) : _mm256_setzero_ps();
+    for (int b = 0; b < nbk; b++) {
+        const uint8_t *pb = pw + (size_t)b * PB_BYTES;
+        __m256i s[MR][NV]; /* Q4_0: int16 sums until the end of the block; Q8_0: int32 */
+        for (int i = 0; i < mr; i++)
+            for (int v = 0; v < NV; v++) s[i][v] = _mm256_setzero_si256();
+        for (int g = 0; g < 8; g++) {
+            __m256i wv[NV];
+            for (int v = 0; v < NV; v++) wv[v] = _mm256_load_si256((const __m256i *)(pb + 256 * v + 32 * g));
+            for (int i = 0; i < mr; i++) {
+                const __m256i xb = _mm256_set1_epi32(load_i32(q + i * ldq + 32 * b + 4 * g));
+                for (int v = 0; v < NV; v++) {
+                    if (q8) {
+                        const __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(wv[v]), _mm256_sign_epi8(xb, wv[v]));
+                        s[i][v] = _mm256_add_epi32(s[i][v], _mm256_madd_epi16(p, ones));
+                    } else {
+                        s[i][v] = _mm256_add_epi16(s[i][v], _mm256_maddubs_epi16(wv[v], xb));
+                    }
+                }
+            }
+        }
+        __m256 dw[NV];
+        for (int v = 0; v < NV; v++) dw[v] = _mm256_load_ps((const float *)(pb + NV * 256) + 8 * v);
+        for (int i = 0; i < mr; i++) {
+            float dxi;
+            memcpy(&dxi, dx + i * ldq + 4 * b, 4);
+            const __m256 dxv = _mm256_set1_ps(dxi);
+            const __m256i c = _mm256_set1_epi32(load_i32(corr + i * ldq + 4 * b));
+            for (int v = 0; v < NV; v++) {
+                const __m256i si = q8 ? s[i][v] : _mm256_add_epi32(_mm256_madd_epi16(s[i][v], ones), c);
+                f[i][v] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(si), _mm256_mul_ps(dxv, dw[v]), f[i][v]);
+            }
+        }
+    }
+    if (bias)
+        for (int v = 0; v < NV; v++) {
+            const __m256 bv = avx2_load(bias + 8 * v, nc[v]);
+            for (int i = 0; i < mr; i++) f[i][v] = _mm256_add_ps(f[i][v], bv);
+        }
+    for (int i = 0; i < mr; i++)
+        for (int v = 0; v < NV; v++)
+            if (nc[v] > 0) avx2_store(y + i * ldy + 8 * v, nc[v], f[i][v]);
+}
+
+typedef void (*tile_fn)(int nbk, const uint8_t *q, const uint8_t *dx, const uint8_t *corr,
+                        size_t ldq, const uint8_t *pw, float *y, size_t ldy, int accumulate,
+                        const float *bias, const int nc[NV]);
+#define TILE_FN(name, mr, q8)                                                                     \
+    static void name(int nbk, const uint8_t *q, const uint8_t *dx, const uint8_t *corr,           \
+                     size_t ldq, const uint8_t *pw, float *y, size_t ldy, int accumulate,         \
+                     const float *bias, const int nc[NV]) {                                       \
+        tile(mr, q8, nbk, q, dx, corr, ldq, pw, y, ldy, accumulate, bias, nc);                    \
+    }
+TILE_FN(tile_q4_1, 1, 0)
+TILE_FN(tile_q4_2, 2, 0)
+TILE_FN(tile_q4_3, 3, 0)
+TILE_FN(tile_q8_1, 1, 1)
+TILE_FN(tile_q8_2, 2, 1)
+TILE_FN(tile_q8_3, 3, 1)
+
+/* Chunk sizes for `rows` rows in `bytes` of buffer: all K at once if it fits, else as many
+ * whole panels of blocks as fit for all rows, else one panel's blocks for as many rows as fit
+ * (a multiple of MR). */
+static void plan(size_t bytes, int rows, int nb, int *kc, int *mc) {
+    const size_t avail = bytes - (size_t)KP * PB_BYTES;
+    const size_t per_block = (size_t)rows * XB_BYTES;
+    *mc = rows;
+    if (per_block * (size_t)nb <= avail) {
+        *kc = nb;
+    } else if (per_block * KP <= avail) {
+        *kc = (int)(avail / per_block) / KP * KP;
+    } else {
+        *kc = KP;
+        *mc = (int)(avail / ((size_t)KP * XB_BYTES)) / MR * MR;
+    }
+}
+
+void molmo_k_matmul_q_avx2(const molmo_matmul_args *a, int m0, int m1, int n0, int n1,
+                           float *ws, size_t ws_floats) {
+    static const tile_fn tiles[2][MR] = {{tile_q4_1, tile_q4_2, tile_q4_3},
+                                         {tile_q8_1, tile_q8_2, tile_q8_3}};
+    _Alignas(64) uint8_t stack[STACK_BYTES];
+    uint8_t *buf = stack;
+    size_t bytes = sizeof stack;
+    if (ws && ws_floats * sizeof(float) >= bytes) {
+        buf = (uint8_t *)ws;
+        bytes = ws_floats * sizeof(float);
+    }
+    if (m1 - m0 <= GEMV_ROWS) {
+        gemv(a, m0, m1, n0, n1, buf, bytes);
+        return;
+    }
+    const int q8 = a->wt == MOLMO_DTYPE_Q8_0, nb = a->K / MOLMO_QK;
+    const size_t ldw = molmo_dtype_row_bytes(a->wt, a->K), ldx = (size_t)a->ldx, ldy = (size_t)a->ldy;
+    uint8_t *pw = buf, *xc = buf + (size_t)KP * PB_BYTES;
+    int kc, mc;
+    plan(bytes, m1 - m0, nb, &kc, &mc);
+    for (int mb0 = m0; mb0 < m1; mb0 += mc) {
+        const int mb1 = m1 - mb0 < mc ? m1 : mb0 + mc;
+        for (int kb0 = 0; kb0 < nb; kb0 += kc) {
+            const int kcn = nb - kb0 < kc ? nb - kb0 : kc;
+            const size_t ldq = (size_t)kcn * XB_BYTES;
+            quantize_rows(a->x + (size_t)mb0 * ldx, ldx, mb1 - mb0, kb0, kcn, q8 ? 0 : 8, xc);
+            for (int j0 = n0; j0 < n1; j0 += NR) {
+                const int nr = n1 - j0 < NR ? n1 - j0 : NR;
+                int nc[NV];
+                for (int v = 0; v < NV; v++) nc[v] = nr - 8 * v < 0 ? 0 : nr - 8 * v > 8 ? 8 : nr - 8 * v;
+                for (int pb0 = 0; pb0 < kcn; pb0 += KP) {
+                    const int np = kcn - pb0 < KP ? kcn - pb0 : KP;
+                    pack_panel(q8, a->w, ldw, j0, nr, kb0 + pb0, np, pw);
+                    const int first = kb0 + pb0 == 0, last = kb0 + pb0 + np == nb;
+                    const float *bias = last && a->bias ? a->bias + j0 : NULL;
+                    for (int i0 = mb0; i0 < mb1; i0 += MR) {
+                        const int mr = mb1 - i0 < MR ? mb1 - i0 : MR;
+                        const uint8_t *q = xc + (size_t)(i0 - mb0) * ldq;
+                        tiles[q8][mr - 1](np, q + 32 * pb0, q + 32 * (size_t)kcn + 4 * pb0,
+                                          q + 36 * (size_t)kcn + 4 * pb0, ldq, pw,
+                                          a->y + (size_t)i0 * ldy + (size_t)j0, ldy, !first, bias, nc);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------ dequantization */
+
+void molmo_k_dequant_avx2(float *out, const void *w, molmo_dtype wt, size_t n) {
+    const uint8_t *p = w;
+    for (size_t b = 0; b < n / MOLMO_QK; b++, out += MOLMO_QK) {
+        uint16_t dh;
+        __m256i q[4];
+        if (wt == MOLMO_DTYPE_Q8_0) {
+            const uint8_t *blk = p + b * MOLMO_Q8_0_BYTES;
+            memcpy(&dh, blk, 2);
+            for (int t = 0; t < 4; t++) q[t] = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 2 + 8 * t)));
+        } else {
+            const uint8_t *blk = p + b * MOLMO_Q4_0_BYTES;
+            memcpy(&dh, blk, 2);
+            const __m256i eight = _mm256_set1_epi32(8), m4 = _mm256_set1_epi32(15);
+            for (int t = 0; t < 2; t++) {
+                const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 2 + 8 * t)));
+                q[t] = _mm256_sub_epi32(_mm256_and_si256(v, m4), eight);
+                q[2 + t] = _mm256_sub_epi32(_mm256_srli_epi32(v, 4), eight);
+            }
+        }
+        const __m256 d = _mm256_set1_ps(molmo_f16_to_f32(dh));
+        for (int t = 0; t < 4; t++) _mm256_storeu_ps(out + 8 * t, _mm256_mul_ps(_mm256_cvtepi32_ps(q[t]), d));
+    }
+}

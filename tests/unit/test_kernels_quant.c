@@ -1,0 +1,595 @@
+/* test_kernels_quant.c — the Q8_0 / Q4_0 block formats (kernels/quant.h) and the quantized
+ * matmul kernels:
+ *   - f32 -> fp16 (RNE, subnormals, overflow, NaN) against every fp16 value, the rounding ties,
+ *     and the CPU's own vcvtps2ph on random floats;
+ *   - row sizes; quantizer output on hand-made blocks against bytes worked out by hand from
+ *     ggml's definitions (the layout of block_q8_0 / block_q4_0 and the rounding of
+ *     quantize_row_q8_0_ref / quantize_row_q4_0_ref), round-trip error bounds, bad input;
+ *   - the activation quantization rule on known values and non-finite blocks;
+ *   - matmul: the ref kernel (dequantize W, f32) against double precision and against the f32
+ *     kernel on the dequantized W (identical bits); every fast set against the specification
+ *     molmo_k_matmul_qdot_ref (identical bits, also with a stack panel, a short workspace and
+ *     misaligned operands) and against the f32 reference (tolerance "matmul_q": the activation
+ *     quantization); the specification against double precision;
+ *   - the op layer: 1, 2, 3 threads identical; gather_rows / to_f32 of block types.
+ * MOLMO_TEST_VERBOSE=1 prints every comparison; MOLMO_TEST_SEED=n draws other inputs. */
+#include <float.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#include "base/cpu.h"
+#include "base/fp16.h"
+#include "kernel_check.h"
+#include "kernels/ops.h"
+#include "kernels/quant.h"
+#include "kernels/ref/ref.h"
+
+static const molmo_dtype QTYPES[] = {MOLMO_DTYPE_Q8_0, MOLMO_DTYPE_Q4_0};
+
+/* got and want are the same bits, NaN matching any NaN. */
+static void assert_same_bits(const float *got, const float *want, size_t n, const char *what) {
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(got[i]) && isnan(want[i])) continue;
+        if (memcmp(&got[i], &want[i], 4) != 0)
+            fail_msg("%s: element %zu differs: %.9g vs %.9g", what, i, (double)got[i], (double)want[i]);
+    }
+}
+
+/* ------------------------------------------------------------------------------------ fp16 */
+
+static uint32_t rand32(void) {
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (uint32_t)(g_rng >> 16);
+}
+
+#if defined(__x86_64__)
+__attribute__((target("f16c"))) static uint16_t f16c_convert(float f) {
+    return (uint16_t)_mm_extract_epi16(_mm_cvtps_ph(_mm_set_ss(f), _MM_FROUND_TO_NEAREST_INT), 0);
+}
+#endif
+
+static void test_f16_convert(void **state) {
+    (void)state;
+    /* every fp16 value converts back to itself; NaN stays NaN */
+    for (uint32_t h = 0; h < 65536; h++) {
+        const float f = molmo_f16_to_f32((uint16_t)h);
+        const uint16_t back = molmo_f32_to_f16(f);
+        if (isnan(f))
+            assert_true((back & 0x7c00u) == 0x7c00u && (back & 0x3ffu) != 0);
+        else
+            assert_int_equal(back, h);
+    }
+    /* halfway between consecutive positive finite halves: ties go to the even one */
+    for (uint32_t h = 0; h < 0x7bff; h++) {
+        const double mid = ((double)molmo_f16_to_f32((uint16_t)h) + molmo_f16_to_f32((uint16_t)(h + 1))) / 2;
+        const uint16_t want = (h & 1u) ? (uint16_t)(h + 1) : (uint16_t)h;
+        assert_int_equal(molmo_f32_to_f16((float)mid), want); /* mid is exact in f32 */
+        assert_int_equal(molmo_f32_to_f16(-(float)mid), want | 0x8000u);
+    }
+    static const struct { float f; uint16_t h; } known[] = {
+        {65504.0f, 0x7bff}, {65519.99f, 0x7bff}, {65520.0f, 0x7c00}, {1e10f, 0x7c00},
+        {INFINITY, 0x7c00}, {-INFINITY, 0xfc00}, {0x1p-24f, 0x0001}, {0x1p-25f, 0x0000},
+        {0x1.000002p-25f, 0x0001}, {0x1.8p-24f, 0x0002}, {0x1p-14f, 0x0400}, {-0.0f, 0x8000},
+        {1.0f, 0x3c00}, {0x1.ff8p-15f, 0x03ff}, {0x1.ffcp-15f, 0x0400}, {1e-30f, 0x0000},
+    };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (molmo_f32_to_f16(known[i].f) != known[i].h)
+            fail_msg("f16(%a) = 0x%04x, want 0x%04x", (double)known[i].f,
+                     molmo_f32_to_f16(known[i].f), known[i].h);
+#if defined(__x86_64__)
+    /* random bit patterns against the CPU's converter */
+    if (molmo_cpu_get()->f16c) {
+        for (int i = 0; i < 2000000; i++) {
+            uint32_t u = rand32();
+            if (i & 1) u = (u & 0x8fffffffu) | 0x30000000u; /* concentrate on the f16 range */
+            float f;
+            memcpy(&f, &u, 4);
+            if (molmo_f32_to_f16(f) != f16c_convert(f))
+                fail_msg("f16(0x%08x) = 0x%04x, vcvtps2ph says 0x%04x", u, molmo_f32_to_f16(f),
+                         f16c_convert(f));
+        }
+    }
+#endif
+}
+
+/* ---------------------------------------------------------------------------- sizes, blocks */
+
+static void test_row_bytes(void **state) {
+    (void)state;
+    assert_int_equal(molmo_dtype_row_bytes(MOLMO_DTYPE_Q8_0, 32), 34);
+    assert_int_equal(molmo_dtype_row_bytes(MOLMO_DTYPE_Q8_0, 4096), 4352);
+    assert_int_equal(molmo_dtype_row_bytes(MOLMO_DTYPE_Q4_0, 32), 18);
+    assert_int_equal(molmo_dtype_row_bytes(MOLMO_DTYPE_Q4_0, 18944), 10656);
+    assert_int_equal(molmo_dtype_row_bytes(MOLMO_DTYPE_Q8_0, 33), 0);
+    assert_int_equal(molmo_dtype_row_bytes(MOLMO_DTYPE_Q4_0, 16), 0);
+    assert_int_equal(molmo_dtype_row_bytes(MOLMO_DTYPE_Q4_0, -32), 0);
+    assert_int_equal(molmo_dtype_row_bytes(MOLMO_DTYPE_Q8_0, 0), 0);
+    assert_int_equal(molmo_dtype_row_bytes(MOLMO_DTYPE_F32, 7), 28);
+    assert_int_equal(molmo_dtype_row_bytes(MOLMO_DTYPE_BF16, 7), 14);
+    assert_int_equal(molmo_dtype_row_bytes(MOLMO_DTYPE_F16, 3), 6);
+    assert_int_equal(molmo_dtype_row_bytes(MOLMO_DTYPE_COUNT, 32), 0);
+    assert_int_equal(molmo_dtype_row_bytes(MOLMO_DTYPE_F32, INT64_MAX), 0); /* overflow */
+    assert_int_equal(molmo_dtype_block_size(MOLMO_DTYPE_Q4_0), 32);
+    assert_int_equal(molmo_dtype_block_size(MOLMO_DTYPE_BF16), 1);
+    assert_string_equal(molmo_dtype_name(MOLMO_DTYPE_Q8_0), "q8_0");
+    assert_string_equal(molmo_dtype_name(MOLMO_DTYPE_Q4_0), "q4_0");
+}
+
+/* Hand-made blocks. ggml: block_q8_0 = {ggml_half d; int8_t qs[32]}, block_q4_0 = {ggml_half d;
+ * uint8_t qs[16]}, d little-endian; Q4_0 packs value j in the low nibble of qs[j] and value
+ * j+16 in the high nibble. The expected bytes follow from the reference quantizers by hand. */
+static void test_quant_known_blocks(void **state) {
+    (void)state;
+    float x[64];
+    uint8_t out[68];
+    /* Q8_0, block 0: amax 127 -> d = 1 (fp16 0x3c00), id = 1, q = roundf(x): halves away from
+     * zero (2.5 -> 3, -2.5 -> -3, 0.5 -> 1), the rest 0. Block 1: amax 1 -> d = 1/127 ->
+     * fp16 0x2008 (0.0078735), id = 127: 1 -> 127, -1 -> -127, 0.25 -> 31.75 -> 32. */
+    memset(x, 0, sizeof x);
+    const float b0[8] = {127, -127, 2.5f, -2.5f, 0.5f, -0.5f, 1.4999999f, -100.5f};
+    memcpy(x, b0, sizeof b0);
+    x[32] = 1.0f, x[33] = -1.0f, x[34] = 0.25f, x[35] = -0.25f;
+    assert_int_equal(molmo_quantize_row(MOLMO_DTYPE_Q8_0, x, out, 64, NULL), MOLMO_OK);
+    static const uint8_t want8[14] = {0x00, 0x3c, 0x7f, 0x81, 0x03, 0xfd, 0x01, 0xff, 0x01, 0x9b,
+                                      0x00, 0x00, 0x00, 0x00};
+    assert_memory_equal(out, want8, sizeof want8);
+    for (int j = 12; j < 34; j++) assert_int_equal(out[j], 0);
+    static const uint8_t want8b[6] = {0x08, 0x20, 0x7f, 0x81, 0x20, 0xe0};
+    assert_memory_equal(out + 34, want8b, sizeof want8b);
+    float back[64];
+    molmo_dequantize_row(MOLMO_DTYPE_Q8_0, out, back, 64);
+    static const float deq8[8] = {127, -127, 3, -3, 1, -1, 1, -101};
+    for (int j = 0; j < 8; j++) assert_true(back[j] == deq8[j]);
+    assert_true(back[33] == -127 * 0x1.02p-7f); /* 0x2008 = 0.0078735 = 2^-7 * (1 + 8/1024) */
+    /* Q4_0, block 0: the value of largest magnitude is -8 -> d = -8/-8 = 1 (0x3c00), id = 1,
+     * nibble = min(15, (int)(x + 8.5)): x_j = j - 8 for j < 16 (nibbles 0..15), and the second
+     * half x_{16+j} = 7 - j (nibbles 15..0): qs[j] = j | (15 - j) << 4.
+     * Block 1: largest magnitude +8 -> d = -1 (0xbc00), id = -1: 8 -> 0.5 -> 0, -8 -> 16.5 ->
+     * clamped 15, 0.4 -> 8.1 -> 8, 0.6 -> 7.9 -> 7, 0.5 -> 8.0 -> 8, -3 -> 11, rest 0 -> 8. */
+    for (int j = 0; j < 16; j++) {
+        x[j] = (float)(j - 8);
+        x[16 + j] = (float)(7 - j);
+    }
+    for (int j = 32; j < 64; j++) x[j] = 0.0f;
+    x[32] = 8.0f, x[33] = -8.0f, x[34] = 0.4f, x[35] = 0.6f, x[36] = 0.5f, x[48] = -3.0f;
+    assert_int_equal(molmo_quantize_row(MOLMO_DTYPE_Q4_0, x, out, 64, NULL), MOLMO_OK);
+    assert_int_equal(out[0], 0x00);
+    assert_int_equal(out[1], 0x3c);
+    for (int j = 0; j < 16; j++) assert_int_equal(out[2 + j], j | (15 - j) << 4);
+    static const uint8_t want4b[8] = {0x00, 0xbc, 0xb0, 0x8f, 0x88, 0x87, 0x88, 0x88};
+    assert_memory_equal(out + 18, want4b, sizeof want4b);
+    for (int j = 6; j < 16; j++) assert_int_equal(out[20 + j], 0x88);
+    /* All zeros: Q8_0 d = 0/127 = +0 (0x0000), q = 0; Q4_0 d = 0/-8 = -0 (0x8000, as ggml
+     * writes it), nibble 8 (0 * 0 + 8.5 -> 8). */
+    memset(x, 0, sizeof x);
+    assert_int_equal(molmo_quantize_row(MOLMO_DTYPE_Q8_0, x, out, 32, NULL), MOLMO_OK);
+    for (int j = 0; j < 34; j++) assert_int_equal(out[j], 0);
+    assert_int_equal(molmo_quantize_row(MOLMO_DTYPE_Q4_0, x, out, 32, NULL), MOLMO_OK);
+    assert_int_equal(out[0], 0x00);
+    assert_int_equal(out[1], 0x80);
+    for (int j = 2; j < 18; j++) assert_int_equal(out[j], 0x88);
+    /* dequantization of those bytes: 0 * -0 = -0 */
+    molmo_dequantize_row(MOLMO_DTYPE_Q4_0, out, back, 32);
+    for (int j = 0; j < 32; j++) assert_true(back[j] == 0.0f);
+    /* Q4_0 block 0 above dequantizes to j - 8 and 7 - j */
+    for (int j = 0; j < 16; j++) {
+        x[j] = (float)(j - 8);
+        x[16 + j] = (float)(7 - j);
+    }
+    assert_int_equal(molmo_quantize_row(MOLMO_DTYPE_Q4_0, x, out, 32, NULL), MOLMO_OK);
+    molmo_dequantize_row(MOLMO_DTYPE_Q4_0, out, back, 32);
+    assert_memory_equal(back, x, 32 * sizeof(float));
+}
+
+/* Random rows: |x - dequant(quant(x))| <= d/2 (Q8_0), <= |d|/2 except the clamped +8|d| side
+ * of Q4_0 (<= |d|), with d the block's fp16 scale (plus its own rounding, relative 2^-11). */
+static void test_quant_roundtrip(void **state) {
+    (void)state;
+    const int64_t n = 32 * 257;
+    float *x = frand((size_t)n, 3.0f), *y = malloc((size_t)n * 4);
+    uint8_t *q = malloc(molmo_dtype_row_bytes(MOLMO_DTYPE_Q8_0, n));
+    assert_non_null(y);
+    assert_non_null(q);
+    x[5] = 0.0f;
+    for (int j = 32; j < 64; j++) x[j] = 1e-3f * (float)(j - 40); /* a small block */
+    for (int t = 0; t < 2; t++) {
+        const molmo_dtype qt = QTYPES[t];
+        const size_t bb = t == 0 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;
+        assert_int_equal(molmo_quantize_row(qt, x, q, n, NULL), MOLMO_OK);
+        molmo_dequantize_row(qt, q, y, n);
+        double worst_err = 0;
+        for (int64_t b = 0; b < n / 32; b++) {
+            uint16_t dh;
+            memcpy(&dh, q + (size_t)b * bb, 2);
+            const double d = fabs(molmo_f16_to_f32(dh));
+            double amax = 0;
+            for (int j = 0; j < 32; j++) amax = fmax(amax, fabs(x[b * 32 + j]));
+            for (int j = 0; j < 32; j++) {
+                const double e = fabs((double)x[b * 32 + j] - y[b * 32 + j]);
+                const double bound = (t == 0 ? 0.5 * d : d) + amax * 0x1p-10;
+                if (e > bound) fail_msg("%s block %d value %d: error %g > %g", molmo_dtype_name(qt), (int)b, j, e, bound);
+                worst_err = fmax(worst_err, e / (d > 0 ? d : 1));
+            }
+        }
+        if (getenv("MOLMO_TEST_VERBOSE"))
+            print_message("%s round trip: worst error %.3f scale units\n", molmo_dtype_name(qt), worst_err);
+    }
+    free(x);
+    free(y);
+    free(q);
+}
+
+static void test_quant_errors(void **state) {
+    (void)state;
+    float x[64] = {0};
+    uint8_t out[68];
+    molmo_error err = {0};
+    assert_int_equal(molmo_quantize_row(MOLMO_DTYPE_Q8_0, x, out, 33, &err), MOLMO_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.msg, "33"));
+    assert_int_equal(molmo_quantize_row(MOLMO_DTYPE_F32, x, out, 32, &err), MOLMO_ERR_INVALID_ARG);
+    x[40] = NAN;
+    assert_int_equal(molmo_quantize_row(MOLMO_DTYPE_Q4_0, x, out, 64, &err), MOLMO_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.msg, "value 40"));
+    x[40] = 1e10f;
+    assert_int_equal(molmo_quantize_row(MOLMO_DTYPE_Q8_0, x, out, 64, &err), MOLMO_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.msg, "32..63"));
+    x[40] = 8e6f; /* Q8_0: d = 63000 fits; Q4_0: d = 1e6 does not */
+    assert_int_equal(molmo_quantize_row(MOLMO_DTYPE_Q8_0, x, out, 64, NULL), MOLMO_OK);
+    assert_int_equal(molmo_quantize_row(MOLMO_DTYPE_Q4_0, x, out, 64, NULL), MOLMO_ERR_INVALID_ARG);
+}
+
+static void test_act_quant(void **state) {
+    (void)state;
+    float x[32] = {127.0f, 2.5f, 3.5f, -2.5f, -3.5f, 0.5f, -0.5f, 1.5f, 126.5f, -127.0f};
+    int8_t q[32];
+    int32_t s;
+    /* d = 1, id = 1: round half to even */
+    assert_true(molmo_quantize_act_block(x, q, &s) == 1.0f);
+    static const int8_t want[10] = {127, 2, 4, -2, -4, 0, 0, 2, 126, -127};
+    assert_memory_equal(q, want, sizeof want);
+    for (int j = 10; j < 32; j++) assert_int_equal(q[j], 0);
+    assert_int_equal(s, 127 + 2 + 4 - 2 - 4 + 2 + 126 - 127);
+    /* a general block equals rne(x * (1 / (amax / 127))) */
+    for (int j = 0; j < 32; j++) x[j] = urand() * 0.37f;
+    const float d = molmo_quantize_act_block(x, q, &s);
+    float amax = 0;
+    for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+    assert_true(d == amax / 127.0f);
+    int32_t s2 = 0;
+    for (int j = 0; j < 32; j++) {
+        assert_int_equal(q[j], (int)nearbyintf(x[j] * (1.0f / d)));
+        s2 += q[j];
+    }
+    assert_int_equal(s, s2);
+    /* zeros and subnormals contribute nothing; inf / NaN give a non-finite scale and q = 0 */
+    memset(x, 0, sizeof x);
+    assert_true(molmo_quantize_act_block(x, q, &s) == 0.0f && s == 0);
+    x[3] = 1e-44f;
+    molmo_quantize_act_block(x, q, &s);
+    for (int j = 0; j < 32; j++) assert_int_equal(q[j], 0);
+    x[3] = -INFINITY;
+    x[4] = 1.0f;
+    assert_true(isinf(molmo_quantize_act_block(x, q, &s)) && s == 0);
+    for (int j = 0; j < 32; j++) assert_int_equal(q[j], 0);
+    x[5] = NAN;
+    assert_true(isnan(molmo_quantize_act_block(x, q, &s)) && s == 0);
+}
+
+/* ------------------------------------------------------------------------------------ matmul */
+
+/* W [N, K] of type qt quantized from random f32 (scale 1/sqrt(K)) at an offset of `off` bytes
+ * into the returned buffer (*base: free it), and its dequantized f32 copy. */
+static uint8_t *make_qw(molmo_dtype qt, int N, int K, int off, void **base, float **deq) {
+    const size_t rb = molmo_dtype_row_bytes(qt, K);
+    float *f = frand((size_t)N * K, 1.0f / sqrtf((float)K));
+    uint8_t *b = malloc((size_t)N * rb + (size_t)off + 1);
+    assert_non_null(b);
+    for (int j = 0; j < N; j++)
+        assert_int_equal(molmo_quantize_row(qt, f + (size_t)j * K, b + off + (size_t)j * rb, K, NULL), MOLMO_OK);
+    molmo_dequantize_row(qt, b + off, f, (int64_t)N * K);
+    *base = b;
+    *deq = f;
+    return b + off;
+}
+
+/* The reference (f32, dequantized W) against double precision: |err| <= gamma_K sum |x||w|. */
+static void check_ref_exact(const float *r, const float *x, int ldx, const float *wf,
+                            const float *bias, int M, int N, int K, const char *what) {
+    const double gK = K * 0x1p-24 / (1 - K * 0x1p-24);
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double e = bias ? bias[j] : 0.0, mag = bias ? fabs(bias[j]) : 0.0;
+            for (int k = 0; k < K; k++) {
+                const double p = (double)x[(size_t)i * ldx + k] * wf[(size_t)j * K + k];
+                e += p;
+                mag += fabs(p);
+            }
+            if (fabs(r[(size_t)i * N + j] - e) > (gK + 0x1p-23) * mag + 1e-30)
+                fail_msg("ref %s (%d,%d): %.9g vs exact %.9g", what, i, j, (double)r[(size_t)i * N + j], e);
+        }
+}
+
+/* The specification against double precision, and against the f32 reference r. With the block
+ * products p_b = dx_b dw_b isum_b, each step rounds the scale product and the fma once:
+ * |s - sum p_b| <= (gamma_nb + u) sum |p_b| (+ the bias rounding). And the activation
+ * quantization moves each x by at most d_b/2 (1 + 2^-10) (the rounding of x*id to an integer,
+ * plus the roundings of d and 1/d), so |s - r| <= sum_b d_b/2 (1 + 2^-10) sum_{k in b} |w_k|
+ * + the rounding bounds of s and of r (gamma_K sum |x||w|). */
+static void check_spec_exact(const float *s, const float *r, const float *x, int ldx,
+                             const float *wf, const float *bias, int M, int N, int K,
+                             const char *what) {
+    const int nb = K / 32;
+    const double g = (nb + 1) * 0x1p-24 / (1 - (nb + 1) * 0x1p-24);
+    const double gK = (K + 1) * 0x1p-24 / (1 - (K + 1) * 0x1p-24);
+    float *xd = malloc((size_t)K * sizeof(float)), *dq = malloc((size_t)nb * sizeof(float));
+    assert_true(xd && dq);
+    for (int i = 0; i < M; i++) {
+        const float *xi = x + (size_t)i * ldx;
+        for (int b = 0; b < nb; b++) { /* the quantized activations, dequantized */
+            int8_t q[32];
+            int32_t sum;
+            dq[b] = molmo_quantize_act_block(xi + 32 * b, q, &sum);
+            for (int k = 0; k < 32; k++) xd[32 * b + k] = (float)q[k] * dq[b]; /* exact */
+        }
+        for (int j = 0; j < N; j++) {
+            const float *wj = wf + (size_t)j * K;
+            double e = 0, mag = 0, magx = 0, qerr = 0;
+            for (int k = 0; k < K; k++) {
+                e += (double)xd[k] * wj[k];
+                mag += fabs((double)xd[k] * wj[k]);
+                magx += fabs((double)xi[k] * wj[k]);
+                qerr += dq[k / 32] * 0.5 * (1 + 0x1p-10) * fabs(wj[k]);
+            }
+            const double yb = bias ? bias[j] : 0.0, sv = s[(size_t)i * N + j];
+            const double round_b = bias ? 0x1p-23 * (fabs(sv) + fabs(r[(size_t)i * N + j])) : 0;
+            const double bs = g * mag + round_b + 1e-30;
+            if (fabs(sv - yb - e) > bs)
+                fail_msg("spec %s (%d,%d): %.9g vs exact %.9g (bound %g)", what, i, j, sv - yb, e, bs);
+            const double br = qerr + g * mag + gK * magx + 2 * round_b + 1e-30;
+            if (fabs(sv - r[(size_t)i * N + j]) > br)
+                fail_msg("spec vs ref %s (%d,%d): %.9g vs %.9g (bound %g)", what, i, j, sv,
+                         (double)r[(size_t)i * N + j], br);
+        }
+    }
+    free(xd);
+    free(dq);
+}
+
+/* Per kernel set: squared errors and squared values of the "matmul_q" comparisons summed over
+ * all cases (the NMSE of a case with a few outputs is noise; the table's NMSE bound is checked
+ * on the sum). The per-case check is the max abs of the table and the rigorous bound above. */
+static double g_q_se[3], g_q_sw[3];
+
+static void check_q(int slot, const char *set, const float *got, const float *want, size_t n,
+                    const char *what) {
+    const tol *t = tol_of("matmul_q");
+    const tu_cmp c = tu_compare_f32(got, want, n);
+    note_worst(set, "matmul_q", c.max_abs, n >= 4096 ? c.nmse : 0.0); /* small cases: noise */
+    for (size_t i = 0; i < n; i++) {
+        g_q_se[slot] += ((double)got[i] - want[i]) * ((double)got[i] - want[i]);
+        g_q_sw[slot] += (double)want[i] * want[i];
+    }
+    if (getenv("MOLMO_TEST_VERBOSE") || c.max_abs > t->max_abs)
+        print_message("[%s] matmul_q %s: n=%zu max_abs=%.3g (tol %.1g) nmse=%.3g\n", set, what, n,
+                      c.max_abs, t->max_abs, c.nmse);
+    if (c.max_abs > t->max_abs)
+        fail_msg("[%s] matmul_q %s: out of tolerance at %zu: got %.9g want %.9g (%s)", set, what,
+                 c.worst, (double)got[c.worst], (double)want[c.worst], t->why);
+}
+
+typedef struct qshape {
+    int M, N, K, pad; /* pad: extra row stride of x and y, 1-float / 1-byte misalignment */
+} qshape;
+
+static const qshape Q_SHAPES[] = {
+    {1, 1, 32, 0},     {1, 7, 64, 0},      {1, 17, 4096, 1},  {1, 4095, 32, 0},  {2, 33, 4096, 0},
+    {3, 1024, 1024, 0}, {4, 65, 1024, 2},  {5, 64, 128, 0},   {6, 64, 1024, 0},  {7, 17, 1024, 3},
+    {7, 130, 64, 0},   {16, 16, 32, 0},    {17, 33, 64, 1},   {13, 130, 4096, 1}, {24, 64, 1024, 0},
+    {37, 200, 512, 7}, {100, 96, 2048, 0}, {4095, 17, 64, 0}, {4095, 1, 32, 2},   {577, 48, 1024, 0},
+    /* long K: the decode paths split K into chunks when the activations outgrow the buffer */
+    {4, 17, 8192, 1},  {1, 9, 32768, 0},
+};
+
+#define SENTINEL 12345.0f
+
+static void unpad(float *out, const float *y, int M, int N, int ldy) {
+    for (int i = 0; i < M; i++) {
+        memcpy(out + (size_t)i * N, y + (size_t)i * ldy, (size_t)N * sizeof(float));
+        for (int j = N; j < ldy && i < M - 1; j++) assert_true(y[(size_t)i * ldy + j] == SENTINEL);
+    }
+}
+
+/* One kernel call into a sentinel-filled y; returns the [M, N] result in out. */
+static void run_kernel(void (*fn)(const molmo_matmul_args *, int, int, int, int, float *, size_t),
+                       molmo_matmul_args a, float *ybuf, size_t ny, int off, float *ws,
+                       size_t ws_floats, float *out) {
+    for (size_t i = 0; i < ny; i++) ybuf[i] = SENTINEL;
+    a.y = ybuf + off;
+    fn(&a, 0, a.M, 0, a.N, ws, ws_floats);
+    if (off) assert_true(ybuf[0] == SENTINEL);
+    unpad(out, ybuf + off, a.M, a.N, a.ldy);
+}
+
+static void spec_fn(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, float *ws,
+                    size_t ws_floats) {
+    (void)ws;
+    (void)ws_floats;
+    molmo_k_matmul_qdot_ref(a, m0, m1, n0, n1);
+}
+
+static void run_q_case(const molmo_kernels *const *sets, int n_sets, const qshape *s,
+                       molmo_dtype qt, int use_bias) {
+    const int M = s->M, N = s->N, K = s->K, off = s->pad ? 1 : 0;
+    const int ldx = K + s->pad, ldy = N + s->pad;
+    const size_t ny = (size_t)M * ldy + off, nmn = (size_t)M * N;
+    float *xb = frand((size_t)M * ldx + off, 1.0f), *x = xb + off, *wf;
+    void *wbase;
+    const uint8_t *w = make_qw(qt, N, K, off, &wbase, &wf);
+    float *bias = use_bias ? frand((size_t)N, 0.5f) : NULL;
+    float *ybuf = malloc(ny * sizeof(float)), *r = malloc(nmn * 4), *r32 = malloc(nmn * 4);
+    float *sp = malloc(nmn * 4), *g = malloc(nmn * 4);
+    assert_true(ybuf && r && r32 && sp && g);
+    char what[96];
+    snprintf(what, sizeof what, "%dx%dx%d %s%s%s", M, N, K, molmo_dtype_name(qt),
+             use_bias ? " bias" : "", s->pad ? " strided" : "");
+    molmo_matmul_args a = {NULL, ldy, x, ldx, w, qt, bias, M, N, K};
+    /* ref: exact against double, and the same bits as the f32 kernel on the dequantized W */
+    run_kernel(molmo_kernels_ref()->matmul, a, ybuf, ny, off, NULL, 0, r);
+    if ((double)M * N * K <= 5e7) check_ref_exact(r, x, ldx, wf, bias, M, N, K, what);
+    molmo_matmul_args af = a;
+    af.w = wf;
+    af.wt = MOLMO_DTYPE_F32;
+    run_kernel(molmo_kernels_ref()->matmul, af, ybuf, ny, off, NULL, 0, r32);
+    assert_same_bits(r, r32, nmn, what);
+    /* the specification of the fast kernels */
+    run_kernel(spec_fn, a, ybuf, ny, off, NULL, 0, sp);
+    if ((double)M * N * K <= 5e7) check_spec_exact(sp, r, x, ldx, wf, bias, M, N, K, what);
+    check_q(0, "spec", sp, r, nmn, what);
+    for (int si = 0; si < n_sets; si++) {
+        /* pool workspace, stack panel, a short workspace: same bits as the specification */
+        run_kernel(sets[si]->matmul, a, ybuf, ny, off, g_ws, WS_FLOATS, g);
+        check(sets[si]->name, "matmul_qdot", g, sp, nmn, what);
+        assert_same_bits(g, sp, nmn, what);
+        check_q(1 + si, sets[si]->name, g, r, nmn, what);
+        run_kernel(sets[si]->matmul, a, ybuf, ny, off, NULL, 0, g);
+        assert_same_bits(g, sp, nmn, what);
+        run_kernel(sets[si]->matmul, a, ybuf, ny, off, g_ws, 12 * 1024, g);
+        assert_same_bits(g, sp, nmn, what);
+    }
+    free(xb);
+    free(wbase);
+    free(wf);
+    free(bias);
+    free(ybuf);
+    free(r);
+    free(r32);
+    free(sp);
+    free(g);
+}
+
+static void test_qmatmul_vs_ref(void **state) {
+    (void)state;
+    const molmo_kernels *sets[2];
+    const int n_sets = fast_sets(sets);
+    for (size_t i = 0; i < sizeof Q_SHAPES / sizeof Q_SHAPES[0]; i++)
+        for (int t = 0; t < 2; t++) run_q_case(sets, n_sets, &Q_SHAPES[i], QTYPES[t], (int)(i + t) % 2);
+    const tol *t = tol_of("matmul_q");
+    for (int si = 0; si <= n_sets; si++) {
+        const double nmse = g_q_se[si] / g_q_sw[si];
+        print_message("  matmul_q [%s] NMSE over all cases %.3g (tol %.1g)\n",
+                      si ? sets[si - 1]->name : "spec", nmse, t->nmse);
+        if (!(nmse <= t->nmse)) fail_msg("matmul_q: NMSE %g over all cases > %g (%s)", nmse, t->nmse, t->why);
+    }
+}
+
+/* Non-finite activations: the block's outputs become NaN in every set, as in the spec; other
+ * rows are untouched. */
+static void test_qmatmul_nonfinite(void **state) {
+    (void)state;
+    const int M = 3, N = 20, K = 96;
+    float *x = frand((size_t)M * K, 1.0f), *wf, y[3 * 20], sp[3 * 20];
+    void *wbase;
+    x[1 * K + 40] = INFINITY;
+    x[2 * K + 70] = NAN;
+    const molmo_kernels *sets[2];
+    const int n_sets = fast_sets(sets);
+    for (int t = 0; t < 2; t++) {
+        const uint8_t *w = make_qw(QTYPES[t], N, K, 0, &wbase, &wf);
+        molmo_matmul_args a = {sp, N, x, K, w, QTYPES[t], NULL, M, N, K};
+        molmo_k_matmul_qdot_ref(&a, 0, M, 0, N);
+        for (int j = 0; j < N; j++) {
+            assert_true(isfinite(sp[j]));
+            assert_true(isnan(sp[N + j]) && isnan(sp[2 * N + j]));
+        }
+        for (int si = 0; si < n_sets; si++) {
+            a.y = y;
+            sets[si]->matmul(&a, 0, M, 0, N, g_ws, WS_FLOATS);
+            assert_same_bits(y, sp, (size_t)M * N, "non-finite x");
+        }
+        free(wbase);
+        free(wf);
+    }
+    free(x);
+}
+
+/* The op layer: 1, 2 and 3 threads give the same bits as one kernel call; force_reference
+ * gives the reference bits. */
+static void test_qmatmul_threads(void **state) {
+    (void)state;
+    static const qshape shapes[] = {{150, 256, 1088, 0}, {1, 4096, 256, 0}, {3, 1000, 64, 0},
+                                    {50, 300, 128, 3},   {9, 130, 96, 0},   {4, 4095, 32, 0}};
+    molmo_pool *pools[3];
+    for (int i = 0; i < 3; i++) assert_int_equal(molmo_pool_create(i + 1, &pools[i], NULL), MOLMO_OK);
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (int t = 0; t < 2; t++) {
+            const qshape *s = &shapes[si];
+            const int ldx = s->K + s->pad, ldy = s->N + s->pad;
+            const size_t ny = (size_t)s->M * ldy;
+            float *x = frand((size_t)s->M * ldx, 1.0f), *wf, *bias = frand((size_t)s->N, 1.0f);
+            void *wbase;
+            const uint8_t *w = make_qw(QTYPES[t], s->N, s->K, 0, &wbase, &wf);
+            float *y[5];
+            for (int i = 0; i < 5; i++) {
+                y[i] = malloc(ny * sizeof(float));
+                assert_non_null(y[i]);
+                for (size_t e = 0; e < ny; e++) y[i][e] = SENTINEL;
+            }
+            for (int p = 0; p < 3; p++)
+                molmo_op_matmul(pools[p], y[p], ldy, x, ldx, w, QTYPES[t], bias, s->M, s->N, s->K);
+            const molmo_matmul_args a = {y[3], ldy, x, ldx, w, QTYPES[t], bias, s->M, s->N, s->K};
+            molmo_kernels_get()->matmul(&a, 0, s->M, 0, s->N, g_ws, WS_FLOATS);
+            for (int p = 1; p < 4; p++) assert_memory_equal(y[0], y[p], ny * sizeof(float));
+            molmo_kernels_force_reference(1);
+            molmo_op_matmul(pools[1], y[4], ldy, x, ldx, w, QTYPES[t], bias, s->M, s->N, s->K);
+            molmo_kernels_force_reference(0);
+            const molmo_matmul_args ar = {y[3], ldy, x, ldx, w, QTYPES[t], bias, s->M, s->N, s->K};
+            molmo_kernels_ref()->matmul(&ar, 0, s->M, 0, s->N, NULL, 0);
+            assert_memory_equal(y[3], y[4], ny * sizeof(float));
+            for (int i = 0; i < 5; i++) free(y[i]);
+            free(x);
+            free(wf);
+            free(wbase);
+            free(bias);
+        }
+    for (int i = 0; i < 3; i++) molmo_pool_free(pools[i]);
+}
+
+/* gather_rows and to_f32 of block types: every set gives the dequantized values (misaligned
+ * table too). */
+static void test_quant_gather_to_f32(void **state) {
+    (void)state;
+    const int rows = 9, K = 96;
+    const molmo_kernels *sets[3] = {molmo_kernels_ref(), molmo_kernels_avx2(), molmo_kernels_avx512()};
+    for (int t = 0; t < 2; t++) {
+        float *wf;
+        void *wbase;
+        const uint8_t *w = make_qw(QTYPES[t], rows, K, 3, &wbase, &wf);
+        float out[9 * 96], got[4 * 96];
+        for (int si = 0; si < 3; si++) {
+            if (!sets[si]) continue;
+            sets[si]->to_f32(out, w, QTYPES[t], (size_t)rows * K);
+            assert_same_bits(out, wf, (size_t)rows * K, "to_f32");
+        }
+        const int ids[4] = {8, 0, 3, 3};
+        molmo_op_gather_rows(got, w, QTYPES[t], K, ids, 4);
+        for (int i = 0; i < 4; i++) assert_same_bits(got + i * K, wf + ids[i] * K, (size_t)K, "gather");
+        free(wbase);
+        free(wf);
+    }
+}
+
+int main(int argc, char **argv) {
+    kernel_check_init(argc, argv);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_f16_convert),        cmocka_unit_test(test_row_bytes),
+        cmocka_unit_test(test_quant_known_blocks), cmocka_unit_test(test_quant_roundtrip),
+        cmocka_unit_test(test_quant_errors),       cmocka_unit_test(test_act_quant),
+        cmocka_unit_test(test_qmatmul_vs_ref),     cmocka_unit_test(test_qmatmul_nonfinite),
+        cmocka_unit_test(test_qmatmul_threads),    cmocka_unit_test(test_quant_gather_to_f32),
+        cmocka_unit_test(test_print_summary),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
