@@ -38,7 +38,8 @@
  *   prompts and JSON are treated as untrusted.
  *
  * LIMITS (and why)
- *   - Weights: F32, F16 and BF16 safetensors. Others are rejected by name.
+ *   - Weights: F32, F16 and BF16 safetensors as published, or a GGUF file written by
+ *     molmo_convert (F32, F16, BF16, Q8_0, Q4_0). Other types are rejected by name.
  *   - safetensors headers are limited to 100 MB (the format's own reference limit).
  */
 #ifndef MOLMO_H
@@ -153,10 +154,11 @@ typedef struct molmo_model_params {
 MOLMO_API molmo_model_params molmo_model_default_params(void);
 
 /*
- * Loads a model from a directory, a single .safetensors' directory, or a Hugging Face repo id
- * (see molmo_resolve_model_path). Reads config.json (both the HF and the OLMo style), maps the
- * safetensors shards without copying, validates every header against its file and checks that
- * every tensor the architecture needs is present with its exact shape.
+ * Loads a model from a checkpoint directory, a GGUF file written by molmo_convert (recognised
+ * by its magic), or a Hugging Face repo id (see molmo_resolve_model_path). Reads config.json
+ * (both the HF and the OLMo style; embedded in a GGUF), maps the weights without copying,
+ * validates every header against its file and checks that every tensor the architecture needs
+ * is present with its exact shape.
  * On success *out owns the model; free it with molmo_model_free. On failure *out is NULL.
  */
 MOLMO_API molmo_status molmo_model_load(const char *path_or_repo, const molmo_model_params *params,
@@ -168,7 +170,7 @@ MOLMO_API void molmo_model_free(molmo_model *model);
 typedef struct molmo_model_info {
     molmo_family family;
     const char *family_name;       /* "MolmoE-1B-like", "Molmo-7B-O-like", "Molmo-7B-D/72B-like" */
-    const char *path;              /* resolved directory                                     */
+    const char *path;              /* resolved directory, or the GGUF file                   */
 
     /* language model */
     int d_model, n_layers, n_heads, n_kv_heads, head_dim;
@@ -822,6 +824,67 @@ MOLMO_API void molmo_image_encoded_free(void *data);
  * (the message names the path). */
 MOLMO_API molmo_status molmo_image_save(const molmo_image *image, const char *path,
                                         int quality, molmo_error *err);
+
+/* --- section: convert (issue 8) --- */
+
+/*
+ * Converting a checkpoint into one GGUF file (docs/gguf.md): the standard GGUF v3 container
+ * (ggml's block formats, so GGUF tools can inspect it), the original Hugging Face tensor names,
+ * the normalised config under `molmo.*`, and the texts of config.json, tokenizer.json,
+ * tokenizer_config.json, preprocessor_config.json and generation_config.json embedded
+ * (`molmo.config_json`, ...). molmo_model_load (and so every command taking a model) accepts
+ * such a file in place of a directory: it is recognised by its magic, mapped and used without
+ * copying.
+ *
+ * Per-tensor policy: 1-D tensors (norms, biases), the class/positional/pad embeddings and the
+ * MoE router stay f32; the token embedding and the LM head take `type`, but q8_0 when `type`
+ * is 4-bit; the vision tower and connector (model.vision_backbone.*) take `vision_type`; every
+ * other matrix takes `type`; a matrix whose rows are not whole 32-value blocks (the ViT patch
+ * embedding, 588 wide) is stored as f16 instead of a block type.
+ */
+typedef struct molmo_convert_progress {
+    int tensor_index;            /* 0-based index of the tensor being written                */
+    int n_tensors;
+    const char *tensor;          /* its name                                                 */
+    molmo_dtype dtype;           /* its type in the file                                     */
+    uint64_t bytes_done;         /* tensor bytes written so far (over all tensors)           */
+    uint64_t bytes_total;
+    double elapsed_s;
+} molmo_convert_progress;
+
+/* Called from the converting thread after each chunk (at most 16 MB) of output; `p` is valid
+ * only during the call. Return non-zero to stop (molmo_convert returns MOLMO_ERR_CANCELLED and
+ * leaves no output file). */
+typedef int (*molmo_convert_progress_fn)(void *user, const molmo_convert_progress *p);
+
+typedef struct molmo_convert_params {
+    molmo_dtype type;            /* [MOLMO_DTYPE_BF16] f32, f16, bf16, q8_0 or q4_0           */
+    molmo_dtype vision_type;     /* [MOLMO_DTYPE_COUNT] the vision tower's type;
+                                    MOLMO_DTYPE_COUNT: `type`, but q8_0 when that is q4_0     */
+    const char *name;            /* [NULL] general.name; NULL: the model's repo or directory
+                                    name                                                      */
+    int n_threads;               /* [0] threads encoding rows; <= 0: one per physical core.
+                                    The file is the same for any number                       */
+    molmo_convert_progress_fn progress; /* optional                                           */
+    void *progress_user;
+    molmo_log_fn log;            /* optional                                                  */
+    void *log_user;
+} molmo_convert_params;
+
+MOLMO_API molmo_convert_params molmo_convert_default_params(void);
+
+/*
+ * Loads `model` (anything molmo_model_load accepts: a checkpoint directory, a repo id in the
+ * Hugging Face cache, or a GGUF file, which is then re-encoded) and writes `out_path` as one
+ * GGUF file. The file appears only when complete (it is written as out_path.part and renamed).
+ * `params` may be NULL (defaults). Errors: those of molmo_model_load, MOLMO_ERR_INVALID_ARG (a
+ * type that is not one of the five), MOLMO_ERR_IO (the output cannot be written; the message
+ * names it), MOLMO_ERR_FORMAT (a value that does not fit the chosen type: inf/NaN, or beyond
+ * f16's range; the message names the tensor), MOLMO_ERR_CANCELLED, MOLMO_ERR_NOMEM.
+ * Memory: the source stays mapped; output goes through one 16 MB buffer.
+ */
+MOLMO_API molmo_status molmo_convert(const char *model, const char *out_path,
+                                     const molmo_convert_params *params, molmo_error *err);
 
 #ifdef __cplusplus
 }

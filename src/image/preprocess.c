@@ -135,6 +135,25 @@ static molmo_status parse_config(json_t *root, const char *ctx, molmo_preproc_co
     return MOLMO_OK;
 }
 
+/* Parses a loaded preprocessor_config.json (takes the reference to root) into *cfg, which
+ * holds the defaults; *cfg is only changed on success. */
+static molmo_status parse_checked(json_t *root, const char *ctx, molmo_preproc_config *cfg,
+                                  molmo_error *err) {
+    molmo_preproc_config c = *cfg;
+    molmo_status st = parse_config(root, ctx, &c, err);
+    json_decref(root);
+    if (st != MOLMO_OK) return st;
+    st = molmo_preproc_config_check(&c, err);
+    if (st != MOLMO_OK) {
+        /* a range error in a file is a format error of that file */
+        molmo_err_prefix(err, "%s", ctx);
+        if (err) err->code = MOLMO_ERR_FORMAT;
+        return MOLMO_ERR_FORMAT;
+    }
+    *cfg = c;
+    return MOLMO_OK;
+}
+
 molmo_status molmo_preproc_config_load(const char *path, molmo_preproc_config *cfg,
                                        molmo_error *err) {
     char file[4096];
@@ -150,19 +169,23 @@ molmo_status molmo_preproc_config_load(const char *path, molmo_preproc_config *c
     json_t *root = NULL;
     molmo_status st = molmo_json_load_file(file, 1u << 20, &root, err);
     if (st != MOLMO_OK) return st;
-    molmo_preproc_config c = *cfg;
-    st = parse_config(root, file, &c, err);
-    json_decref(root);
-    if (st != MOLMO_OK) return st;
-    st = molmo_preproc_config_check(&c, err);
-    if (st != MOLMO_OK) {
-        /* a range error in a file is a format error of that file */
-        molmo_err_prefix(err, "%s", file);
-        if (err) err->code = MOLMO_ERR_FORMAT;
-        return MOLMO_ERR_FORMAT;
+    return parse_checked(root, file, cfg, err);
+}
+
+molmo_status molmo_preproc_config_parse(const char *json, size_t len, const char *name,
+                                        molmo_preproc_config *cfg, molmo_error *err) {
+    molmo_preproc_config_default(cfg);
+    if (!json || !name) return molmo_err(err, MOLMO_ERR_INVALID_ARG, "preprocessor config: NULL");
+    json_error_t je;
+    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
+    if (!root)
+        return molmo_err(err, MOLMO_ERR_FORMAT, "%s: not valid JSON: %s (line %d, column %d)",
+                         name, je.text, je.line, je.column);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return molmo_err(err, MOLMO_ERR_FORMAT, "%s: not a JSON object", name);
     }
-    *cfg = c;
-    return MOLMO_OK;
+    return parse_checked(root, name, cfg, err);
 }
 
 /* Normalisation constants: HF's normalize_image subtracts then divides in float32; padding is

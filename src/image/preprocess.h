@@ -15,6 +15,7 @@
 #ifndef MOLMO_IMAGE_PREPROCESS_H
 #define MOLMO_IMAGE_PREPROCESS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/threadpool.h"
@@ -41,6 +42,11 @@ void molmo_preproc_config_default(molmo_preproc_config *cfg);
  * the file and field named. Keys it does not use are ignored. */
 molmo_status molmo_preproc_config_load(const char *path, molmo_preproc_config *cfg,
                                        molmo_error *err);
+
+/* The same from a preprocessor_config.json text in memory (json[0..len), e.g. embedded in a
+ * GGUF file); `name` labels errors. */
+molmo_status molmo_preproc_config_parse(const char *json, size_t len, const char *name,
+                                        molmo_preproc_config *cfg, molmo_error *err);
 
 /* Range-checks a config (e.g. after an override). MOLMO_ERR_INVALID_ARG names the field. */
 molmo_status molmo_preproc_config_check(const molmo_preproc_config *cfg, molmo_error *err);

@@ -1,4 +1,5 @@
-/* model.c — molmo_model_load: resolve, read config.json, map weights, bind and check them. */
+/* model.c — molmo_model_load: resolve, read config.json, map weights, bind and check them; a
+ * GGUF file goes to model_gguf.c. */
 #define _POSIX_C_SOURCE 200809L
 #include "model/model.h"
 
@@ -7,8 +8,10 @@
 #include "base/alloc.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "io/gguf.h"
 #include "io/path.h"
 #include "model/arch.h"
+#include "model/model_gguf.h"
 
 molmo_model_params molmo_model_default_params(void) {
     molmo_model_params p;
@@ -21,11 +24,9 @@ static int file_in(const char *dir, const char *name) {
     return molmo_path_join(p, sizeof p, dir, name) == 0 && molmo_path_exists(p);
 }
 
-/* The tokenizer and the ids the prompt needs: EOS (also used as BOS, fact sheet §6) and the
- * image tokens, looked up by their strings in the checkpoint's own tokenizer. */
-static molmo_status load_tokenizer(molmo_model *m, molmo_error *err) {
-    molmo_status s = molmo_tokenizer_load(m->path, &m->tok, err);
-    if (s != MOLMO_OK) return s;
+/* The ids the prompt needs: EOS (also used as BOS, fact sheet §6) and the image tokens, looked
+ * up by their strings in the checkpoint's own tokenizer. */
+molmo_status molmo_model_bind_tokenizer(molmo_model *m, molmo_error *err) {
     molmo_tokenizer_info ti;
     molmo_tokenizer_get_info(m->tok, &ti);
     m->eos_id = ti.eos_id;
@@ -68,7 +69,9 @@ static molmo_status load_dir(molmo_model *m, const molmo_model_params *p, molmo_
     s = molmo_preproc_config_load(m->path, &m->pp, err);
     if (s != MOLMO_OK) return s;
     m->has_tokenizer = file_in(m->path, "tokenizer.json");
-    if (m->has_tokenizer && (s = load_tokenizer(m, err)) != MOLMO_OK) return s;
+    if (m->has_tokenizer && ((s = molmo_tokenizer_load(m->path, &m->tok, err)) != MOLMO_OK ||
+                             (s = molmo_model_bind_tokenizer(m, err)) != MOLMO_OK))
+        return s;
     m->has_preprocessor_config = file_in(m->path, "preprocessor_config.json");
     m->has_generation_config = file_in(m->path, "generation_config.json");
     if (!m->has_tokenizer)
@@ -98,11 +101,13 @@ molmo_status molmo_model_load(const char *path_or_repo, const molmo_model_params
         molmo_free(m);
         return molmo_err(err, MOLMO_ERR_NOMEM, "out of memory");
     }
-    if (!molmo_path_is_dir(dir)) {
-        s = molmo_err(err, MOLMO_ERR_INVALID_ARG, "%s: a model is a directory with config.json "
-                      "and safetensors files", dir);
-    } else {
+    if (molmo_path_is_dir(dir)) {
         s = load_dir(m, p, err);
+    } else if (molmo_gguf_file_sniff(dir)) { /* by its magic, whatever its name */
+        s = molmo_model_load_gguf(m, p, err);
+    } else {
+        s = molmo_err(err, MOLMO_ERR_INVALID_ARG, "%s: a model is a directory with config.json "
+                      "and safetensors files, or a GGUF file (molmo convert)", dir);
     }
     if (s != MOLMO_OK) {
         molmo_model_free(m);
