@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job, from a fresh Debian machine: install packages, build, download MolmoE-1B from
-# the Hugging Face hub (once), and have it point at something in a photo shipped in this
+# the Hugging Face hub (once), convert it once to a q8_0 GGUF that fits a laptop's memory
+# (7.7 GB instead of 29 GB), and have it point at something in a photo shipped in this
 # repository, drawing the points.
 #
 #   scripts/run.sh [MODEL] [IMAGE] [WHAT]        defaults: allenai/MolmoE-1B-0924,
@@ -10,8 +11,8 @@
 #
 # Honest numbers: MolmoE-1B is published as fp32, ~29 GB to download (about 5 min at 100 MB/s,
 # 25 min at 20 MB/s; resumable, and skipped when the model is already in the Hugging Face cache).
-# Its weights are memory-mapped: with less free RAM than ~30 GB the first answer is slow (the
-# page cache keeps re-reading the file) until quantized conversion (issue #8) lands.
+# The conversion reads those 29 GB once (a few minutes, depending on the disk) and writes
+# ~7.7 GB to $MOLMO_GGUF_DIR (default ~/.cache/molmo); later runs reuse the file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -23,9 +24,17 @@ if [ "${1:-}" = "--tiny" ]; then
 else
   MODEL=${1:-allenai/MolmoE-1B-0924}
   [ $# -gt 0 ] && shift
-  if [ ! -d "$MODEL" ]; then
+  if [ ! -e "$MODEL" ]; then
     echo "== molmo pull $MODEL (~29 GB for MolmoE-1B; already-cached files are skipped)"
     ./build/molmo pull "$MODEL"
+    GGUF_DIR=${MOLMO_GGUF_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/molmo}
+    GGUF="$GGUF_DIR/$(echo "$MODEL" | tr '/' '_').q8_0.gguf"
+    if [ ! -f "$GGUF" ]; then
+      mkdir -p "$GGUF_DIR"
+      echo "== molmo convert $MODEL -o $GGUF --type q8_0 (once)"
+      ./build/molmo convert "$MODEL" -o "$GGUF" --type q8_0
+    fi
+    MODEL=$GGUF
   fi
 fi
 IMAGE=${1:-tests/data/images/chelsea.png}
