@@ -28,13 +28,10 @@ else
     echo "== molmo pull $MODEL (~29 GB for MolmoE-1B; already-cached files are skipped)"
     ./build/molmo pull "$MODEL"
     GGUF_DIR=${MOLMO_GGUF_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/molmo}
-    GGUF="$GGUF_DIR/$(echo "$MODEL" | tr '/' '_').q8_0.gguf"
-    if [ ! -f "$GGUF" ]; then
-      mkdir -p "$GGUF_DIR"
-      echo "== molmo convert $MODEL -o $GGUF --type q8_0 (once)"
-      ./build/molmo convert "$MODEL" -o "$GGUF" --type q8_0
+    if [ ! -f "$GGUF_DIR/$(echo "$MODEL" | tr '/' '_').q8_0.gguf" ]; then
+      echo "== molmo convert $MODEL --type q8_0 (once; into $GGUF_DIR, where molmo finds it)"
+      ./build/molmo convert "$MODEL" --type q8_0
     fi
-    MODEL=$GGUF
   fi
 fi
 IMAGE=${1:-tests/data/images/chelsea.png}

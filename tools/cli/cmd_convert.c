@@ -1,13 +1,15 @@
 /* cmd_convert.c — `molmo convert MODEL -o OUT.gguf --type T`: a checkpoint into one GGUF file
  * (molmo_convert), with a progress bar on a terminal and plain lines otherwise (logs, CI). */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "session.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -19,7 +21,9 @@ static void usage(FILE *f) {
             "copying: weights in the chosen type, with the config, tokenizer and preprocessor\n"
             "config embedded. Types: f32, f16, bf16, q8_0, q4_0 (ggml's block formats).\n"
             "\n"
-            "  -o, --output FILE     the GGUF file to write (required)\n"
+            "  -o, --output FILE     the GGUF file to write; for a repo id the default is\n"
+            "                        $MOLMO_GGUF_DIR (~/.cache/molmo)/ORG_NAME.TYPE.gguf, where\n"
+            "                        run/point/count/caption find and prefer it\n"
             "  -t, --type T          language model matrices (default bf16); the token\n"
             "                        embedding and LM head get q8_0 when T is q4_0\n"
             "      --vision-type T   vision tower and connector (default: T, but q8_0 for q4_0)\n"
@@ -180,6 +184,18 @@ int cmd_convert(int argc, char **argv) {
         case 'h': return usage(stdout), 0;
         default: return usage(stderr), 2;
         }
+    }
+    char def[4096];
+    if (optind == argc - 1 && !out &&
+        cli_gguf_path(argv[optind], molmo_dtype_name(cp.type), def, sizeof def) == 0) {
+        char *slash = strrchr(def, '/');
+        *slash = '\0';
+        if (mkdir(def, 0755) != 0 && errno != EEXIST) {
+            fprintf(stderr, "molmo: cannot create %s: %s\n", def, strerror(errno));
+            return 1;
+        }
+        *slash = '/';
+        out = def;
     }
     if (optind != argc - 1 || !out) {
         if (!out && optind == argc - 1) fprintf(stderr, "molmo: convert needs -o OUT.gguf\n");

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "session.h"
@@ -63,6 +64,34 @@ int cli_session_pull(const cli_gen_opts *o) {
     return o->pull ? cli_pull_if_missing(o->model) : 0;
 }
 
+int cli_gguf_path(const char *model, const char *type, char *out, size_t cap) {
+    const char *slash = strchr(model, '/');
+    if (!slash || strchr(slash + 1, '/') || model[0] == '.' || model[0] == '/') return -1;
+    struct stat st;
+    if (stat(model, &st) == 0) return -1; /* a local path, not a repo id */
+    char dir[2048];
+    const char *v;
+    if ((v = getenv("MOLMO_GGUF_DIR")) && *v) snprintf(dir, sizeof dir, "%s", v);
+    else if ((v = getenv("XDG_CACHE_HOME")) && *v) snprintf(dir, sizeof dir, "%s/molmo", v);
+    else if ((v = getenv("HOME")) && *v) snprintf(dir, sizeof dir, "%s/.cache/molmo", v);
+    else return -1;
+    int n = snprintf(out, cap, "%s/%.*s_%s.%s.gguf", dir, (int)(slash - model), model, slash + 1,
+                     type);
+    return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+const char *cli_prefer_gguf(const char *model, char *buf, size_t cap) {
+    static const char *const types[] = {"bf16", "q8_0", "f16", "q4_0", "f32"};
+    struct stat st;
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (cli_gguf_path(model, types[i], buf, cap) == 0 && stat(buf, &st) == 0 &&
+            S_ISREG(st.st_mode)) {
+            fprintf(stderr, "molmo: using the converted %s for %s\n", buf, model);
+            return buf;
+        }
+    return model;
+}
+
 molmo_status cli_session_open(cli_session *s, const cli_gen_opts *o, molmo_error *err) {
     memset(s, 0, sizeof *s);
     /* the image first: a wrong path should not wait for a model to load */
@@ -70,7 +99,9 @@ molmo_status cli_session_open(cli_session *s, const cli_gen_opts *o, molmo_error
     if (o->image) st = molmo_image_load_file(o->image, NULL, &s->image, err);
     double t0 = cli_now_ms();
     molmo_model_params mp = molmo_model_default_params();
-    if (st == MOLMO_OK) st = molmo_model_load(o->model, &mp, &s->model, err);
+    char gguf[4096];
+    const char *model = cli_prefer_gguf(o->model, gguf, sizeof gguf);
+    if (st == MOLMO_OK) st = molmo_model_load(model, &mp, &s->model, err);
     s->load_ms = cli_now_ms() - t0;
     molmo_context_params cp = molmo_context_default_params();
     cp.n_threads = o->threads;

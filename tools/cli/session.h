@@ -55,6 +55,16 @@ typedef struct cli_session {
     double load_ms;              /* model load time */
 } cli_session;
 
+/* Where `molmo convert REPO` puts its output when no -o is given, and where the generating
+ * commands look for it: $MOLMO_GGUF_DIR (default $XDG_CACHE_HOME/molmo or ~/.cache/molmo)
+ * /ORG_NAME.TYPE.gguf. Writes the path into out[cap]; returns 0, or -1 when `model` is not a
+ * repo id or the path does not fit. */
+int cli_gguf_path(const char *model, const char *type, char *out, size_t cap);
+
+/* The model the generating commands load: a converted GGUF of the repo id when one exists
+ * (bf16, then q8_0, f16, q4_0, f32 — the choice is printed on stderr), else `model`. */
+const char *cli_prefer_gguf(const char *model, char *buf, size_t cap);
+
 /* With --pull, downloads o->model when it is a repo id missing from the cache (progress and
  * errors go to stderr). Returns 0 to go on, else the exit status. */
 int cli_session_pull(const cli_gen_opts *o);
