@@ -3,6 +3,8 @@
  * Recursive descent with a depth limit (tokenizer.json nests 6 deep; 128 is plenty and keeps a
  * hostile file from exhausting the stack). Strings are decoded into doc->str as they are read;
  * the input is never modified, so it can be a read-only mapping. */
+#include <utf8proc.h>
+
 #include "text/tokenizer_json.h"
 
 #include <stdlib.h>
@@ -102,28 +104,6 @@ static int hex4(const unsigned char *s, unsigned *out) {
     return 1;
 }
 
-static size_t put_utf8(char *o, unsigned cp) {
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xC0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
 
 /* Decodes one escape after the backslash at p->pos into o; returns bytes written, 0 on error. */
 static size_t escape(parser *p, char *o) {
@@ -147,7 +127,8 @@ static size_t escape(parser *p, char *o) {
         p->pos += 6;
         cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
     }
-    return put_utf8(o, cp);
+    /* callers pass scalar values only (surrogates are paired or rejected above) */
+    return (size_t)utf8proc_encode_char((utf8proc_int32_t)cp, (utf8proc_uint8_t *)o);
 }
 
 /* Reads a string starting after its opening quote into doc->str. */
