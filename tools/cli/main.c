@@ -34,10 +34,12 @@ static void usage(FILE *f) {
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(f,
             "\n"
-            "MODEL arguments are a checkpoint directory (config.json + *.safetensors) or a\n"
-            "Hugging Face repo id such as allenai/MolmoE-1B-0924, looked up in the Hugging Face\n"
-            "cache ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub); `molmo pull`\n"
-            "downloads one there, and --pull on the generating commands does it on demand.\n");
+            "MODEL arguments are a checkpoint directory (config.json + *.safetensors), a GGUF\n"
+            "file written by `molmo convert`, or a Hugging Face repo id such as\n"
+            "allenai/MolmoE-1B-0924, looked up in the Hugging Face cache ($HF_HUB_CACHE,\n"
+            "$HF_HOME/hub or ~/.cache/huggingface/hub); `molmo pull` downloads one there,\n"
+            "--pull on the generating commands does it on demand, and a GGUF converted from\n"
+            "that repo into ~/.cache/molmo ($MOLMO_GGUF_DIR) is used instead when present.\n");
 }
 
 int cli_fail(const molmo_error *err, const char *fmt, ...) {
