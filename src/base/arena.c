@@ -2,6 +2,7 @@
 #include "base/arena.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/alloc.h"
 
@@ -18,7 +19,18 @@ int molmo_arena_init(molmo_arena *a, size_t cap) {
     if (!probe) return -1;
     molmo_free(probe);
     a->base = aligned_alloc(ARENA_ALIGN, a->cap);
-    return a->base ? 0 : -1;
+    if (!a->base) return -1;
+    memset(a->base, 0, a->cap);
+    return 0;
+}
+
+int molmo_arena_carve_f32(molmo_arena *a, const size_t *counts, float **const *slots, int n) {
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += (counts[i] * sizeof(float) + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    if (molmo_arena_init(a, total) != 0) return -1;
+    for (int i = 0; i < n; i++) *slots[i] = molmo_arena_alloc(a, counts[i] * sizeof(float));
+    return 0;
 }
 
 void molmo_arena_release(molmo_arena *a) {

@@ -3,9 +3,9 @@
  * streamed text that never splits a UTF-8 character or shows text a stop string takes back. */
 #define _POSIX_C_SOURCE 200809L
 #include <string.h>
-#include <time.h>
 
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "base/error.h"
 #include "model/generate.h"
 #include "model/sample.h"
@@ -17,12 +17,6 @@ typedef struct answer {
     size_t emitted;   /* bytes already given to the callback */
     int started;
 } answer;
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 static int append(answer *a, const char *s, size_t n) {
     if (a->n + n + 1 > a->cap) {
@@ -171,9 +165,9 @@ molmo_status molmo_generate_run(molmo_context *c, int with_image, const molmo_ge
         s = molmo_err(err, MOLMO_ERR_NOMEM, "generation: out of memory");
     if (s == MOLMO_OK) s = molmo_detokenizer_create(m->tok, MOLMO_DECODE_SKIP_SPECIAL, &st.detok, err);
     if (s == MOLMO_OK) s = molmo_generate_prefill(c, with_image, g, err);
-    double t0 = now_ms();
+    double t0 = molmo_now_ms();
     if (s == MOLMO_OK) s = loop(c, p, g, &st, err);
-    g->decode_ms = now_ms() - t0;
+    g->decode_ms = molmo_now_ms() - t0;
     if (s == MOLMO_OK) {
         size_t n = st.ans.n - st.ans.skip;
         g->text = molmo_strndup(st.ans.p ? st.ans.p + st.ans.skip : "", st.ans.p ? n : 0);

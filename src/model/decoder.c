@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 
 #include "base/alloc.h"
+#include "base/arena.h"
 #include "base/error.h"
 #include "kernels/ops.h"
 #include "model/moe.h"
@@ -28,7 +29,7 @@ struct molmo_decoder {
     int *pos;                  /* [n_batch] */
     float *x, *h, *qkv, *att, *ffb; /* workspace for n_batch tokens */
     float *scratch;
-    float *block;
+    molmo_arena ws;            /* holds the workspace buffers above */
     molmo_moe *moe;
 };
 
@@ -42,21 +43,13 @@ static molmo_status alloc_workspace(molmo_decoder *d, molmo_error *err) {
     const molmo_config *c = &d->m->cfg;
     size_t B = (size_t)d->n_batch;
     size_t ffw = c->n_experts ? 0 : (size_t)d->ff;
-    size_t sizes[] = {B * d->d, B * d->d, B * d->qkvd, B * d->d, B * ffw,
-                      molmo_op_attention_scratch(d->n_ctx, d->n_threads)};
-    size_t total = 0;
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += (sizes[i] + 15) & ~15u;
-    d->block = molmo_calloc(total, sizeof(float));
-    d->pos = molmo_calloc(B, sizeof(int));
-    if (!d->block || !d->pos)
-        return molmo_err(err, MOLMO_ERR_NOMEM, "decoder workspace: cannot allocate %zu MiB",
-                         total * 4 >> 20);
+    size_t counts[] = {B * d->d, B * d->d, B * d->qkvd, B * d->d, B * ffw,
+                       molmo_op_attention_scratch(d->n_ctx, d->n_threads)};
     float **slots[] = {&d->x, &d->h, &d->qkv, &d->att, &d->ffb, &d->scratch};
-    float *p = d->block;
-    for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++) {
-        *slots[i] = p;
-        p += (sizes[i] + 15) & ~15u;
-    }
+    d->pos = molmo_calloc(B, sizeof(int));
+    if (!d->pos ||
+        molmo_arena_carve_f32(&d->ws, counts, slots, (int)(sizeof slots / sizeof slots[0])) != 0)
+        return molmo_err(err, MOLMO_ERR_NOMEM, "decoder workspace: out of memory");
     return MOLMO_OK;
 }
 
@@ -109,7 +102,7 @@ void molmo_decoder_free(molmo_decoder *d) {
     molmo_moe_free(d->moe);
     molmo_free(d->rope_cos);
     molmo_free(d->rope_sin);
-    molmo_free(d->block);
+    molmo_arena_release(&d->ws);
     molmo_free(d->pos);
     molmo_free(d);
 }

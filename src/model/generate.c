@@ -3,11 +3,11 @@
  * with sampling, stop strings and streaming (fact sheet §5.8, §7, §11). */
 #define _POSIX_C_SOURCE 200809L
 #include <string.h>
-#include <time.h>
 
 #include <openssl/evp.h>
 
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "base/error.h"
 #include "model/context.h"
 #include "model/decoder.h"
@@ -21,12 +21,6 @@ molmo_generate_params molmo_generate_default_params(void) {
     p.max_new_tokens = 200;
     p.top_p = 1.0f;
     return p;
-}
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
 void molmo_generation_free(molmo_generation *g) {
@@ -182,12 +176,12 @@ molmo_status molmo_generate(molmo_context *c, const molmo_image *image,
     if (s != MOLMO_OK) return s;
     molmo_generation *g = molmo_calloc(1, sizeof *g);
     if (!g) return molmo_err(err, MOLMO_ERR_NOMEM, "out of memory");
-    double t0 = now_ms();
+    double t0 = molmo_now_ms();
     if (image) {
         s = image_features(c, image, p.max_crops, &g->image_cached, err);
         g->has_image = s == MOLMO_OK;
     }
-    g->image_ms = now_ms() - t0;
+    g->image_ms = molmo_now_ms() - t0;
     if (s == MOLMO_OK) s = build_prompt(c, image != NULL, msgs, n_msgs, err);
     if (s == MOLMO_OK) s = molmo_generate_run(c, image != NULL, &p, g, err);
     if (s != MOLMO_OK) {
@@ -214,11 +208,11 @@ molmo_status molmo_generate_prefill(molmo_context *c, int with_image, molmo_gene
     float *x = molmo_malloc((size_t)n * c->model->cfg.d_model * sizeof(float));
     if (!x) return molmo_err(err, MOLMO_ERR_NOMEM, "prompt embeddings: out of memory");
     molmo_status s = embed_prompt(c, with_image, keep, x, err);
-    double t0 = now_ms();
+    double t0 = molmo_now_ms();
     if (s == MOLMO_OK)
         s = molmo_decoder_forward(c->dec, c->pool, x, n, c->logits, c->params.trace,
                                   c->params.trace_user, err);
-    g->prefill_ms = now_ms() - t0;
+    g->prefill_ms = molmo_now_ms() - t0;
     molmo_free(x);
     if (s != MOLMO_OK) {
         molmo_decoder_truncate(c->dec, keep);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/arena.h"
 #include "base/error.h"
 #include "kernels/ops.h"
 
@@ -18,7 +19,7 @@ struct molmo_moe {
     int *rows;     /* [B] tokens routed to the current expert */
     float *row_w;  /* [B] their weights */
     float *xb, *g, *u, *y; /* [B, D], [B, F], [B, F], [B, D] */
-    float *block;
+    molmo_arena ws;        /* holds the float buffers above */
 };
 
 molmo_status molmo_moe_create(const molmo_model *m, int n_batch, molmo_moe **out,
@@ -34,30 +35,22 @@ molmo_status molmo_moe_create(const molmo_model *m, int n_batch, molmo_moe **out
     e->D = c->d_model;
     e->F = c->d_ff;
     size_t B = (size_t)n_batch;
-    size_t n_f = B * e->E + 2 * B * e->k + B + 2 * B * e->D + 2 * B * e->F;
-    e->block = molmo_calloc(n_f, sizeof(float));
+    size_t counts[] = {B * e->E, B * e->k, B * e->k, B, B * e->D, B * e->D, B * e->F, B * e->F};
+    float **slots[] = {&e->probs, &e->top_w, &e->ids_f, &e->row_w, &e->xb, &e->y, &e->g, &e->u};
     e->top_ids = molmo_calloc(B * e->k, sizeof(int));
     e->rows = molmo_calloc(B, sizeof(int));
-    if (!e->block || !e->top_ids || !e->rows) {
+    if (!e->top_ids || !e->rows ||
+        molmo_arena_carve_f32(&e->ws, counts, slots, (int)(sizeof slots / sizeof slots[0])) != 0) {
         molmo_moe_free(e);
         return molmo_err(err, MOLMO_ERR_NOMEM, "MoE workspace: out of memory");
     }
-    float *p = e->block;
-    e->probs = p, p += B * e->E;
-    e->top_w = p, p += B * e->k;
-    e->ids_f = p, p += B * e->k;
-    e->row_w = p, p += B;
-    e->xb = p, p += B * e->D;
-    e->y = p, p += B * e->D;
-    e->g = p, p += B * e->F;
-    e->u = p;
     *out = e;
     return MOLMO_OK;
 }
 
 void molmo_moe_free(molmo_moe *e) {
     if (!e) return;
-    molmo_free(e->block);
+    molmo_arena_release(&e->ws);
     molmo_free(e->top_ids);
     molmo_free(e->rows);
     molmo_free(e);

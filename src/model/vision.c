@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/arena.h"
 #include "base/error.h"
 #include "kernels/ops.h"
 
@@ -34,7 +35,7 @@ struct molmo_vision {
     float *proj;   /* [2, n_pooled, H] */
     float *scratch;
     size_t scratch_n;
-    float *block;
+    molmo_arena ws; /* holds every buffer above */
 };
 
 static const float *f32(const molmo_tensor *t) { return t->data; }
@@ -59,24 +60,14 @@ molmo_status molmo_vision_create(const molmo_model *m, int n_threads, molmo_visi
     v->d = c->d_model;
     v->last_block = c->vit_layers[0] > c->vit_layers[1] ? c->vit_layers[0] : c->vit_layers[1];
     v->scratch_n = molmo_op_attention_scratch(v->n_tok, n_threads > 0 ? n_threads : 1);
-    /* sizes first, then one allocation */
     size_t T = (size_t)v->n_tok, W = (size_t)v->W, P = (size_t)v->n_patch, Q = (size_t)v->n_pooled;
-    size_t sizes[] = {T * W, T * W, 3 * T * W, T * W, T * (size_t)v->F, P * 2 * W, P * 2 * W,
-                      Q * 2 * W, Q * W, 2 * Q * (size_t)v->H, v->scratch_n};
-    size_t total = 0;
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += (sizes[i] + 15) & ~15u;
-    v->block = molmo_calloc(total, sizeof(float));
-    if (!v->block) {
-        molmo_free(v);
-        return molmo_err(err, MOLMO_ERR_NOMEM, "vision workspace: cannot allocate %zu MiB",
-                         total * 4 >> 20);
-    }
+    size_t counts[] = {T * W, T * W, 3 * T * W, T * W, T * (size_t)v->F, P * 2 * W, P * 2 * W,
+                       Q * 2 * W, Q * W, 2 * Q * (size_t)v->H, v->scratch_n};
     float **slots[] = {&v->x, &v->h, &v->qkv, &v->att, &v->mlp, &v->feat, &v->keys,
                        &v->pq, &v->pooled, &v->proj, &v->scratch};
-    float *p = v->block;
-    for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++) {
-        *slots[i] = p;
-        p += (sizes[i] + 15) & ~15u;
+    if (molmo_arena_carve_f32(&v->ws, counts, slots, (int)(sizeof slots / sizeof slots[0])) != 0) {
+        molmo_free(v);
+        return molmo_err(err, MOLMO_ERR_NOMEM, "vision workspace: out of memory");
     }
     *out = v;
     return MOLMO_OK;
@@ -84,7 +75,7 @@ molmo_status molmo_vision_create(const molmo_model *m, int n_threads, molmo_visi
 
 void molmo_vision_free(molmo_vision *v) {
     if (!v) return;
-    molmo_free(v->block);
+    molmo_arena_release(&v->ws);
     molmo_free(v);
 }
 

@@ -154,4 +154,23 @@ static inline void kernel_check_init(int argc, char **argv) {
         if (argv[i][0] != '-') cmocka_set_test_filter(argv[i]);
 }
 
+/* A reference matmul result r [M, N] against double precision with the rigorous bound for a
+ * K-term f32 dot product, |err| <= gamma_K * sum |x||w| (+ one rounding of the bias). wf is
+ * W as f32 [N, K] (dequantized for block types). */
+static inline void check_ref_exact(const float *r, const float *x, int ldx, const float *wf,
+                            const float *bias, int M, int N, int K, const char *what) {
+    const double gK = K * 0x1p-24 / (1 - K * 0x1p-24);
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double e = bias ? bias[j] : 0.0, mag = bias ? fabs(bias[j]) : 0.0;
+            for (int k = 0; k < K; k++) {
+                const double p = (double)x[(size_t)i * ldx + k] * wf[(size_t)j * K + k];
+                e += p;
+                mag += fabs(p);
+            }
+            if (fabs(r[(size_t)i * N + j] - e) > (gK + 0x1p-23) * mag + 1e-30)
+                fail_msg("ref %s (%d,%d): %.9g vs exact %.9g", what, i, j, (double)r[(size_t)i * N + j], e);
+        }
+}
+
 #endif

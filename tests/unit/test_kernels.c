@@ -74,24 +74,6 @@ static const molmo_dtype DTYPES[] = {MOLMO_DTYPE_F32, MOLMO_DTYPE_F16, MOLMO_DTY
 /* Sentinel in the padding of y: no kernel may write outside [M, N]. */
 #define SENTINEL 12345.0f
 
-/* The reference output of one case, checked against double precision with the rigorous bound
- * for a K-term f32 dot product, |err| <= gamma_K * sum |x||w| (+ one rounding of the bias). */
-static void check_ref_exact(const float *r, const float *x, int ldx, const float *wf,
-                            const float *bias, int M, int N, int K, const char *what) {
-    const double gK = K * 0x1p-24 / (1 - K * 0x1p-24);
-    for (int i = 0; i < M; i++)
-        for (int j = 0; j < N; j++) {
-            double e = bias ? bias[j] : 0.0, mag = bias ? fabs(bias[j]) : 0.0;
-            for (int k = 0; k < K; k++) {
-                const double p = (double)x[(size_t)i * ldx + k] * wf[(size_t)j * K + k];
-                e += p;
-                mag += fabs(p);
-            }
-            if (fabs(r[(size_t)i * N + j] - e) > (gK + 0x1p-23) * mag + 1e-30)
-                fail_msg("ref %s (%d,%d): %.9g vs exact %.9g", what, i, j, (double)r[(size_t)i * N + j], e);
-        }
-}
-
 /* Copies the [M, N] block of y (row stride ldy) into out [M, N]; checks that the padding of
  * every row but the last still holds SENTINEL. */
 static void unpad(float *out, const float *y, int M, int N, int ldy) {

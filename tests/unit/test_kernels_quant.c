@@ -295,23 +295,6 @@ static uint8_t *make_qw(molmo_dtype qt, int N, int K, int off, void **base, floa
     return b + off;
 }
 
-/* The reference (f32, dequantized W) against double precision: |err| <= gamma_K sum |x||w|. */
-static void check_ref_exact(const float *r, const float *x, int ldx, const float *wf,
-                            const float *bias, int M, int N, int K, const char *what) {
-    const double gK = K * 0x1p-24 / (1 - K * 0x1p-24);
-    for (int i = 0; i < M; i++)
-        for (int j = 0; j < N; j++) {
-            double e = bias ? bias[j] : 0.0, mag = bias ? fabs(bias[j]) : 0.0;
-            for (int k = 0; k < K; k++) {
-                const double p = (double)x[(size_t)i * ldx + k] * wf[(size_t)j * K + k];
-                e += p;
-                mag += fabs(p);
-            }
-            if (fabs(r[(size_t)i * N + j] - e) > (gK + 0x1p-23) * mag + 1e-30)
-                fail_msg("ref %s (%d,%d): %.9g vs exact %.9g", what, i, j, (double)r[(size_t)i * N + j], e);
-        }
-}
-
 /* The specification against double precision, and against the f32 reference r. With the block
  * products p_b = dx_b dw_b isum_b, each step rounds the scale product and the fma once:
  * |s - sum p_b| <= (gamma_nb + u) sum |p_b| (+ the bias rounding). And the activation
