@@ -47,17 +47,18 @@ static molmo_status check_messages(const molmo_message *msgs, int n, molmo_error
 }
 
 /* SHA-256 of the pixels and the crop setting: equal keys mean equal image features. */
-static void image_key(const molmo_image *img, int max_crops, unsigned char key[32]) {
+static molmo_status image_key(const molmo_image *img, int max_crops, unsigned char key[32],
+                              molmo_error *err) {
     int wh[3] = {molmo_image_width(img), molmo_image_height(img), max_crops};
     EVP_MD_CTX *c = EVP_MD_CTX_new();
     unsigned int n = 32;
-    memset(key, 0, 32);
-    if (!c) return;
-    EVP_DigestInit_ex(c, EVP_sha256(), NULL);
-    EVP_DigestUpdate(c, wh, sizeof wh);
-    EVP_DigestUpdate(c, molmo_image_pixels(img), (size_t)wh[0] * (size_t)wh[1] * 3);
-    EVP_DigestFinal_ex(c, key, &n);
+    int ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) &&
+             EVP_DigestUpdate(c, wh, sizeof wh) &&
+             EVP_DigestUpdate(c, molmo_image_pixels(img), (size_t)wh[0] * (size_t)wh[1] * 3) &&
+             EVP_DigestFinal_ex(c, key, &n);
     EVP_MD_CTX_free(c);
+    /* a key that could not be computed must never match the cache */
+    return ok ? MOLMO_OK : molmo_err(err, MOLMO_ERR_NOMEM, "image cache key: SHA-256 failed");
 }
 
 /* Preprocesses and encodes `img` unless the context already holds its features. */
@@ -67,13 +68,14 @@ static molmo_status image_features(molmo_context *c, const molmo_image *img, int
     molmo_preproc_config pp = m->pp;
     if (max_crops > 0) pp.max_crops = max_crops;
     unsigned char key[32];
-    image_key(img, pp.max_crops, key);
+    molmo_status s = image_key(img, pp.max_crops, key, err);
+    if (s != MOLMO_OK) return s;
     if (c->img.valid && !memcmp(key, c->img.key, 32)) {
         *cached = 1;
         return MOLMO_OK;
     }
     molmo_context_drop_image(c);
-    molmo_status s = molmo_preproc_config_check(&pp, err);
+    s = molmo_preproc_config_check(&pp, err);
     if (s == MOLMO_OK) s = molmo_preprocess_mt(img, &pp, &m->image_ids, c->pool, &c->img.pre, err);
     if (s != MOLMO_OK) return s;
     molmo_crop_geometry g = molmo_model_crop_geometry(m);
