@@ -1,13 +1,14 @@
 /* bench_vision.c — one 336x336 crop through the full-size ViT-L/14-336 (23 blocks, of which the
  * 22 that feed the features run) plus the connector, with random weights of the real shapes
- * (generated locally, no download), f32 and bf16 weights, 1 and 2 threads. Reports seconds
+ * (generated locally, no download), f32 and bf16 weights, and q8_0 / q4_0 (the f32 checkpoint
+ * converted to a GGUF with that vision type: int8 VNNI dot products), 1 and 2 threads. Reports seconds
  * per crop, GFLOP/s, and the ratio to this machine's peak measured in the same run (an
  * AVX-512 FMA loop on every thread).
  *
  * The LLM side of the generated checkpoint is a single small layer with MolmoE-1B's width
  * (d_model 2048, projector hidden 1024), so the connector is exactly MolmoE-1B's.
  *
- * usage: bench_vision [--reps N] [--dir TMPDIR] */
+ * usage: bench_vision [--reps N] [--dir TMPDIR] [--types f32,bf16,q8_0,q4_0] [--threads N] */
 #define _POSIX_C_SOURCE 200809L
 #include <immintrin.h>
 #include <math.h>
@@ -74,10 +75,10 @@ static double measure_peak(int threads) {
     return total;
 }
 
-static int run(const char *dir, const char *label, int threads, int reps, double peak) {
+static int run(const char *model_path, const char *label, int threads, int reps, double peak) {
     molmo_error err;
     molmo_model *m = NULL;
-    if (molmo_model_load(dir, NULL, &m, &err) != MOLMO_OK) {
+    if (molmo_model_load(model_path, NULL, &m, &err) != MOLMO_OK) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
@@ -114,15 +115,43 @@ static int run(const char *dir, const char *label, int threads, int reps, double
     return 0;
 }
 
+/* The checkpoint (or GGUF) of weight type `name` in dir; path receives what to load. */
+static int prepare(const char *dir, const char *name, char *path, size_t cap) {
+    molmo_error err;
+    const int block = !strcmp(name, "q8_0") || !strcmp(name, "q4_0");
+    molmo_dtype st = !strcmp(name, "bf16") ? MOLMO_DTYPE_BF16 : MOLMO_DTYPE_F32;
+    if (!block && strcmp(name, "f32") && strcmp(name, "bf16")) {
+        fprintf(stderr, "unknown type %s (f32, bf16, q8_0, q4_0)\n", name);
+        return -1;
+    }
+    if (molmo_synth_checkpoint(dir, config_json, st, 1, 1234, &err) != MOLMO_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+        return -1;
+    }
+    snprintf(path, cap, "%s", dir);
+    if (!block) return 0;
+    molmo_convert_params cp = molmo_convert_default_params();
+    cp.type = cp.vision_type = !strcmp(name, "q8_0") ? MOLMO_DTYPE_Q8_0 : MOLMO_DTYPE_Q4_0;
+    snprintf(path, cap, "%s/vision-%s.gguf", dir, name);
+    if (molmo_convert(dir, path, &cp, &err) != MOLMO_OK) {
+        fprintf(stderr, "convert: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    int reps = 3;
+    int reps = 3, threads = 0;
     const char *base = "/tmp";
+    char types[256] = "f32,bf16,q8_0,q4_0";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--dir") && i + 1 < argc) base = argv[++i];
+        else if (!strcmp(argv[i], "--types") && i + 1 < argc) snprintf(types, sizeof types, "%s", argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
     }
     if (reps < 1 || reps > 32) return 2;
-    char dir[1024];
+    char dir[1024], path[1200];
     snprintf(dir, sizeof dir, "%s/molmo-bench-vision-XXXXXX", base);
     if (!mkdtemp(dir)) return 1;
     printf("molmo %s — ViT-L/14-336 + connector, one crop, kernels: %s\n", molmo_version(),
@@ -130,19 +159,18 @@ int main(int argc, char **argv) {
     double peak1 = measure_peak(1), peak2 = measure_peak(2);
     printf("measured f32 FMA peak: %.0f GFLOP/s (1 thread), %.0f GFLOP/s (2 threads)\n\n", peak1,
            peak2);
-    printf("| wts   | thr | time per crop    | GFLOP/s | of peak |\n");
+    printf("| wts   | thr | time per crop    | GFLOP/s | of FMA peak |\n");
     printf("|-------|-----|------------------|---------|---------|\n");
     int rc = 0;
-    static const molmo_dtype types[] = {MOLMO_DTYPE_F32, MOLMO_DTYPE_BF16};
-    for (int t = 0; t < 2; t++) {
-        molmo_error err;
-        if (molmo_synth_checkpoint(dir, config_json, types[t], 1, 1234, &err) != MOLMO_OK) {
-            fprintf(stderr, "%s\n", err.msg);
+    for (char *tok = strtok(types, ","); tok && rc == 0; tok = strtok(NULL, ",")) {
+        if (prepare(dir, tok, path, sizeof path) != 0) {
             rc = 1;
             break;
         }
         for (int th = 1; th <= 2; th++)
-            rc |= run(dir, molmo_dtype_name(types[t]), th, reps, th == 1 ? peak1 : peak2);
+            if (threads == 0 || threads == th)
+                rc |= run(path, tok, th, reps, th == 1 ? peak1 : peak2);
+        if (strcmp(path, dir)) unlink(path);
     }
     char f[1100];
     snprintf(f, sizeof f, "%s/model.safetensors", dir);

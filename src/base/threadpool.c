@@ -1,8 +1,17 @@
 /* threadpool.c — fork-join pthread pool: a generation counter announces a job, workers spin
- * briefly and then sleep on a condition variable, the caller works as thread 0 and waits for a
- * countdown to reach zero. The short spin keeps the wake-up cost low when ops follow each other
- * closely (a forward pass is hundreds of short ops); the sleep keeps idle pools from burning a
- * core. All shared state is C11 atomics or guarded by the mutex (clean under TSan). */
+ * for a while and then sleep on a condition variable, the caller works as thread 0 and waits for
+ * a countdown to reach zero (spinning, then sleeping likewise).
+ *
+ * Why spin for up to ~0.2 ms: a decode step is hundreds of short ops (a MoE layer alone is ~30
+ * matmuls of 1-2 MB of weights, ~50 us each), separated by short single-threaded steps. Waking
+ * a sleeping thread costs a futex call and 10-100 us of scheduler latency on a VM, as much as
+ * the op itself; a worker that is still spinning starts within a fraction of a microsecond.
+ * After the spin, a thread sleeps, so an idle pool does not burn a core. A side only makes the
+ * wake-up system call when the other side is known to sleep (a Dekker-style handshake on
+ * sequentially consistent atomics: "I sleep" is published before the last look at the
+ * condition, and the condition is published before the look at "who sleeps"). All shared state
+ * is C11 atomics or guarded by the mutex (clean under TSan). */
+#define _POSIX_C_SOURCE 200809L
 #include "base/threadpool.h"
 
 #include <pthread.h>
@@ -11,13 +20,12 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "base/cpu.h"
 #include "base/error.h"
 
-/* Pause iterations before sleeping: ~10-40 us (a pause is 40-140 cycles depending on the core),
- * about the gap between two ops of a forward pass; short enough not to steal much from other
- * processes when the machine is oversubscribed. */
-enum { SPIN_ITERS = 256 };
+/* How long a thread spins before it sleeps (see the file comment). */
+#define SPIN_MS 0.2
 
 struct molmo_pool;
 
@@ -39,6 +47,8 @@ struct molmo_pool {
     atomic_uint gen;            /* bumped once per run (and once at shutdown) */
     atomic_int pending;         /* workers that have not finished the current run */
     atomic_int stop;
+    atomic_int sleepers;        /* workers asleep (or about to sleep) on cv_job */
+    atomic_int caller_asleep;   /* 1 while the caller sleeps (or is about to) on cv_done */
     molmo_pool_fn fn;           /* written by the caller before gen is bumped (release) */
     void *arg;
 };
@@ -49,19 +59,35 @@ static inline void cpu_relax(void) {
 #endif
 }
 
+/* Spins until done(p, v) or SPIN_MS passed; returns done's last answer. The clock is read
+ * every 64 pauses only. */
+static int spin_until(int (*done)(molmo_pool *, unsigned), molmo_pool *p, unsigned v) {
+    const double t_end = molmo_now_ms() + SPIN_MS;
+    for (;;) {
+        for (int i = 0; i < 64; i++) {
+            if (done(p, v)) return 1;
+            cpu_relax();
+        }
+        if (molmo_now_ms() > t_end) return done(p, v);
+    }
+}
+
+static int gen_moved(molmo_pool *p, unsigned seen) { return atomic_load(&p->gen) != seen; }
+static int all_done(molmo_pool *p, unsigned unused) {
+    (void)unused;
+    return atomic_load(&p->pending) == 0;
+}
+
 /* Waits until the generation differs from `seen`; returns the new one. */
 static unsigned wait_job(molmo_pool *p, unsigned seen) {
-    for (int i = 0; i < SPIN_ITERS; i++) {
-        unsigned g = atomic_load_explicit(&p->gen, memory_order_acquire);
-        if (g != seen) return g;
-        cpu_relax();
+    if (!spin_until(gen_moved, p, seen)) {
+        pthread_mutex_lock(&p->mu);
+        atomic_fetch_add(&p->sleepers, 1); /* seq_cst: before the look at gen below */
+        while (atomic_load(&p->gen) == seen) pthread_cond_wait(&p->cv_job, &p->mu);
+        atomic_fetch_sub(&p->sleepers, 1);
+        pthread_mutex_unlock(&p->mu);
     }
-    pthread_mutex_lock(&p->mu);
-    unsigned g;
-    while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen)
-        pthread_cond_wait(&p->cv_job, &p->mu);
-    pthread_mutex_unlock(&p->mu);
-    return g;
+    return atomic_load_explicit(&p->gen, memory_order_acquire);
 }
 
 static void *worker_main(void *vw) {
@@ -71,10 +97,10 @@ static void *worker_main(void *vw) {
     for (;;) {
         seen = wait_job(p, seen);
         if (atomic_load_explicit(&p->stop, memory_order_acquire)) break;
-        /* fn/arg were stored before the release increment of gen that we acquired, and the
-         * caller does not store the next ones before this run's countdown reached zero. */
+        /* fn/arg were stored before the increment of gen that we observed, and the caller
+         * does not store the next ones before this run's countdown reached zero. */
         p->fn(p->arg, w->ith, p->n);
-        if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
+        if (atomic_fetch_sub(&p->pending, 1) == 1 && atomic_load(&p->caller_asleep)) {
             pthread_mutex_lock(&p->mu);
             pthread_cond_signal(&p->cv_done);
             pthread_mutex_unlock(&p->mu);
@@ -84,20 +110,18 @@ static void *worker_main(void *vw) {
 }
 
 static void wait_done(molmo_pool *p) {
-    for (int i = 0; i < SPIN_ITERS; i++) {
-        if (atomic_load_explicit(&p->pending, memory_order_acquire) == 0) return;
-        cpu_relax();
-    }
+    if (spin_until(all_done, p, 0)) return;
     pthread_mutex_lock(&p->mu);
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0)
-        pthread_cond_wait(&p->cv_done, &p->mu);
+    atomic_store(&p->caller_asleep, 1); /* seq_cst: before the look at pending below */
+    while (atomic_load(&p->pending) != 0) pthread_cond_wait(&p->cv_done, &p->mu);
+    atomic_store(&p->caller_asleep, 0);
     pthread_mutex_unlock(&p->mu);
 }
 
 static void stop_workers(molmo_pool *p) {
     pthread_mutex_lock(&p->mu);
-    atomic_store_explicit(&p->stop, 1, memory_order_release);
-    atomic_fetch_add_explicit(&p->gen, 1, memory_order_acq_rel);
+    atomic_store(&p->stop, 1);
+    atomic_fetch_add(&p->gen, 1);
     pthread_cond_broadcast(&p->cv_job);
     pthread_mutex_unlock(&p->mu);
     for (int i = 0; i < p->n_started; i++) pthread_join(p->workers[i].tid, NULL);
@@ -118,6 +142,8 @@ molmo_status molmo_pool_create(int n_threads, molmo_pool **out, molmo_error *err
     atomic_init(&p->gen, 0);
     atomic_init(&p->pending, 0);
     atomic_init(&p->stop, 0);
+    atomic_init(&p->sleepers, 0);
+    atomic_init(&p->caller_asleep, 0);
     if (pthread_mutex_init(&p->mu, NULL) != 0) {
         molmo_free(p);
         return molmo_err(err, MOLMO_ERR_INTERNAL, "thread pool: cannot create a mutex");
@@ -180,13 +206,15 @@ void molmo_pool_run(molmo_pool *p, molmo_pool_fn fn, void *arg) {
         fn(arg, 0, 1);
         return;
     }
-    pthread_mutex_lock(&p->mu);
     p->fn = fn;
     p->arg = arg;
-    atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
-    pthread_cond_broadcast(&p->cv_job);
-    pthread_mutex_unlock(&p->mu);
+    atomic_store(&p->pending, p->n - 1);
+    atomic_fetch_add(&p->gen, 1); /* seq_cst: publishes fn/arg, before the look at sleepers */
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->cv_job);
+        pthread_mutex_unlock(&p->mu);
+    }
     fn(arg, 0, p->n);
     wait_done(p);
 }

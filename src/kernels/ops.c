@@ -87,58 +87,105 @@ const char *molmo_kernels_name(void) { return molmo_kernels_get()->name; }
 
 /* ------------------------------------------------------------------------------ matmul */
 
-/* The output is cut into tiles of mb rows x nb columns, numbered row-major; each thread takes a
- * contiguous run of tiles, and consecutive tiles of one tile-row go to the kernel as one call
+/* The output of each matmul is cut into tiles of mb rows x nb columns, numbered row-major;
+ * the tiles of all the matmuls of a run are numbered one after the other, each thread takes a
+ * contiguous run of them, and consecutive tiles of one tile-row go to the kernel as one call
  * so that it packs each weight panel once. */
+typedef struct mm_plan {
+    molmo_matmul_args a;
+    int mb, nb, n_mt, n_nt;
+} mm_plan;
+
+/* At most this many matmuls per run (molmo_op_matmul_many splits longer lists). */
+#define MM_MAX_JOBS 64
+
 typedef struct mm_task {
     const molmo_kernels *k;
     molmo_pool *pool;
-    molmo_matmul_args a;
-    int mb, nb, n_mt, n_nt;
+    int n;                     /* matmuls */
+    int first[MM_MAX_JOBS + 1]; /* global index of each one's first tile; first[n] = total */
+    mm_plan plan[MM_MAX_JOBS];
 } mm_task;
 
-static void mm_worker(void *arg, int ith, int nth) {
-    const mm_task *t = arg;
-    float *ws = molmo_pool_scratch(t->pool, ith);
-    int b, e;
-    molmo_pool_range(t->n_mt * t->n_nt, ith, nth, &b, &e);
+/* Tiles [b, e) of one matmul. */
+static void mm_tiles(const molmo_kernels *k, const mm_plan *t, int b, int e, float *ws) {
     while (b < e) {
         const int mi = b / t->n_nt, ni0 = b % t->n_nt;
         const int ni1 = e - mi * t->n_nt < t->n_nt ? e - mi * t->n_nt : t->n_nt;
         const int m0 = mi * t->mb, m1 = m0 + t->mb < t->a.M ? m0 + t->mb : t->a.M;
         const int n0 = ni0 * t->nb, n1 = ni1 * t->nb < t->a.N ? ni1 * t->nb : t->a.N;
-        t->k->matmul(&t->a, m0, m1, n0, n1, ws, ws ? MOLMO_POOL_SCRATCH_BYTES / sizeof(float) : 0);
+        k->matmul(&t->a, m0, m1, n0, n1, ws, ws ? MOLMO_POOL_SCRATCH_BYTES / sizeof(float) : 0);
         b += ni1 - ni0;
     }
 }
 
-void molmo_op_matmul(molmo_pool *p, float *y, int ldy, const float *x, int ldx, const void *w,
-                     molmo_dtype wt, const float *bias, int M, int N, int K) {
-    if (M <= 0 || N <= 0) return;
-    /* Block types: rows are whole blocks (the loader checks the shapes). */
-    assert(!molmo_dtype_is_block(wt) || K % MOLMO_QK == 0);
-    mm_task t = {.k = molmo_kernels_get(),
-                 .pool = p,
-                 .a = {.y = y, .ldy = ldy, .x = x, .ldx = ldx, .w = w, .wt = wt, .bias = bias,
-                       .M = M, .N = N, .K = K}};
-    const double flops = 2.0 * M * (double)N * (K > 0 ? K : 1);
-    const int nth = flops < MIN_PARALLEL_FLOPS ? 1 : molmo_pool_size(p);
-    /* Column tiles of 64 (the AVX-512 panel width; a multiple of the AVX2 one) or 16 for the
-     * GEMV shapes; row tiles (multiples of 6, the register-tile height) only when there are too
-     * few column tiles to keep every thread busy. */
-    t.nb = M <= 4 ? 16 : 64;
-    t.n_nt = (N + t.nb - 1) / t.nb;
-    t.mb = M;
-    if (M > 4 && nth > 1 && t.n_nt < 4 * nth) {
-        int n_mt = (4 * nth + t.n_nt - 1) / t.n_nt, max_mt = (M + 23) / 24;
-        n_mt = n_mt < max_mt ? n_mt : max_mt;
-        t.mb = ((M + n_mt - 1) / n_mt + 5) / 6 * 6;
+static void mm_worker(void *arg, int ith, int nth) {
+    const mm_task *t = arg;
+    float *ws = molmo_pool_scratch(t->pool, ith);
+    int b, e;
+    molmo_pool_range(t->first[t->n], ith, nth, &b, &e);
+    for (int j = 0; j < t->n && b < e; j++) {
+        const int j0 = t->first[j], j1 = t->first[j + 1];
+        if (b >= j1) continue;
+        const int te = e < j1 ? e : j1;
+        mm_tiles(t->k, &t->plan[j], b - j0, te - j0, ws);
+        b = te;
     }
-    t.n_mt = (M + t.mb - 1) / t.mb;
+}
+
+/* Tiling of one matmul for a pool of nth threads. Column tiles of 64 (the AVX-512 panel width;
+ * a multiple of the AVX2 one) or 16 for the GEMV shapes; row tiles (multiples of 6, the
+ * register-tile height) only when there are too few column tiles to keep every thread busy.
+ * Tiling never changes a result (kernels.h). */
+static void mm_plan_one(mm_plan *t, const molmo_matmul_job *j, int nth) {
+    t->a = (molmo_matmul_args){.y = j->y, .ldy = j->ldy, .x = j->x, .ldx = j->ldx, .w = j->w,
+                               .wt = j->wt, .bias = j->bias, .M = j->M, .N = j->N, .K = j->K};
+    const int M = j->M;
+    t->nb = M <= 4 ? 16 : 64;
+    t->n_nt = (j->N + t->nb - 1) / t->nb;
+    t->mb = M;
+    if (M > 4 && nth > 1 && t->n_nt < 4 * nth) {
+        int n_mt = (4 * nth + t->n_nt - 1) / t->n_nt, max_mt = (M + 23) / 24;
+        n_mt = n_mt < max_mt ? n_mt : max_mt;
+        t->mb = ((M + n_mt - 1) / n_mt + 5) / 6 * 6;
+    }
+    t->n_mt = (M + t->mb - 1) / t->mb;
+}
+
+void molmo_op_matmul_many(molmo_pool *p, const molmo_matmul_job *jobs, int n_jobs) {
+    while (n_jobs > MM_MAX_JOBS) {
+        molmo_op_matmul_many(p, jobs, MM_MAX_JOBS);
+        jobs += MM_MAX_JOBS;
+        n_jobs -= MM_MAX_JOBS;
+    }
+    mm_task t;
+    t.k = molmo_kernels_get();
+    t.pool = p;
+    t.n = 0;
+    t.first[0] = 0;
+    double flops = 0;
+    for (int i = 0; i < n_jobs; i++)
+        flops += 2.0 * jobs[i].M * (double)jobs[i].N * (jobs[i].K > 0 ? jobs[i].K : 1);
+    const int nth = flops < MIN_PARALLEL_FLOPS ? 1 : molmo_pool_size(p);
+    for (int i = 0; i < n_jobs; i++) {
+        if (jobs[i].M <= 0 || jobs[i].N <= 0) continue;
+        /* Block types: rows are whole blocks (the loader checks the shapes). */
+        assert(!molmo_dtype_is_block(jobs[i].wt) || jobs[i].K % MOLMO_QK == 0);
+        mm_plan_one(&t.plan[t.n], &jobs[i], nth);
+        t.first[t.n + 1] = t.first[t.n] + t.plan[t.n].n_mt * t.plan[t.n].n_nt;
+        t.n++;
+    }
+    if (t.n == 0) return;
     if (nth == 1)
         mm_worker(&t, 0, 1);
     else
         molmo_pool_run(p, mm_worker, &t);
+}
+
+void molmo_op_matmul(molmo_pool *p, float *y, int ldy, const float *x, int ldx, const void *w,
+                     molmo_dtype wt, const float *bias, int M, int N, int K) {
+    const molmo_matmul_job j = {y, ldy, x, ldx, w, wt, bias, M, N, K};
+    molmo_op_matmul_many(p, &j, 1);
 }
 
 /* -------------------------------------------------------------------------------- norms */
@@ -192,10 +239,61 @@ void molmo_op_softmax_rows(float *x, int M, int N) {
     for (int i = 0; i < M && N > 0; i++) k->softmax(x + (size_t)i * (size_t)N, N);
 }
 
-void molmo_op_quick_gelu(float *x, size_t n) { molmo_kernels_get()->quick_gelu(x, n); }
+/* Element-wise ops on M rows of n (row stride ld): rows split over the threads, or for one row
+ * pieces of whole 64-byte lines. */
+typedef struct ew_task {
+    const molmo_kernels *k;
+    int op; /* 0: quick_gelu, 1: silu_mul */
+    float *out;
+    const float *gate, *up;
+    size_t n, ld;
+    int M;
+} ew_task;
 
-void molmo_op_silu_mul(float *out, const float *gate, const float *up, size_t n) {
-    molmo_kernels_get()->silu_mul(out, gate, up, n);
+static void ew_piece(const ew_task *t, size_t off, size_t len) {
+    if (t->op == 0)
+        t->k->quick_gelu(t->out + off, len);
+    else
+        t->k->silu_mul(t->out + off, t->gate + off, t->up + off, len);
+}
+
+static void ew_worker(void *arg, int ith, int nth) {
+    const ew_task *t = arg;
+    if (t->M > 1) {
+        int b, e;
+        molmo_pool_range(t->M, ith, nth, &b, &e);
+        for (int i = b; i < e; i++) ew_piece(t, (size_t)i * t->ld, t->n);
+        return;
+    }
+    const size_t lines = (t->n + 15) / 16;
+    const size_t b = lines * (size_t)ith / (size_t)nth * 16;
+    size_t e = lines * (size_t)(ith + 1) / (size_t)nth * 16;
+    if (e > t->n) e = t->n;
+    if (b < e) ew_piece(t, b, e - b);
+}
+
+static void run_elementwise(molmo_pool *p, ew_task *t) {
+    if ((double)t->n * t->M < MIN_PARALLEL_ELEMS * 4)
+        ew_worker(t, 0, 1);
+    else
+        molmo_pool_run(p, ew_worker, t);
+}
+
+void molmo_op_quick_gelu(molmo_pool *p, float *x, size_t n) {
+    ew_task t = {molmo_kernels_get(), 0, x, NULL, NULL, n, n, 1};
+    run_elementwise(p, &t);
+}
+
+void molmo_op_silu_mul(molmo_pool *p, float *out, const float *gate, const float *up, size_t n) {
+    ew_task t = {molmo_kernels_get(), 1, out, gate, up, n, n, 1};
+    run_elementwise(p, &t);
+}
+
+void molmo_op_silu_mul_rows(molmo_pool *p, float *out, const float *gate, const float *up,
+                            int M, size_t n, size_t ld) {
+    if (M <= 0) return;
+    ew_task t = {molmo_kernels_get(), 1, out, gate, up, n, ld, M};
+    run_elementwise(p, &t);
 }
 
 void molmo_op_add(float *y, const float *x, size_t n) { molmo_kernels_get()->add(y, x, n); }

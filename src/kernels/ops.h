@@ -30,6 +30,22 @@
 void molmo_op_matmul(molmo_pool *p, float *y, int ldy, const float *x, int ldx, const void *w,
                      molmo_dtype wt, const float *bias, int M, int N, int K);
 
+/* Several independent matmuls (each as molmo_op_matmul; they must not write each other's
+ * inputs) in one parallel run: the output tiles of all of them are dealt out to the threads
+ * together, so many small products (the experts of a MoE layer at decode) cost one wake-up of
+ * the pool instead of one each. Each result is bit-identical to molmo_op_matmul's. */
+typedef struct molmo_matmul_job {
+    float *y;
+    int ldy;
+    const float *x;
+    int ldx;
+    const void *w;
+    molmo_dtype wt;
+    const float *bias;
+    int M, N, K;
+} molmo_matmul_job;
+void molmo_op_matmul_many(molmo_pool *p, const molmo_matmul_job *jobs, int n_jobs);
+
 /* Per row of x[M,N]: y = (x - mean) * rsqrt(var + eps) * w + b, biased variance, statistics in
  * f32 or better. w and b are [N] (b may be NULL). In place allowed (y == x). */
 void molmo_op_layernorm(molmo_pool *p, float *y, const float *x, const float *w, const float *b,
@@ -43,11 +59,17 @@ void molmo_op_rmsnorm(molmo_pool *p, float *y, const float *x, const float *w, i
 /* In place, per row of x[M,N]: x = exp(x - max) * (1 / sum exp(x - max)). */
 void molmo_op_softmax_rows(float *x, int M, int N);
 
-/* In place: x = x * sigmoid(1.702 x), sigmoid(t) = 1 / (1 + exp(-t)) (CLIP QuickGELU). */
-void molmo_op_quick_gelu(float *x, size_t n);
+/* In place: x = x * sigmoid(1.702 x), sigmoid(t) = 1 / (1 + exp(-t)) (CLIP QuickGELU). Long
+ * arrays are cut into pieces for the pool's threads (element-wise: same bits). */
+void molmo_op_quick_gelu(molmo_pool *p, float *x, size_t n);
 
-/* out = silu(gate) * up, silu(g) = g / (1 + exp(-g)). out may alias gate or up. */
-void molmo_op_silu_mul(float *out, const float *gate, const float *up, size_t n);
+/* out = silu(gate) * up, silu(g) = g / (1 + exp(-g)). out may alias gate or up. Threads as
+ * quick_gelu. */
+void molmo_op_silu_mul(molmo_pool *p, float *out, const float *gate, const float *up, size_t n);
+
+/* The same on M rows of n values each, row i at offset i * ld of out, gate and up. */
+void molmo_op_silu_mul_rows(molmo_pool *p, float *out, const float *gate, const float *up,
+                            int M, size_t n, size_t ld);
 
 /* y += x (may alias). */
 void molmo_op_add(float *y, const float *x, size_t n);

@@ -193,10 +193,8 @@ static void feed_forward(molmo_decoder *d, molmo_pool *pool, const molmo_llm_lay
     } else {
         molmo_op_matmul(pool, d->ffb, 2 * F, in, D, L->ff_proj.data, L->ff_proj.dtype, NULL, n,
                         2 * F, D);
-        for (int t = 0; t < n; t++) { /* rows: [up | gate] -> silu(gate) * up, in place */
-            float *u = d->ffb + (size_t)t * 2 * F;
-            molmo_op_silu_mul(u, u + F, u, (size_t)F);
-        }
+        /* rows: [up | gate] -> silu(gate) * up, in place */
+        molmo_op_silu_mul_rows(pool, d->ffb, d->ffb + F, d->ffb, n, (size_t)F, 2 * (size_t)F);
         molmo_op_matmul(pool, d->h, D, d->ffb, 2 * F, L->ff_out.data, L->ff_out.dtype, NULL, n,
                         D, F);
     }

@@ -16,9 +16,10 @@ struct molmo_moe {
     int *top_ids;  /* [B, k] */
     float *top_w;  /* [B, k] */
     float *ids_f;  /* [B, k] ids as floats, for the trace */
-    int *rows;     /* [B] tokens routed to the current expert */
-    float *row_w;  /* [B] their weights */
-    float *xb, *g, *u, *y; /* [B, D], [B, F], [B, F], [B, D] */
+    int *start;    /* [E + 1] where each expert's entries begin in rows/row_w */
+    int *rows;     /* [B * k] the tokens routed to each expert, by expert, tokens ascending */
+    float *row_w;  /* [B * k] their weights */
+    float *xb, *g, *u, *y; /* [B, D], [B, F], [B, F], [B, D]: one group of experts' rows */
     molmo_arena ws;        /* holds the float buffers above */
 };
 
@@ -35,11 +36,12 @@ molmo_status molmo_moe_create(const molmo_model *m, int n_batch, molmo_moe **out
     e->D = c->d_model;
     e->F = c->d_ff;
     size_t B = (size_t)n_batch;
-    size_t counts[] = {B * e->E, B * e->k, B * e->k, B, B * e->D, B * e->D, B * e->F, B * e->F};
+    size_t counts[] = {B * e->E, B * e->k, B * e->k, B * e->k, B * e->D, B * e->D, B * e->F, B * e->F};
     float **slots[] = {&e->probs, &e->top_w, &e->ids_f, &e->row_w, &e->xb, &e->y, &e->g, &e->u};
     e->top_ids = molmo_calloc(B * e->k, sizeof(int));
-    e->rows = molmo_calloc(B, sizeof(int));
-    if (!e->top_ids || !e->rows ||
+    e->rows = molmo_calloc(B * e->k, sizeof(int));
+    e->start = molmo_calloc((size_t)e->E + 1, sizeof(int));
+    if (!e->top_ids || !e->rows || !e->start ||
         molmo_arena_carve_f32(&e->ws, counts, slots, (int)(sizeof slots / sizeof slots[0])) != 0) {
         molmo_moe_free(e);
         return molmo_err(err, MOLMO_ERR_NOMEM, "MoE workspace: out of memory");
@@ -53,6 +55,7 @@ void molmo_moe_free(molmo_moe *e) {
     molmo_arena_release(&e->ws);
     molmo_free(e->top_ids);
     molmo_free(e->rows);
+    molmo_free(e->start);
     molmo_free(e);
 }
 
@@ -81,19 +84,55 @@ static void trace_topk(molmo_moe *e, molmo_trace_fn trace, void *tu, int n, int 
     trace(tu, name, e->top_w, 2, shape);
 }
 
-/* Runs expert x on the tokens routed to it and adds weight * output into out. */
-static void run_expert(molmo_moe *e, molmo_pool *pool, const molmo_expert *x, const float *in,
-                       int n_rows, float *out) {
-    int D = e->D, F = e->F;
+/* Sorts the n x k routing choices by expert (counting sort; tokens stay ascending within an
+ * expert, the order in which the reference's index_add_ sees them). */
+static void sort_by_expert(molmo_moe *e, int n) {
+    const int E = e->E, k = e->k;
+    memset(e->start, 0, (size_t)(E + 1) * sizeof(int));
+    for (int i = 0; i < n * k; i++) e->start[e->top_ids[i] + 1]++;
+    for (int x = 0; x < E; x++) e->start[x + 1] += e->start[x];
+    /* start[x] serves as expert x's write cursor, then is shifted back to its beginning */
+    for (int t = 0; t < n; t++)
+        for (int j = 0; j < k; j++) {
+            const int x = e->top_ids[t * k + j];
+            e->rows[e->start[x]] = t;
+            e->row_w[e->start[x]++] = e->top_w[t * k + j];
+        }
+    for (int x = E; x > 0; x--) e->start[x] = e->start[x - 1];
+    e->start[0] = 0;
+}
+
+/* Experts [x0, x1), whose entries together fit the workspace: gate and up of all of them in one
+ * parallel run, then down likewise, then weight * output added into out in expert order. */
+static void run_experts(molmo_moe *e, molmo_pool *pool, const molmo_llm_layer *L, const float *in,
+                        int x0, int x1, float *out) {
+    const int D = e->D, F = e->F, base = e->start[x0], n_rows = e->start[x1] - base;
+    molmo_matmul_job jobs[2 * 64];
+    int nj = 0;
     for (int r = 0; r < n_rows; r++)
-        memcpy(e->xb + (size_t)r * D, in + (size_t)e->rows[r] * D, (size_t)D * sizeof(float));
-    molmo_op_matmul(pool, e->g, F, e->xb, D, x->gate.data, x->gate.dtype, NULL, n_rows, F, D);
-    molmo_op_matmul(pool, e->u, F, e->xb, D, x->up.data, x->up.dtype, NULL, n_rows, F, D);
-    molmo_op_silu_mul(e->g, e->g, e->u, (size_t)n_rows * F);
-    molmo_op_matmul(pool, e->y, D, e->g, F, x->down.data, x->down.dtype, NULL, n_rows, D, F);
+        memcpy(e->xb + (size_t)r * D, in + (size_t)e->rows[base + r] * D, (size_t)D * sizeof(float));
+    for (int pass = 0; pass < 2; pass++) {
+        nj = 0;
+        for (int x = x0; x < x1; x++) {
+            const int off = e->start[x] - base, m = e->start[x + 1] - e->start[x];
+            const molmo_expert *ex = &L->experts[x];
+            if (m == 0) continue;
+            if (pass == 0) {
+                jobs[nj++] = (molmo_matmul_job){e->g + (size_t)off * F, F, e->xb + (size_t)off * D, D,
+                                                ex->gate.data, ex->gate.dtype, NULL, m, F, D};
+                jobs[nj++] = (molmo_matmul_job){e->u + (size_t)off * F, F, e->xb + (size_t)off * D, D,
+                                                ex->up.data, ex->up.dtype, NULL, m, F, D};
+            } else {
+                jobs[nj++] = (molmo_matmul_job){e->y + (size_t)off * D, D, e->g + (size_t)off * F, F,
+                                                ex->down.data, ex->down.dtype, NULL, m, D, F};
+            }
+        }
+        molmo_op_matmul_many(pool, jobs, nj);
+        if (pass == 0) molmo_op_silu_mul(pool, e->g, e->g, e->u, (size_t)n_rows * F);
+    }
     for (int r = 0; r < n_rows; r++)
-        molmo_op_scale_add(out + (size_t)e->rows[r] * D, e->y + (size_t)r * D, e->row_w[r],
-                           (size_t)D);
+        molmo_op_scale_add(out + (size_t)e->rows[base + r] * D, e->y + (size_t)r * D,
+                           e->row_w[base + r], (size_t)D);
 }
 
 void molmo_moe_forward(molmo_moe *e, molmo_pool *pool, const molmo_llm_layer *L, const float *in,
@@ -105,15 +144,14 @@ void molmo_moe_forward(molmo_moe *e, molmo_pool *pool, const molmo_llm_layer *L,
     for (int t = 0; t < n; t++)
         top_k(e->probs + (size_t)t * E, E, k, e->top_ids + (size_t)t * k, e->top_w + (size_t)t * k);
     trace_topk(e, trace, tu, n, layer);
+    sort_by_expert(e, n);
     memset(out, 0, (size_t)n * e->D * sizeof(float));
-    for (int x = 0; x < E; x++) {
-        int n_rows = 0;
-        for (int t = 0; t < n; t++)
-            for (int j = 0; j < k; j++)
-                if (e->top_ids[t * k + j] == x) {
-                    e->rows[n_rows] = t;
-                    e->row_w[n_rows++] = e->top_w[t * k + j];
-                }
-        if (n_rows) run_expert(e, pool, &L->experts[x], in, n_rows, out);
+    /* Groups of consecutive experts whose rows fit the workspace (an expert alone always fits:
+     * a token picks an expert at most once, so it has at most n <= n_batch rows). */
+    for (int x0 = 0; x0 < E;) {
+        int x1 = x0 + 1;
+        while (x1 < E && x1 - x0 < 64 && e->start[x1 + 1] - e->start[x0] <= e->n_batch) x1++;
+        if (e->start[x1] > e->start[x0]) run_experts(e, pool, L, in, x0, x1, out);
+        x0 = x1;
     }
 }

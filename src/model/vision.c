@@ -105,16 +105,18 @@ static void vit_block(molmo_vision *v, molmo_pool *pool, const molmo_vit_layer *
     float eps = v->m->cfg.vit_norm_eps;
     float *q = v->qkv, *k = v->qkv + (size_t)T * W, *vv = v->qkv + 2 * (size_t)T * W;
     molmo_op_layernorm(pool, v->h, v->x, f32(&L->ln1_w), f32(&L->ln1_b), T, W, eps);
-    molmo_op_matmul(pool, q, W, v->h, W, L->wq.data, L->wq.dtype, f32(&L->bq), T, W, W);
-    molmo_op_matmul(pool, k, W, v->h, W, L->wk.data, L->wk.dtype, f32(&L->bk), T, W, W);
-    molmo_op_matmul(pool, vv, W, v->h, W, L->wv.data, L->wv.dtype, f32(&L->bv), T, W, W);
+    const molmo_matmul_job qkv[3] = {
+        {q, W, v->h, W, L->wq.data, L->wq.dtype, f32(&L->bq), T, W, W},
+        {k, W, v->h, W, L->wk.data, L->wk.dtype, f32(&L->bk), T, W, W},
+        {vv, W, v->h, W, L->wv.data, L->wv.dtype, f32(&L->bv), T, W, W}};
+    molmo_op_matmul_many(pool, qkv, 3); /* one run: three products share the pool's wake-up */
     molmo_op_attention(pool, v->att, W, q, W, k, W, vv, W, T, T, v->n_heads, v->n_heads, v->hd,
                        1.0f / sqrtf((float)v->hd), 0, 0, v->scratch);
     molmo_op_matmul(pool, v->h, W, v->att, W, L->wo.data, L->wo.dtype, f32(&L->bo), T, W, W);
     molmo_op_add(v->x, v->h, (size_t)T * W);
     molmo_op_layernorm(pool, v->h, v->x, f32(&L->ln2_w), f32(&L->ln2_b), T, W, eps);
     molmo_op_matmul(pool, v->mlp, v->F, v->h, W, L->w1.data, L->w1.dtype, f32(&L->b1), T, v->F, W);
-    molmo_op_quick_gelu(v->mlp, (size_t)T * v->F);
+    molmo_op_quick_gelu(pool, v->mlp, (size_t)T * v->F);
     molmo_op_matmul(pool, v->h, W, v->mlp, v->F, L->w2.data, L->w2.dtype, f32(&L->b2), T, W, v->F);
     molmo_op_add(v->x, v->h, (size_t)T * W);
 }
@@ -203,7 +205,7 @@ static void connector(molmo_vision *v, molmo_pool *pool, const float *mask, floa
     float *a = v->proj, *b = v->proj + (size_t)Q * H;
     molmo_op_matmul(pool, a, H, v->pooled, W, w->proj_w1.data, w->proj_w1.dtype, NULL, Q, H, W);
     molmo_op_matmul(pool, b, H, v->pooled, W, w->proj_w3.data, w->proj_w3.dtype, NULL, Q, H, W);
-    molmo_op_silu_mul(a, a, b, (size_t)Q * H);
+    molmo_op_silu_mul(pool, a, a, b, (size_t)Q * H);
     molmo_op_matmul(pool, out, v->d, a, H, w->proj_w2.data, w->proj_w2.dtype, NULL, Q, v->d, H);
 }
 

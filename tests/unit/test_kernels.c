@@ -268,8 +268,8 @@ static void perf_rows_fn(void *p) {
     switch (a->op) {
     case 0: molmo_op_layernorm(a->pool, a->x, a->x, a->w, a->b, a->M, a->N, 1e-5f); break;
     case 1: molmo_op_rmsnorm(a->pool, a->x, a->x, a->w, a->M, a->N, 1e-5f); break;
-    case 2: molmo_op_quick_gelu(a->x, n); break;
-    case 3: molmo_op_silu_mul(a->x, a->x, a->b, n); break;
+    case 2: molmo_op_quick_gelu(NULL, a->x, n); break;
+    case 3: molmo_op_silu_mul(NULL, a->x, a->x, a->b, n); break;
     default: molmo_op_softmax_rows(a->x, a->M, a->N); break;
     }
 }
