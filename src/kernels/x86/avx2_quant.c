@@ -11,8 +11,8 @@
  *   - Q8_0: |wq| x (xq with the sign of wq) (vpabsb / vpsignb): a pair sum is at most
  *     2 * 128 * 127 = 32512, widened per group of 4 values.
  * Weights of 8 columns are transposed into 8 vectors of 8 lanes x 4 bytes (lane = column).
- * GEMV (calls of at most 2 rows) uses them straight from registers and prefetches the next 8
- * rows; GEMM packs panels of NR = 16 columns x KP = 8 blocks and runs a register tile of
+ * GEMV (calls of at most 2 rows) uses them straight from registers (no software prefetch: the
+ * hardware prefetchers follow the 8 row streams; prefetching the next rows measured slower); GEMM packs panels of NR = 16 columns x KP = 8 blocks and runs a register tile of
  * MR = 3 rows x 16 columns (6 block accumulators, 6 f32 accumulators). */
 #include <immintrin.h>
 #include <stdint.h>
@@ -187,19 +187,14 @@ INLINE void abs8(const int q8, const __m256i r[8], __m256i aw[8]) {
 
 /* y[0:mr, 0:8] (+)= blocks [0, nbk) of 8 columns (w: their first block, nc valid columns)
  * against mr rows of quantized activations (row i: q at q + i*ldq, dx at dx + i*ldq, corr
- * likewise); next / next_bytes: a region to prefetch into L2 meanwhile, spread over the
- * blocks. */
+ * likewise). */
 INLINE void gemv8(const int mr, const int q8, int nc, const uint8_t *w, size_t ldw, int nbk,
                   const uint8_t *q, const uint8_t *dx, const uint8_t *corr, size_t ldq, float *y,
-                  size_t ldy, int accumulate, const float *bias, const uint8_t *next,
-                  size_t next_bytes) {
+                  size_t ldy, int accumulate, const float *bias) {
     const size_t bb = q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;
     __m256 f[GEMV_ROWS];
     for (int i = 0; i < mr; i++) f[i] = accumulate ? avx2_load(y + i * ldy, nc) : _mm256_setzero_ps();
-    size_t pf = 0;
     for (int b = 0; b < nbk; b++) {
-        const size_t pf_end = next_bytes * (size_t)(b + 1) / (size_t)nbk;
-        for (; pf < pf_end; pf += 64) _mm_prefetch((const char *)next + pf, _MM_HINT_T1);
         const uint8_t *wb = w + (size_t)b * bb;
         __m256i r[8], aw[8];
         if (nc == 8)
@@ -223,13 +218,12 @@ INLINE void gemv8(const int mr, const int q8, int nc, const uint8_t *w, size_t l
 
 typedef void (*gemv_fn)(int nc, const uint8_t *w, size_t ldw, int nbk, const uint8_t *q,
                         const uint8_t *dx, const uint8_t *corr, size_t ldq, float *y, size_t ldy,
-                        int accumulate, const float *bias, const uint8_t *next, size_t next_bytes);
+                        int accumulate, const float *bias);
 #define GEMV_FN(name, mr, q8)                                                                     \
     static void name(int nc, const uint8_t *w, size_t ldw, int nbk, const uint8_t *q,             \
                      const uint8_t *dx, const uint8_t *corr, size_t ldq, float *y, size_t ldy,    \
-                     int accumulate, const float *bias, const uint8_t *next, size_t next_bytes) { \
-        gemv8(mr, q8, nc, w, ldw, nbk, q, dx, corr, ldq, y, ldy, accumulate, bias, next,           \
-              next_bytes);                                                                        \
+                     int accumulate, const float *bias) {                                         \
+        gemv8(mr, q8, nc, w, ldw, nbk, q, dx, corr, ldq, y, ldy, accumulate, bias);                \
     }
 GEMV_FN(gemv_q4_1, 1, 0)
 GEMV_FN(gemv_q4_2, 2, 0)
@@ -253,12 +247,9 @@ static void gemv(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, uin
         const int last = kb0 + kcn == nb;
         for (int j0 = n0; j0 < n1; j0 += 8) {
             const int nc = n1 - j0 < 8 ? n1 - j0 : 8;
-            const int nn = n1 - j0 - 8 < 8 ? n1 - j0 - 8 : 8; /* the next 8 rows, contiguous */
             const uint8_t *w = (const uint8_t *)a->w + (size_t)j0 * ldw + (size_t)kb0 * bb;
-            const size_t next_bytes = nn > 0 ? (size_t)nn * ldw - (size_t)kb0 * bb : 0;
             fn(nc, w, ldw, kcn, buf, buf + 32 * (size_t)kcn, buf + 36 * (size_t)kcn, ldq,
-               a->y + (size_t)m0 * ldy + (size_t)j0, ldy, kb0 > 0, last && a->bias ? a->bias + j0 : NULL,
-               next_bytes ? w + 8 * ldw : w, next_bytes);
+               a->y + (size_t)m0 * ldy + (size_t)j0, ldy, kb0 > 0, last && a->bias ? a->bias + j0 : NULL);
         }
     }
 }

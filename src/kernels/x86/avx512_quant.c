@@ -17,9 +17,9 @@
  * broadcast bytes of x advances 16 outputs. Two paths, which give the same bits (the choice
  * may depend on anything):
  *   - GEMV, calls of at most 4 rows (decode): the transposed registers feed the dot products
- *     directly, one f32 accumulator per row and 16 columns; W is streamed once, and the next
- *     16 rows of W (contiguous) are prefetched into L2 meanwhile, because the hardware
- *     prefetchers follow 16 short interleaved row streams poorly;
+ *     directly, one f32 accumulator per row and 16 columns; W is streamed once. No software
+ *     prefetch: the hardware prefetchers follow the 16 row streams, and prefetching the next
+ *     16 rows into L2 measured 15-25% slower (1 and 2 threads, SPR, weights in DRAM);
  *   - GEMM: panels of NR = 48 columns x KP = 8 blocks (13.5 KiB, L1) are packed (per block,
  *     the 3 groups of 8 transposed vectors, then the 48 column scales as f32) and reused by
  *     every row of the chunk through a register tile of MR = 4 rows x 48 columns: 12 int32
@@ -277,20 +277,15 @@ static void tile_any(int mr, int nbk, const uint8_t *q, const uint8_t *dx, const
 /* -------------------------------------------------------------------------------------- GEMV */
 
 /* y[0:mr, 0:16] (+)= blocks [0, nbk) of 16 columns (w: their first block, nc valid columns)
- * against mr rows of quantized activations (layout of tile()); next/next_bytes: a region to
- * prefetch into L2 meanwhile, spread evenly over the blocks. */
+ * against mr rows of quantized activations (layout of tile()). */
 INLINE void gemv16(const int mr, const int q8, int nc, const uint8_t *w, size_t ldw, int nbk,
                    const uint8_t *q, const uint8_t *dx, const uint8_t *corr, size_t ldq, float *y,
-                   size_t ldy, int accumulate, const float *bias, const uint8_t *next,
-                   size_t next_bytes) {
+                   size_t ldy, int accumulate, const float *bias) {
     const __mmask16 m = avx512_tail(nc);
     const size_t bb = q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;
     __m512 f[GEMV_ROWS];
     for (int i = 0; i < mr; i++) f[i] = accumulate ? _mm512_maskz_loadu_ps(m, y + i * ldy) : _mm512_setzero_ps();
-    size_t pf = 0;
     for (int b = 0; b < nbk; b++) {
-        const size_t pf_end = next_bytes * (size_t)(b + 1) / (size_t)nbk;
-        for (; pf < pf_end; pf += 64) _mm_prefetch((const char *)next + pf, _MM_HINT_T1);
         const uint8_t *wb = w + (size_t)b * bb;
         __m512i r[8];
         if (nc == 16)
@@ -315,13 +310,12 @@ INLINE void gemv16(const int mr, const int q8, int nc, const uint8_t *w, size_t 
 
 typedef void (*gemv_fn)(int nc, const uint8_t *w, size_t ldw, int nbk, const uint8_t *q,
                         const uint8_t *dx, const uint8_t *corr, size_t ldq, float *y, size_t ldy,
-                        int accumulate, const float *bias, const uint8_t *next, size_t next_bytes);
+                        int accumulate, const float *bias);
 #define GEMV_FN(name, mr, q8)                                                                     \
     static void name(int nc, const uint8_t *w, size_t ldw, int nbk, const uint8_t *q,             \
                      const uint8_t *dx, const uint8_t *corr, size_t ldq, float *y, size_t ldy,    \
-                     int accumulate, const float *bias, const uint8_t *next, size_t next_bytes) { \
-        gemv16(mr, q8, nc, w, ldw, nbk, q, dx, corr, ldq, y, ldy, accumulate, bias, next,          \
-               next_bytes);                                                                       \
+                     int accumulate, const float *bias) {                                         \
+        gemv16(mr, q8, nc, w, ldw, nbk, q, dx, corr, ldq, y, ldy, accumulate, bias);               \
     }
 GEMV_FN(gemv_q4_1, 1, 0)
 GEMV_FN(gemv_q4_2, 2, 0)
@@ -350,13 +344,9 @@ static void gemv(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, uin
         const int last = kb0 + kcn == nb;
         for (int j0 = n0; j0 < n1; j0 += 16) {
             const int nc = n1 - j0 < 16 ? n1 - j0 : 16;
-            /* the next 16 rows, contiguous in memory: their part of this chunk and beyond */
-            const int nn = n1 - j0 - 16 < 16 ? n1 - j0 - 16 : 16;
             const uint8_t *w = (const uint8_t *)a->w + (size_t)j0 * ldw + (size_t)kb0 * bb;
-            const size_t next_bytes = nn > 0 ? (size_t)nn * ldw - (size_t)kb0 * bb : 0;
             fn(nc, w, ldw, kcn, buf, buf + 32 * (size_t)kcn, buf + 36 * (size_t)kcn, ldq,
-               a->y + (size_t)m0 * ldy + (size_t)j0, ldy, kb0 > 0, last && a->bias ? a->bias + j0 : NULL,
-               next_bytes ? w + 16 * ldw : w, next_bytes);
+               a->y + (size_t)m0 * ldy + (size_t)j0, ldy, kb0 > 0, last && a->bias ? a->bias + j0 : NULL);
         }
     }
 }
