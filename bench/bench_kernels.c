@@ -27,82 +27,6 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* ------------------------------------------------------------------------- FMA peak */
-
-#define PEAK_ITERS 20000000L
-#if defined(__x86_64__)
-#include <immintrin.h>
-/* 16 independent FMA chains (more than latency x ports = 8), written out one by one so the
- * compiler keeps them in registers: the core's f32 FMA peak. */
-#define FMA16(F, acc, a, b)                                                                   \
-    acc##0 = F(acc##0, a, b), acc##1 = F(acc##1, a, b), acc##2 = F(acc##2, a, b),             \
-    acc##3 = F(acc##3, a, b), acc##4 = F(acc##4, a, b), acc##5 = F(acc##5, a, b),             \
-    acc##6 = F(acc##6, a, b), acc##7 = F(acc##7, a, b), acc##8 = F(acc##8, a, b),             \
-    acc##9 = F(acc##9, a, b), acc##a = F(acc##a, a, b), acc##b = F(acc##b, a, b),             \
-    acc##c = F(acc##c, a, b), acc##d = F(acc##d, a, b), acc##e = F(acc##e, a, b),             \
-    acc##f = F(acc##f, a, b)
-#define SUM16(acc) (acc##0 + acc##1 + acc##2 + acc##3 + acc##4 + acc##5 + acc##6 + acc##7 + \
-                    acc##8 + acc##9 + acc##a + acc##b + acc##c + acc##d + acc##e + acc##f)
-
-__attribute__((target("avx512f,fma"))) static float fma_loop_avx512(long iters) {
-    const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
-    /* distinct starting values, or the compiler merges identical chains */
-#define S(i) _mm512_set1_ps((float)(i))
-    __m512 c0 = S(0), c1 = S(1), c2 = S(2), c3 = S(3), c4 = S(4), c5 = S(5), c6 = S(6), c7 = S(7),
-           c8 = S(8), c9 = S(9), ca = S(10), cb = S(11), cc = S(12), cd = S(13), ce = S(14), cf = S(15);
-#undef S
-    for (long it = 0; it < iters; it++) {
-        FMA16(_mm512_fmadd_ps, c, a, b);
-        __asm__ volatile("" ::: "memory"); /* keep the loop as written */
-    }
-    return _mm512_reduce_add_ps(SUM16(c));
-}
-__attribute__((target("avx2,fma"))) static float fma_loop_avx2(long iters) {
-    const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
-    /* distinct starting values, or the compiler merges identical chains */
-#define S(i) _mm256_set1_ps((float)(i))
-    __m256 c0 = S(0), c1 = S(1), c2 = S(2), c3 = S(3), c4 = S(4), c5 = S(5), c6 = S(6), c7 = S(7),
-           c8 = S(8), c9 = S(9), ca = S(10), cb = S(11), cc = S(12), cd = S(13), ce = S(14), cf = S(15);
-#undef S
-    for (long it = 0; it < iters; it++) {
-        FMA16(_mm256_fmadd_ps, c, a, b);
-        __asm__ volatile("" ::: "memory");
-    }
-    float o[8];
-    _mm256_storeu_ps(o, SUM16(c));
-    return o[0] + o[7];
-}
-#endif
-
-typedef struct peak_arg {
-    int wide;          /* 1: AVX-512, 0: AVX2 */
-    volatile float sink[64];
-} peak_arg;
-
-static void peak_worker(void *p, int ith, int nth) {
-    peak_arg *a = p;
-    (void)nth;
-#if defined(__x86_64__)
-    a->sink[ith] = a->wide ? fma_loop_avx512(PEAK_ITERS / 4) : fma_loop_avx2(PEAK_ITERS / 4);
-#else
-    a->sink[ith] = 0;
-#endif
-}
-
-/* FLOP/s of the FMA loop on every thread of the pool at once. */
-static double fma_peak(molmo_pool *pool, int wide) {
-    peak_arg a = {.wide = wide};
-    const double flop_per_thread = (double)(PEAK_ITERS / 4) * (wide ? 16 * 16 : 16 * 8) * 2;
-    double best = 0;
-    for (int r = 0; r < 3; r++) {
-        const double t0 = now_s();
-        molmo_pool_run(pool, peak_worker, &a);
-        const double f = flop_per_thread * molmo_pool_size(pool) / (now_s() - t0);
-        best = f > best ? f : best;
-    }
-    return best;
-}
-
 /* ---------------------------------------------------------------------------- matmul */
 
 static uint64_t g_rng = 88172645463325252ull;
@@ -266,73 +190,25 @@ static void bench_attention(molmo_pool *pools[2], int reps) {
  * bandwidth loop read DRAM, as a decode step over all layers does. */
 #define STREAM_BYTES ((size_t)1 << 30)
 
-typedef struct bw_arg {
-    const uint64_t *buf;
-    size_t n;
-    volatile uint64_t sink[64];
-} bw_arg;
-
-static void bw_worker(void *p, int ith, int nth) {
-    bw_arg *a = p;
-    const size_t per = a->n / (size_t)nth / 8 * 8, b = per * (size_t)ith;
-    const size_t e = ith == nth - 1 ? a->n : b + per;
-    uint64_t s[8] = {0};
-    for (size_t i = b; i < e; i += 8)
-        for (int k = 0; k < 8; k++) s[k] ^= a->buf[i + (size_t)k];
-    a->sink[ith] = s[0] ^ s[1] ^ s[2] ^ s[3] ^ s[4] ^ s[5] ^ s[6] ^ s[7];
-}
-
-/* Read bandwidth (bytes/s) of the pool's threads together over a 1 GiB buffer. */
-static double read_bandwidth(molmo_pool *pool, const uint64_t *buf) {
-    bw_arg a = {.buf = buf, .n = STREAM_BYTES / 8};
-    double best = 0;
-    for (int r = 0; r < 4; r++) {
-        const double t0 = now_s();
-        molmo_pool_run(pool, bw_worker, &a);
-        const double bw = (double)STREAM_BYTES / (now_s() - t0);
-        best = bw > best ? bw : best;
+/* A baseline of the same run, measured by the library (molmo_bench_machine_measure, the loops
+ * `molmo bench` reports): `what` = MOLMO_BENCH_FMA (f32 FLOP/s of the FMA peak loop),
+ * MOLMO_BENCH_READ (bytes/s of the read loop over STREAM_BYTES) or MOLMO_BENCH_VNNI (int8 ops/s
+ * of the vpdpbusd loop; 0 without VNNI), on `threads` threads together. */
+static double baseline(int threads, unsigned what, const char **isa) {
+    molmo_bench_machine_params p = molmo_bench_machine_default_params();
+    molmo_bench_machine m;
+    molmo_error err;
+    p.n_threads = threads;
+    p.what = what;
+    p.read_bytes = STREAM_BYTES;
+    if (molmo_bench_machine_measure(&p, &m, &err) != MOLMO_OK) {
+        fprintf(stderr, "bench_kernels: %s\n", err.msg);
+        exit(1);
     }
-    return best;
-}
-
-#if defined(__x86_64__)
-/* 16 independent vpdpbusd chains: the core's int8 dot-product peak (64 MACs per instruction). */
-__attribute__((target("avx512f,avx512vnni"))) static int vnni_loop(long iters) {
-    const __m512i a = _mm512_set1_epi32(0x01010101), b = _mm512_set1_epi32(0x01ff01ff);
-#define S(i) _mm512_set1_epi32(i)
-    __m512i c0 = S(0), c1 = S(1), c2 = S(2), c3 = S(3), c4 = S(4), c5 = S(5), c6 = S(6), c7 = S(7),
-            c8 = S(8), c9 = S(9), ca = S(10), cb = S(11), cc = S(12), cd = S(13), ce = S(14), cf = S(15);
-#undef S
-    for (long it = 0; it < iters; it++) {
-        FMA16(_mm512_dpbusd_epi32, c, a, b);
-        __asm__ volatile("" ::: "memory");
-    }
-    return _mm512_reduce_add_epi32(SUM16(c));
-}
-#endif
-
-static void vnni_worker(void *p, int ith, int nth) {
-    peak_arg *a = p;
-    (void)nth;
-#if defined(__x86_64__)
-    a->sink[ith] = (float)vnni_loop(PEAK_ITERS / 4);
-#else
-    a->sink[ith] = 0;
-#endif
-}
-
-/* int8 ops/s (2 per multiply-add) of the vpdpbusd loop on every thread of the pool. */
-static double vnni_peak(molmo_pool *pool) {
-    peak_arg a = {.wide = 1};
-    const double ops_per_thread = (double)(PEAK_ITERS / 4) * 16 * 64 * 2;
-    double best = 0;
-    for (int r = 0; r < 3; r++) {
-        const double t0 = now_s();
-        molmo_pool_run(pool, vnni_worker, &a);
-        const double f = ops_per_thread * molmo_pool_size(pool) / (now_s() - t0);
-        best = f > best ? f : best;
-    }
-    return best;
+    if (isa) *isa = what == MOLMO_BENCH_FMA ? m.fma_isa : m.vnni_isa;
+    return 1e9 * (what == MOLMO_BENCH_FMA ? m.fma_gflops
+                  : what == MOLMO_BENCH_READ ? m.read_gbs
+                                             : m.vnni_gops);
 }
 
 /* n copies of W [N, K] in dtype wt made from the f32 values wf (copies: distinct memory, so a
@@ -364,7 +240,8 @@ static void **make_copies(const float *wf, int N, int K, molmo_dtype wt, int n) 
  * weights, against the read bandwidth of the same thread count. */
 static void bench_qgemv(molmo_pool *pools[2], const double bw[2], int reps) {
     static const int shapes[][2] = {{3584, 18944}, {18944, 3584}}; /* Qwen2-7B MLP down, up */
-    static const molmo_dtype types[] = {MOLMO_DTYPE_BF16, MOLMO_DTYPE_Q8_0, MOLMO_DTYPE_Q4_0};
+    static const molmo_dtype types[] = {MOLMO_DTYPE_BF16, MOLMO_DTYPE_Q8_0, MOLMO_DTYPE_Q4_0,
+                                        MOLMO_DTYPE_Q6_K, MOLMO_DTYPE_Q4_K};
     printf("\ndecode GEMV y[1,N] = x W^T, weights streamed from DRAM (best of %d passes over 1 GiB;"
            " %% of the read bandwidth of the same threads)\n", reps);
     printf("%-16s %-5s | %8s %8s %5s | %8s %8s %5s\n", "shape 1xNxK", "W", "1t ms", "GB/s",
@@ -373,7 +250,7 @@ static void bench_qgemv(molmo_pool *pools[2], const double bw[2], int reps) {
         const int N = shapes[s][0], K = shapes[s][1];
         float *wf = frand((size_t)N * K), *x = frand((size_t)K), *y = malloc((size_t)N * 4);
         for (size_t i = 0; i < (size_t)N * K; i++) wf[i] *= 0.02f;
-        for (int d = 0; d < 3; d++) {
+        for (size_t d = 0; d < sizeof types / sizeof types[0]; d++) {
             const molmo_dtype wt = types[d];
             const size_t bytes = (wt == MOLMO_DTYPE_BF16 ? (size_t)K * 2 : molmo_dtype_row_bytes(wt, K)) * (size_t)N;
             const int n = (int)((STREAM_BYTES + bytes - 1) / bytes);
@@ -410,17 +287,18 @@ static void bench_qgemv(molmo_pool *pools[2], const double bw[2], int reps) {
 /* Prefill / ViT: y[M, N] = x W^T, weights in cache; GOP/s (2 per multiply-add) against the
  * same run's VNNI peak, with f32 weights for comparison. */
 static void bench_qgemm(molmo_pool *pools[2], const double vnni[2], int reps) {
-    static const int shapes[][3] = {{577, 1024, 4096}, {740, 3584, 3584}};
-    static const molmo_dtype types[] = {MOLMO_DTYPE_F32, MOLMO_DTYPE_Q8_0, MOLMO_DTYPE_Q4_0};
+    static const int shapes[][3] = {{577, 1024, 4096}, {740, 3584, 3584}, {128, 3584, 3584}};
+    static const molmo_dtype types[] = {MOLMO_DTYPE_F32, MOLMO_DTYPE_Q8_0, MOLMO_DTYPE_Q4_0,
+                                        MOLMO_DTYPE_Q6_K, MOLMO_DTYPE_Q4_K};
     printf("\nGEMM y[M,N] = x W^T (GOP/s, best of %d; %% of the vpdpbusd peak of the same threads)\n", reps);
     printf("%-16s %-5s | %9s %9s %6s | %9s %9s %6s\n", "shape MxNxK", "W", "1 thread", "ms", "%vnni",
            "2 threads", "ms", "%vnni");
-    for (int s = 0; s < 2; s++) {
+    for (int s = 0; s < 3; s++) {
         const int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
         float *x = frand((size_t)M * K), *wf = frand((size_t)N * K), *y = malloc((size_t)M * N * 4);
         for (size_t i = 0; i < (size_t)N * K; i++) wf[i] *= 0.02f;
         const double flop = 2.0 * M * N * K;
-        for (int d = 0; d < 3; d++) {
+        for (size_t d = 0; d < sizeof types / sizeof types[0]; d++) {
             void **w = types[d] == MOLMO_DTYPE_F32 ? NULL : make_copies(wf, N, K, types[d], 1);
             mm_case c = {NULL, NULL, y, x, w ? w[0] : wf, types[d], M, N, K};
             timing t[2];
@@ -444,15 +322,12 @@ static void bench_qgemm(molmo_pool *pools[2], const double vnni[2], int reps) {
 }
 
 static void bench_quant(molmo_pool *pools[2], int reps) {
-    const molmo_cpu_features *f = molmo_cpu_get();
-    uint64_t *buf = malloc(STREAM_BYTES);
-    if (!buf) exit(1);
-    memset(buf, 1, STREAM_BYTES);
-    double bw[2], vnni[2] = {1, 1};
-    for (int p = 0; p < 2; p++) bw[p] = read_bandwidth(pools[p], buf);
-    free(buf);
-    if (f->avx512f && f->avx512vnni)
-        for (int p = 0; p < 2; p++) vnni[p] = vnni_peak(pools[p]);
+    double bw[2], vnni[2];
+    for (int p = 0; p < 2; p++) {
+        bw[p] = baseline(molmo_pool_size(pools[p]), MOLMO_BENCH_READ, NULL);
+        vnni[p] = baseline(molmo_pool_size(pools[p]), MOLMO_BENCH_VNNI, NULL);
+        if (vnni[p] <= 0) vnni[p] = 1; /* no VNNI: the percentages are meaningless */
+    }
     printf("\nquantized weights, kernels '%s': read bandwidth 1 thread %.1f GB/s, 2 threads %.1f GB/s;"
            " vpdpbusd peak 1 thread %.0f GOP/s, 2 threads %.0f GOP/s\n", molmo_kernels_name(),
            bw[0] * 1e-9, bw[1] * 1e-9, vnni[0] * 1e-9, vnni[1] * 1e-9);
@@ -468,15 +343,15 @@ int main(int argc, char **argv) {
     if (molmo_pool_create(1, &pools[0], NULL) != MOLMO_OK ||
         molmo_pool_create(2, &pools[1], NULL) != MOLMO_OK)
         return 1;
-    const int wide = f->avx512f != 0;
     printf("cpu: %d physical cores, %d logical; avx2 %d fma %d f16c %d avx512f %d bw %d vl %d bf16 %d\n",
            f->n_physical, f->n_logical, f->avx2, f->fma, f->f16c, f->avx512f, f->avx512bw,
            f->avx512vl, f->avx512bf16);
     double peak[2] = {1, 1};
-    if (f->avx2 && f->fma)
-        for (int p = 0; p < 2; p++) peak[p] = fma_peak(pools[p], wide);
-    printf("FMA peak (%s loop): 1 thread %.1f GFLOP/s, 2 threads %.1f GFLOP/s\n",
-           wide ? "AVX-512" : "AVX2", peak[0] * 1e-9, peak[1] * 1e-9);
+    const char *isa = "none";
+    for (int p = 0; p < 2; p++) peak[p] = baseline(p + 1, MOLMO_BENCH_FMA, &isa);
+    for (int p = 0; p < 2; p++) peak[p] = peak[p] > 0 ? peak[p] : 1;
+    printf("FMA peak (%s loop): 1 thread %.1f GFLOP/s, 2 threads %.1f GFLOP/s\n", isa,
+           peak[0] * 1e-9, peak[1] * 1e-9);
     if (!only_quant) {
         bench_matmul(pools, peak, reps);
         bench_sets(reps);

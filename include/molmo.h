@@ -140,10 +140,14 @@ typedef enum molmo_dtype {
     /* ggml block formats (GGUF files only; rows are whole blocks of 32 values):             */
     MOLMO_DTYPE_Q8_0,   /* 34-byte blocks: fp16 scale d, 32 int8 q; x = q * d             */
     MOLMO_DTYPE_Q4_0,   /* 18-byte blocks: fp16 scale d, 32 nibbles q; x = (q - 8) * d     */
+    /* ggml K-quant super-blocks (GGUF files only; rows are whole blocks of 256 values):    */
+    MOLMO_DTYPE_Q4_K,   /* 144 bytes: fp16 d, dmin, 6-bit scales/mins of 8 sub-blocks, nibbles */
+    MOLMO_DTYPE_Q6_K,   /* 210 bytes: 6-bit q of 16 sub-blocks with int8 scales, fp16 d    */
     MOLMO_DTYPE_COUNT
 } molmo_dtype;
 
-/* Static lowercase name of a dtype ("f32", "f16", "bf16", "i32", "q8_0", "q4_0"). */
+/* Static lowercase name of a dtype ("f32", "f16", "bf16", "i32", "q8_0", "q4_0", "q4_k",
+ * "q6_k"). */
 MOLMO_API const char *molmo_dtype_name(molmo_dtype dtype);
 
 typedef struct molmo_model_params {
@@ -838,9 +842,11 @@ MOLMO_API molmo_status molmo_image_save(const molmo_image *image, const char *pa
  *
  * Per-tensor policy: 1-D tensors (norms, biases), the class/positional/pad embeddings and the
  * MoE router stay f32; the token embedding and the LM head take `type`, but q8_0 when `type`
- * is 4-bit; the vision tower and connector (model.vision_backbone.*) take `vision_type`; every
- * other matrix takes `type`; a matrix whose rows are not whole 32-value blocks (the ViT patch
- * embedding, 588 wide) is stored as f16 instead of a block type.
+ * is q4_0 and q6_k when it is q4_k; the vision tower and connector (model.vision_backbone.*)
+ * take `vision_type`; with q4_k the attention matrices (fused QKV, output) are q6_k (llama.cpp's
+ * "Q4_K_M" idea); every other matrix takes `type`. A matrix whose rows are not whole blocks is
+ * stored as q8_0 instead of q4_k/q6_k when its rows are whole 32-value blocks, else as f16 (the
+ * ViT patch embedding, 588 wide).
  */
 typedef struct molmo_convert_progress {
     int tensor_index;            /* 0-based index of the tensor being written                */
@@ -858,9 +864,10 @@ typedef struct molmo_convert_progress {
 typedef int (*molmo_convert_progress_fn)(void *user, const molmo_convert_progress *p);
 
 typedef struct molmo_convert_params {
-    molmo_dtype type;            /* [MOLMO_DTYPE_BF16] f32, f16, bf16, q8_0 or q4_0           */
+    molmo_dtype type;            /* [MOLMO_DTYPE_BF16] f32, f16, bf16, q8_0, q4_0, q6_k, q4_k */
     molmo_dtype vision_type;     /* [MOLMO_DTYPE_COUNT] the vision tower's type;
-                                    MOLMO_DTYPE_COUNT: `type`, but q8_0 when that is q4_0     */
+                                    MOLMO_DTYPE_COUNT: `type`, but q8_0 when that is q4_0 or
+                                    q4_k                                                       */
     const char *name;            /* [NULL] general.name; NULL: the model's repo or directory
                                     name                                                      */
     int n_threads;               /* [0] threads encoding rows; <= 0: one per physical core.
@@ -878,13 +885,212 @@ MOLMO_API molmo_convert_params molmo_convert_default_params(void);
  * Hugging Face cache, or a GGUF file, which is then re-encoded) and writes `out_path` as one
  * GGUF file. The file appears only when complete (it is written as out_path.part and renamed).
  * `params` may be NULL (defaults). Errors: those of molmo_model_load, MOLMO_ERR_INVALID_ARG (a
- * type that is not one of the five), MOLMO_ERR_IO (the output cannot be written; the message
+ * type that is not one of the seven), MOLMO_ERR_IO (the output cannot be written; the message
  * names it), MOLMO_ERR_FORMAT (a value that does not fit the chosen type: inf/NaN, or beyond
  * f16's range; the message names the tensor), MOLMO_ERR_CANCELLED, MOLMO_ERR_NOMEM.
  * Memory: the source stays mapped; output goes through one 16 MB buffer.
  */
 MOLMO_API molmo_status molmo_convert(const char *model, const char *out_path,
                                      const molmo_convert_params *params, molmo_error *err);
+
+/* --- section: bench (issue 8) --- */
+
+/*
+ * Measuring this machine and the library on the real shapes of the released models, with
+ * weights generated locally (no download); the `molmo bench` command is built on these calls
+ * (docs/bench.md). Each speed is meant to be read against a baseline measured in the same run,
+ * on the same threads: compute-bound stages (vision, prefill) against the peak of the
+ * instructions the kernels use, decode against the memory read bandwidth.
+ *
+ * Timings are wall-clock, so other work on the machine lowers them: compare figures of one
+ * run. None of these calls prints; the measuring ones are for one thread at a time (they
+ * start their own threads or use the context's).
+ */
+
+/* Bits of molmo_bench_machine_params.what. */
+#define MOLMO_BENCH_READ 1u      /* memory read bandwidth                                    */
+#define MOLMO_BENCH_FMA 2u       /* f32 FMA peak (AVX-512, else AVX2)                        */
+#define MOLMO_BENCH_VNNI 4u      /* int8 vpdpbusd peak (AVX512-VNNI, else AVX-VNNI)          */
+#define MOLMO_BENCH_BF16 8u      /* vdpbf16ps peak (AVX512-BF16)                             */
+#define MOLMO_BENCH_ALL 15u
+
+typedef struct molmo_bench_machine_params {
+    int n_threads;               /* [0] threads measuring together; <= 0: one per physical
+                                    core (at most 256)                                        */
+    unsigned what;               /* [MOLMO_BENCH_ALL] which baselines                         */
+    size_t read_bytes;           /* [1 GiB] buffer the read loop streams (>= 1 MiB); it must
+                                    be several times the last-level cache to measure memory  */
+    int reps;                    /* [3] best of `reps` passes (1..1000)                       */
+    long peak_iters;             /* [4,000,000] iterations of each peak loop per thread, 16
+                                    instructions each (1..1e9)                                */
+} molmo_bench_machine_params;
+
+MOLMO_API molmo_bench_machine_params molmo_bench_machine_default_params(void);
+
+typedef struct molmo_bench_machine {
+    char cpu[64];                /* the CPUID brand string ("unknown CPU" elsewhere)          */
+    int n_physical, n_logical;   /* cores this process may run on                             */
+    const char *kernels;         /* the kernel set in use: "avx512", "avx2" or "ref"          */
+    int n_threads;               /* threads that measured                                     */
+    double read_gbs;             /* GB/s (1e9 bytes) read by all threads together             */
+    double fma_gflops;           /* f32 FMA: 2 FLOP per lane                                  */
+    double vnni_gops;            /* vpdpbusd: 2 ops per int8 multiply-add                     */
+    double bf16_gflops;          /* vdpbf16ps: 2 FLOP per bf16 product                        */
+    const char *fma_isa;         /* "avx512", "avx2" or "none" (static strings)               */
+    const char *vnni_isa;        /* "avx512-vnni", "avx-vnni" or "none"                       */
+    const char *bf16_isa;        /* "avx512-bf16" or "none"                                   */
+    double elapsed_s;            /* time the measurement took                                 */
+} molmo_bench_machine;
+
+/*
+ * Measures the baselines `params->what` asks for (params may be NULL: defaults) on a pool of
+ * n_threads threads. A baseline the CPU lacks the instructions for, or that was not asked
+ * for, is 0; the description fields (cpu ... kernels, the *_isa names) are always filled.
+ * Errors: MOLMO_ERR_INVALID_ARG (a field out of range, out NULL), MOLMO_ERR_NOMEM (the read
+ * buffer), MOLMO_ERR_INTERNAL (threads could not be started).
+ */
+MOLMO_API molmo_status molmo_bench_machine_measure(const molmo_bench_machine_params *params,
+                                                   molmo_bench_machine *out, molmo_error *err);
+
+/* Physical cores this process may run on (>= 1): the default thread count everywhere. */
+MOLMO_API int molmo_bench_physical_cores(void);
+
+/* ---- synthetic models ---------------------------------------------------------------------- */
+
+/* Names of the released models whose shapes can be generated: i = 0, 1, ... gives
+ * "molmoe-1b", "molmo-7b-o", "molmo-7b-d", "molmo-72b", then NULL. *repo (may be NULL)
+ * receives the Hugging Face repo id ("allenai/MolmoE-1B-0924", ...). */
+MOLMO_API const char *molmo_bench_preset(int i, const char **repo);
+
+typedef enum molmo_bench_weights {
+    MOLMO_BENCH_WEIGHTS_RANDOM = 0, /* uniform in [-0.05, 0.05) (norm weights around 1) from
+                                       the seed, so MoE routing spreads over the experts as
+                                       with a trained model; writes every byte             */
+    MOLMO_BENCH_WEIGHTS_ZEROS       /* a sparse file of zeros: instant and without disk use,
+                                       but every MoE token ties and picks experts 0..k-1     */
+} molmo_bench_weights;
+
+/* Static name: "random" or "zeros". */
+MOLMO_API const char *molmo_bench_weights_name(molmo_bench_weights w);
+
+typedef struct molmo_bench_progress {
+    const char *phase;           /* "weights": writing the checkpoint; "convert": the GGUF   */
+    const char *tensor;          /* convert: the tensor being written; otherwise NULL         */
+    uint64_t bytes_done, bytes_total;
+    double elapsed_s;            /* since the phase began                                     */
+} molmo_bench_progress;
+
+/* Called from the calling thread, at most every 16 MB or so; return non-zero to stop
+ * (MOLMO_ERR_CANCELLED; nothing incomplete is left that a later call could take as valid). */
+typedef int (*molmo_bench_progress_fn)(void *user, const molmo_bench_progress *p);
+
+typedef struct molmo_bench_model_params {
+    molmo_dtype type;            /* [MOLMO_DTYPE_Q8_0] the language model's matrices, as in
+                                    molmo_convert_params. MOLMO_DTYPE_BF16 with vision_type
+                                    COUNT or BF16: the bf16 checkpoint itself, no GGUF      */
+    molmo_dtype vision_type;     /* [MOLMO_DTYPE_COUNT] as molmo_convert_params.vision_type   */
+    molmo_bench_weights weights; /* [MOLMO_BENCH_WEIGHTS_RANDOM]                              */
+    uint64_t seed;               /* [1] random weights: the same seed gives the same bytes,
+                                    for any number of threads                                 */
+    int n_threads;               /* [0] threads generating and converting; <= 0: physical
+                                    cores                                                     */
+    molmo_bench_progress_fn progress; /* optional                                             */
+    void *progress_user;
+    molmo_log_fn log;            /* optional: what is reused or generated, and why            */
+    void *log_user;
+} molmo_bench_model_params;
+
+MOLMO_API molmo_bench_model_params molmo_bench_model_default_params(void);
+
+/*
+ * Makes the full-size model `preset` (a name from molmo_bench_preset) available under `dir`
+ * (created if missing; its parent must exist) and writes the path to load into out[cap]:
+ *   dir/<preset>-<weights>/            the checkpoint as the hub lays it out: config.json,
+ *                                      model.safetensors (bf16), and a generated byte-level
+ *                                      BPE tokenizer (tokenizer.json, tokenizer_config.json)
+ *                                      with the model's real EOS and image-token ids, and the
+ *                                      released preprocessor_config.json; molmo-bench.json
+ *                                      (written last) records what was generated
+ *   dir/<preset>-<weights>.<type>[.vision-<vt>].gguf   molmo_convert of it, when asked for
+ *                                      (.vision-<vt> when vision_type is given)
+ * What is already there and valid (same preset, weights and seed; complete; loads) is reused;
+ * anything else is generated again. *reused (may be NULL) is set to 1 when nothing had to be
+ * written. Before writing, the free space of `dir` is checked against what will be written.
+ * Errors: MOLMO_ERR_INVALID_ARG (an unknown preset, the message lists the known ones; not a
+ * weight type; out too small), MOLMO_ERR_IO (cannot create or write; "not enough disk space
+ * in DIR: X GB needed, Y GB free"), MOLMO_ERR_CANCELLED, MOLMO_ERR_NOMEM, and those of
+ * molmo_convert.
+ */
+MOLMO_API molmo_status molmo_bench_model_create(const char *preset, const char *dir,
+                                                const molmo_bench_model_params *params,
+                                                char *out, size_t cap, int *reused,
+                                                molmo_error *err);
+
+/* ---- stages -------------------------------------------------------------------------------- */
+
+/* What a model costs, counted from its configuration and the stored types of its tensors. */
+typedef struct molmo_bench_costs {
+    double vision_flop_per_crop; /* patch embedding, the ViT blocks that run (up to the deeper
+                                    feature layer), attention included, and the connector
+                                    (pooling and projector): 2 per multiply-add              */
+    double prefill_flop;         /* the language model on n_prompt tokens from position 0:
+                                    every matrix (MoE: router + top-k experts per token),
+                                    causal attention, and the LM head on the last position    */
+    double decode_flop;          /* one more token at position n_prompt                       */
+    uint64_t decode_bytes;       /* weight bytes that decode step reads: every language-model
+                                    matrix and vector except the token embedding (one row),
+                                    for MoE only the top-k experts of each layer; KV cache not
+                                    included                                                  */
+    uint64_t vision_bytes, llm_bytes; /* all weights of each side as stored                   */
+    molmo_dtype vision_type;     /* stored type of the ViT's MLP matrices                     */
+    molmo_dtype llm_type;        /* stored type of the language model's attention matrices    */
+} molmo_bench_costs;
+
+/* Fills *out for a prompt of n_prompt tokens (>= 1). MOLMO_ERR_INVALID_ARG for NULL or
+ * n_prompt < 1. */
+MOLMO_API molmo_status molmo_bench_costs_get(const molmo_model *model, int n_prompt,
+                                             molmo_bench_costs *out, molmo_error *err);
+
+/* Times of one stage over its repetitions. */
+typedef struct molmo_bench_stat {
+    double mean_s, sd_s;         /* sd: sample standard deviation (0 for one repetition)      */
+    double best_s;
+    int reps;
+} molmo_bench_stat;
+
+/*
+ * Vision: one crop of fixed pseudo-random pixels (all real, mask 1) through molmo_encode_crops,
+ * once to warm up, then `reps` timed runs (1..1000). *per_crop: seconds per crop.
+ */
+MOLMO_API molmo_status molmo_bench_vision(molmo_context *ctx, int reps,
+                                          molmo_bench_stat *per_crop, molmo_error *err);
+
+typedef struct molmo_bench_prefill_result {
+    molmo_bench_stat time;       /* seconds to run the whole prompt                           */
+    int n_prompt;                /* its tokens: BOS + image tokens + text                     */
+    int n_crops;
+    double image_s;              /* preprocessing + vision of the first call (not in `time`)  */
+} molmo_bench_prefill_result;
+
+/*
+ * Prefill: molmo_generate(image, one user message `prompt`, no new tokens, max_crops as in
+ * molmo_generate_params; 0 = the model's) once, which encodes the image and keeps its
+ * features, then `reps` times (1..1000) the KV cache is emptied and the whole prompt runs
+ * again. The context is left with the prompt in its KV cache (ready for molmo_bench_decode).
+ */
+MOLMO_API molmo_status molmo_bench_prefill(molmo_context *ctx, const molmo_image *image,
+                                           const char *prompt, int max_crops, int reps,
+                                           molmo_bench_prefill_result *out, molmo_error *err);
+
+/*
+ * Decode: `n_tokens` (1..n_ctx) steps after what the context's KV cache holds (a prompt run
+ * by molmo_generate or molmo_bench_prefill; an empty cache starts from BOS), each feeding the
+ * greedy token back, without stopping at EOS; `reps` times (1..1000) from the same position.
+ * *per_token: seconds per step. The KV cache is cut back to where it was afterwards.
+ * MOLMO_ERR_TOO_LARGE when the steps do not fit the context.
+ */
+MOLMO_API molmo_status molmo_bench_decode(molmo_context *ctx, int n_tokens, int reps,
+                                          molmo_bench_stat *per_token, molmo_error *err);
 
 #ifdef __cplusplus
 }

@@ -45,6 +45,8 @@ int molmo_gguf_ggml_type(molmo_dtype t) {
     case MOLMO_DTYPE_BF16: return MOLMO_GGML_BF16;
     case MOLMO_DTYPE_Q8_0: return MOLMO_GGML_Q8_0;
     case MOLMO_DTYPE_Q4_0: return MOLMO_GGML_Q4_0;
+    case MOLMO_DTYPE_Q4_K: return MOLMO_GGML_Q4_K;
+    case MOLMO_DTYPE_Q6_K: return MOLMO_GGML_Q6_K;
     default: return -1;
     }
 }
@@ -56,6 +58,8 @@ int molmo_gguf_dtype_from_ggml(uint32_t ggml_type, molmo_dtype *out) {
     case MOLMO_GGML_BF16: return *out = MOLMO_DTYPE_BF16, 1;
     case MOLMO_GGML_Q8_0: return *out = MOLMO_DTYPE_Q8_0, 1;
     case MOLMO_GGML_Q4_0: return *out = MOLMO_DTYPE_Q4_0, 1;
+    case MOLMO_GGML_Q4_K: return *out = MOLMO_DTYPE_Q4_K, 1;
+    case MOLMO_GGML_Q6_K: return *out = MOLMO_DTYPE_Q6_K, 1;
     default: return 0;
     }
 }
@@ -307,7 +311,7 @@ static molmo_status rd_type(cursor *c, molmo_st_tensor *t) {
         if (name)
             return molmo_err(c->err, MOLMO_ERR_UNSUPPORTED,
                              "%s: tensor '%.100s' has ggml type %u (%s); molmo reads f32, f16, "
-                             "bf16, q8_0 and q4_0",
+                             "bf16, q8_0, q4_0, q4_K and q6_K",
                              c->fname, t->name, gt, name);
         return molmo_err(c->err, MOLMO_ERR_FORMAT, "%s: tensor '%.100s' has unknown ggml type %u",
                          c->fname, t->name, gt);

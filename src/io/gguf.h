@@ -53,6 +53,8 @@ typedef enum molmo_gguf_type {
 #define MOLMO_GGML_F16 1
 #define MOLMO_GGML_Q4_0 2
 #define MOLMO_GGML_Q8_0 8
+#define MOLMO_GGML_Q4_K 12
+#define MOLMO_GGML_Q6_K 14
 #define MOLMO_GGML_BF16 30
 
 /* One metadata entry. Scalars: n = 1. Arrays: type = MOLMO_GGUF_ARRAY, elem_type and n give the

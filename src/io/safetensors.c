@@ -34,6 +34,8 @@ const char *molmo_dtype_name(molmo_dtype dtype) {
     case MOLMO_DTYPE_I32: return "i32";
     case MOLMO_DTYPE_Q8_0: return "q8_0";
     case MOLMO_DTYPE_Q4_0: return "q4_0";
+    case MOLMO_DTYPE_Q4_K: return "q4_k";
+    case MOLMO_DTYPE_Q6_K: return "q6_k";
     default: return "unknown";
     }
 }

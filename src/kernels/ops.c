@@ -170,7 +170,8 @@ void molmo_op_matmul_many(molmo_pool *p, const molmo_matmul_job *jobs, int n_job
     for (int i = 0; i < n_jobs; i++) {
         if (jobs[i].M <= 0 || jobs[i].N <= 0) continue;
         /* Block types: rows are whole blocks (the loader checks the shapes). */
-        assert(!molmo_dtype_is_block(jobs[i].wt) || jobs[i].K % MOLMO_QK == 0);
+        assert(molmo_dtype_block_size(jobs[i].wt) <= 1 ||
+               jobs[i].K % molmo_dtype_block_size(jobs[i].wt) == 0);
         mm_plan_one(&t.plan[t.n], &jobs[i], nth);
         t.first[t.n + 1] = t.first[t.n] + t.plan[t.n].n_mt * t.plan[t.n].n_nt;
         t.n++;

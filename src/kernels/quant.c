@@ -11,6 +11,7 @@
 #include <math.h>
 
 #include "base/error.h"
+#include "kernels/kquant.h"
 
 int molmo_dtype_block_size(molmo_dtype t) {
     switch (t) {
@@ -20,6 +21,8 @@ int molmo_dtype_block_size(molmo_dtype t) {
     case MOLMO_DTYPE_I32: return 1;
     case MOLMO_DTYPE_Q8_0:
     case MOLMO_DTYPE_Q4_0: return MOLMO_QK;
+    case MOLMO_DTYPE_Q4_K:
+    case MOLMO_DTYPE_Q6_K: return MOLMO_QK_K;
     default: return 0;
     }
 }
@@ -33,6 +36,8 @@ size_t molmo_dtype_row_bytes(molmo_dtype t, int64_t n) {
     case MOLMO_DTYPE_BF16: unit = 2; break;
     case MOLMO_DTYPE_Q8_0: unit = MOLMO_Q8_0_BYTES; break;
     case MOLMO_DTYPE_Q4_0: unit = MOLMO_Q4_0_BYTES; break;
+    case MOLMO_DTYPE_Q4_K: unit = MOLMO_Q4_K_BYTES; break;
+    case MOLMO_DTYPE_Q6_K: unit = MOLMO_Q6_K_BYTES; break;
     default: return 0;
     }
     const int bs = molmo_dtype_block_size(t);
@@ -119,6 +124,7 @@ static int quantize_q4_0_block(const float *x, uint8_t *blk) {
 
 molmo_status molmo_quantize_row(molmo_dtype t, const float *x, void *out, int64_t n,
                                 molmo_error *err) {
+    if (molmo_dtype_is_kquant(t)) return molmo_kquantize_row(t, x, out, n, err);
     if (!molmo_dtype_is_block(t))
         return molmo_err(err, MOLMO_ERR_INVALID_ARG, "quantize: %s is not a block type",
                          molmo_dtype_name(t));
@@ -148,6 +154,10 @@ molmo_status molmo_quantize_row(molmo_dtype t, const float *x, void *out, int64_
 }
 
 void molmo_dequantize_row(molmo_dtype t, const void *in, float *out, int64_t n) {
+    if (molmo_dtype_is_kquant(t)) {
+        molmo_kdequantize_row(t, in, out, n);
+        return;
+    }
     const uint8_t *p = in;
     const int q8 = t == MOLMO_DTYPE_Q8_0;
     const size_t bb = q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;

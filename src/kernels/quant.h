@@ -29,11 +29,13 @@ static inline int molmo_dtype_is_block(molmo_dtype t) {
     return t == MOLMO_DTYPE_Q8_0 || t == MOLMO_DTYPE_Q4_0;
 }
 
-/* Values per block: 32 for Q8_0/Q4_0, 1 for F32/F16/BF16/I32, 0 for anything else. */
+/* Values per block: 32 for Q8_0/Q4_0, 256 for Q4_K/Q6_K (kquant.h), 1 for F32/F16/BF16/I32,
+ * 0 for anything else. */
 int molmo_dtype_block_size(molmo_dtype t);
 
 /* Bytes of n consecutive values of type t. n must be >= 0 and, for block types, a multiple
- * of 32; returns 0 when it is not, for an unknown dtype, or when the size overflows size_t. */
+ * of the block size; returns 0 when it is not, for an unknown dtype, or when the size
+ * overflows size_t. */
 size_t molmo_dtype_row_bytes(molmo_dtype t, int64_t n);
 
 /* f32 -> IEEE fp16, round to nearest even, as F16C's vcvtps2ph and ggml's GGML_FP32_TO_FP16:
@@ -59,11 +61,13 @@ static inline float molmo_q4_0_value(const uint8_t *blk, int j) {
  * x*id + 8.5 clamped to 15, scale stored as fp16 RNE), so files written here match ggml's.
  * Errors (MOLMO_ERR_INVALID_ARG, nothing useful written): t not a block type, n not a positive
  * multiple of 32, a value that is not finite, or a block whose scale overflows fp16 (|x| beyond
- * ~8.3e6 for Q8_0, ~5.2e5 for Q4_0). The message names the value's index. */
+ * ~8.3e6 for Q8_0, ~5.2e5 for Q4_0). The message names the value's index.
+ * Q4_K / Q6_K go to molmo_kquantize_row (kquant.h: n a multiple of 256, its own limits). */
 molmo_status molmo_quantize_row(molmo_dtype t, const float *x, void *out, int64_t n,
                                 molmo_error *err);
 
-/* out[0..n) = the n values of the blocks at in (t = Q8_0 or Q4_0, n a multiple of 32), exact. */
+/* out[0..n) = the n values of the blocks at in (t = Q8_0 or Q4_0, n a multiple of 32; or Q4_K /
+ * Q6_K, n a multiple of 256, through molmo_kdequantize_row), exact. */
 void molmo_dequantize_row(molmo_dtype t, const void *in, float *out, int64_t n);
 
 /* The activation side of the quantized matmul kernels (ggml's Q8_0 activation quantization,

@@ -4,8 +4,9 @@
  * The model is loaded first (so only a checkpoint that loads and binds is converted), then the
  * tensors the architecture uses are written in binding order (language model, then vision) with
  * the per-tensor type policy of molmo.h's convert section, each row converted through f32
- * (exact for every source type) and encoded with the quantizers of kernels/quant.h, which are
- * bit-for-bit ggml's. The metadata carries the normalised config and the checkpoint's JSON texts,
+ * (exact for every source type) and encoded with the quantizers of kernels/quant.h (Q8_0/Q4_0:
+ * bit-for-bit ggml's) and kernels/kquant.h (Q4_K/Q6_K: ggml's format, our own scale search).
+ * The metadata carries the normalised config and the checkpoint's JSON texts,
  * which is all the loader (model_gguf.c) needs. */
 #define _DEFAULT_SOURCE /* madvise */
 #define _POSIX_C_SOURCE 200809L
@@ -26,6 +27,7 @@
 #include "io/gguf.h"
 #include "io/mapfile.h"
 #include "io/path.h"
+#include "kernels/kquant.h"
 #include "kernels/quant.h"
 #include "model/model.h"
 #include "model/weights.h"
@@ -40,7 +42,8 @@ molmo_convert_params molmo_convert_default_params(void) {
 
 static int is_weight_type(molmo_dtype t) {
     return t == MOLMO_DTYPE_F32 || t == MOLMO_DTYPE_F16 || t == MOLMO_DTYPE_BF16 ||
-           t == MOLMO_DTYPE_Q8_0 || t == MOLMO_DTYPE_Q4_0;
+           t == MOLMO_DTYPE_Q8_0 || t == MOLMO_DTYPE_Q4_0 || t == MOLMO_DTYPE_Q4_K ||
+           t == MOLMO_DTYPE_Q6_K;
 }
 
 static int ends_with(const char *s, const char *suffix) {
@@ -48,8 +51,19 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= k && !strcmp(s + n - k, suffix);
 }
 
+/* t, or what a row of k values can hold: a K-quant row that is not whole 256-value blocks
+ * falls back to q8_0 when it is whole 32-value blocks; a block-type row that is not whole
+ * blocks at all is f16. */
+static molmo_dtype fit_rows(molmo_dtype t, int64_t k) {
+    const int bs = molmo_dtype_block_size(t);
+    if (bs <= 1 || k % bs == 0) return t;
+    if (molmo_dtype_is_kquant(t) && k % MOLMO_QK == 0) return MOLMO_DTYPE_Q8_0;
+    return MOLMO_DTYPE_F16;
+}
+
 /* Names from arch.c's tables: both naming schemes share the embeddings; the LM head is
- * model.transformer.ff_out (HF) or lm_head (MolmoE); the router is MolmoE's mlp.gate. */
+ * model.transformer.ff_out (HF) or lm_head (MolmoE); the router is MolmoE's mlp.gate;
+ * attention is (attn.)att_proj (Q, K and V fused) and (attn.)attn_out. */
 molmo_dtype molmo_convert_policy(const char *name, int n_dims, const int64_t *shape,
                                  molmo_dtype type, molmo_dtype vision_type) {
     if (n_dims < 2) return MOLMO_DTYPE_F32; /* norms, biases, class embedding */
@@ -64,10 +78,12 @@ molmo_dtype molmo_convert_policy(const char *name, int n_dims, const int64_t *sh
                !strcmp(name, "model.transformer.ff_out.weight") ||
                !strcmp(name, "lm_head.weight")) {
         if (t == MOLMO_DTYPE_Q4_0) t = MOLMO_DTYPE_Q8_0;
+        if (t == MOLMO_DTYPE_Q4_K) t = MOLMO_DTYPE_Q6_K;
+    } else if (t == MOLMO_DTYPE_Q4_K &&
+               (ends_with(name, ".att_proj.weight") || ends_with(name, ".attn_out.weight"))) {
+        t = MOLMO_DTYPE_Q6_K; /* llama.cpp's Q4_K_M idea: V (fused here) and the output in 6 bits */
     }
-    if (molmo_dtype_block_size(t) > 1 && shape[n_dims - 1] % molmo_dtype_block_size(t) != 0)
-        t = MOLMO_DTYPE_F16;
-    return t;
+    return fit_rows(t, shape[n_dims - 1]);
 }
 
 int molmo_gguf_name_from_hf(const char *hf, char *out, size_t cap) {
@@ -189,6 +205,8 @@ static uint32_t file_type(molmo_dtype t) {
     case MOLMO_DTYPE_Q4_0: return 2;
     case MOLMO_DTYPE_Q8_0: return 7;
     case MOLMO_DTYPE_BF16: return 32;
+    case MOLMO_DTYPE_Q4_K: return 15; /* LLAMA_FTYPE_MOSTLY_Q4_K_M: the mix of the policy */
+    case MOLMO_DTYPE_Q6_K: return 18;
     default: return 0;
     }
 }
@@ -438,13 +456,13 @@ static molmo_status check_params(const molmo_convert_params *p, molmo_dtype *vty
                                  molmo_error *err) {
     if (!is_weight_type(p->type))
         return molmo_err(err, MOLMO_ERR_INVALID_ARG, "convert: type %s is not f32, f16, bf16, "
-                         "q8_0 or q4_0", molmo_dtype_name(p->type));
+                         "q8_0, q4_0, q6_k or q4_k", molmo_dtype_name(p->type));
     *vtype = p->vision_type;
-    if (*vtype == MOLMO_DTYPE_COUNT)
-        *vtype = p->type == MOLMO_DTYPE_Q4_0 ? MOLMO_DTYPE_Q8_0 : p->type;
+    if (*vtype == MOLMO_DTYPE_COUNT) /* 4-bit vision costs more accuracy than its bytes save */
+        *vtype = p->type == MOLMO_DTYPE_Q4_0 || p->type == MOLMO_DTYPE_Q4_K ? MOLMO_DTYPE_Q8_0 : p->type;
     if (!is_weight_type(*vtype))
         return molmo_err(err, MOLMO_ERR_INVALID_ARG, "convert: vision type %s is not f32, f16, "
-                         "bf16, q8_0 or q4_0", molmo_dtype_name(*vtype));
+                         "bf16, q8_0, q4_0, q6_k or q4_k", molmo_dtype_name(*vtype));
     return MOLMO_OK;
 }
 

@@ -71,6 +71,8 @@ static const tdef tensors[] = {
     {"empty", MOLMO_DTYPE_F32, 2, {0, 4}},
     {"big", MOLMO_DTYPE_F32, 2, {4200, 1024}}, /* 17.2 MB: two 16 MB chunks */
     {"z.last", MOLMO_DTYPE_F16, 1, {1}},
+    {"w.q4_k", MOLMO_DTYPE_Q4_K, 2, {3, 512}},
+    {"w.q6_k", MOLMO_DTYPE_Q6_K, 1, {256}},
 };
 enum { N_T = sizeof tensors / sizeof tensors[0] };
 
@@ -459,8 +461,8 @@ static void test_hostile_tensors(void **state) {
     tinfo(&b, "t", 1, 32, 0, 99, 0), zeros(&b, 32);
     expect(&b, MOLMO_ERR_FORMAT, "tensor 't' has unknown ggml type 99", "unknown type");
     header(&b, 3, 1, 0);
-    tinfo(&b, "t", 1, 256, 0, 12, 0), zeros(&b, 32);
-    expect(&b, MOLMO_ERR_UNSUPPORTED, "ggml type 12 (q4_K)", "q4_K");
+    tinfo(&b, "t", 1, 256, 0, 13, 0), zeros(&b, 32);
+    expect(&b, MOLMO_ERR_UNSUPPORTED, "ggml type 13 (q5_K)", "q5_K");
     header(&b, 3, 1, 0);
     tinfo(&b, "t", 2, 33, 2, MOLMO_GGML_Q8_0, 0), pad(&b, 32), zeros(&b, 96);
     expect(&b, MOLMO_ERR_FORMAT, "tensor 't' (q8_0) has rows of 33 values", "block divisibility");

@@ -23,6 +23,7 @@ int cmd_points(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 /* `molmo run --pull`: pulls MODEL (a repo id) when it is not in the cache; 0 when it is there
  * now (or is no repo id at all: loading reports that), else the exit status (cmd_pull.c). */

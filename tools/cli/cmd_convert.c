@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,14 +20,17 @@ static void usage(FILE *f) {
             "Writes MODEL (checkpoint directory, Hugging Face repo id, or a GGUF file) as one\n"
             "GGUF file that every command accepts in place of MODEL and that loads without\n"
             "copying: weights in the chosen type, with the config, tokenizer and preprocessor\n"
-            "config embedded. Types: f32, f16, bf16, q8_0, q4_0 (ggml's block formats).\n"
+            "config embedded. Types: f32, f16, bf16, q8_0, q4_0, q6_k, q4_k (ggml's block\n"
+            "formats).\n"
             "\n"
             "  -o, --output FILE     the GGUF file to write; for a repo id the default is\n"
             "                        $MOLMO_GGUF_DIR (~/.cache/molmo)/ORG_NAME.TYPE.gguf, where\n"
             "                        run/point/count/caption find and prefer it\n"
             "  -t, --type T          language model matrices (default bf16); the token\n"
-            "                        embedding and LM head get q8_0 when T is q4_0\n"
-            "      --vision-type T   vision tower and connector (default: T, but q8_0 for q4_0)\n"
+            "                        embedding and LM head get q8_0 when T is q4_0; with q4_k\n"
+            "                        they and the attention matrices get q6_k\n"
+            "      --vision-type T   vision tower and connector (default: T, but q8_0 for\n"
+            "                        q4_0 and q4_k)\n"
             "      --name NAME       general.name (default: the repo or directory name)\n"
             "      --threads N       threads encoding rows (default: one per physical core;\n"
             "                        the file is the same for any N)\n"
@@ -35,15 +39,18 @@ static void usage(FILE *f) {
             "\n"
             "Norms, biases, the class/positional/pad embeddings and the MoE router stay f32;\n"
             "the ViT patch embedding (588 wide, not whole 32-value blocks) is f16 when T is a\n"
-            "block type. See docs/gguf.md.\n");
+            "block type; q6_k/q4_k rows that are not whole 256-value blocks are q8_0. See\n"
+            "docs/gguf.md.\n");
 }
 
 static int parse_type(const char *opt, const char *s, molmo_dtype *out) {
     static const molmo_dtype types[] = {MOLMO_DTYPE_F32, MOLMO_DTYPE_F16, MOLMO_DTYPE_BF16,
-                                        MOLMO_DTYPE_Q8_0, MOLMO_DTYPE_Q4_0};
+                                        MOLMO_DTYPE_Q8_0, MOLMO_DTYPE_Q4_0, MOLMO_DTYPE_Q6_K,
+                                        MOLMO_DTYPE_Q4_K};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-        if (!strcmp(s, molmo_dtype_name(types[i]))) return *out = types[i], 1;
-    fprintf(stderr, "molmo: %s expects f32, f16, bf16, q8_0 or q4_0, got '%s'\n", opt, s);
+        if (!strcasecmp(s, molmo_dtype_name(types[i]))) return *out = types[i], 1;
+    fprintf(stderr, "molmo: %s expects f32, f16, bf16, q8_0, q4_0, q6_k or q4_k, got '%s'\n",
+            opt, s);
     return 0;
 }
 

@@ -2,18 +2,19 @@
  *
  * Specification: for each output element, acc = 0; acc += x[i,k] * w[j,k] for k = 0..K-1 in
  * order, each product and sum rounded to f32; then y = acc + bias[j]. Weights of F16/BF16 are
- * converted exactly to f32 first (base/fp16.h), and the values of Q8_0/Q4_0 blocks are
- * dequantized exactly (quant.h: an integer times the fp16 scale), so every dtype follows the
+ * converted exactly to f32 first (base/fp16.h), and the values of Q8_0/Q4_0 (Q4_K/Q6_K) blocks
+ * are dequantized exactly (quant.h: an integer times the fp16 scale), so every dtype follows the
  * same arithmetic: this is the accuracy reference of the quantized types too (the fast
  * quantized kernels also quantize x, see ref_quant.c). */
 #include <stdint.h>
 
 #include "base/fp16.h"
+#include "kernels/kquant.h"
 #include "kernels/quant.h"
 #include "kernels/ref/ref.h"
 
 /* Element i of w counted row-major over the whole matrix (rows are whole blocks, so element i
- * of a block type sits in block i / 32). */
+ * of a block type sits in block i / 32, of a K-quant type in block i / 256). */
 static inline float load_w(const void *w, molmo_dtype wt, size_t i) {
     switch (wt) {
     case MOLMO_DTYPE_F16: return molmo_f16_to_f32(((const uint16_t *)w)[i]);
@@ -24,6 +25,12 @@ static inline float load_w(const void *w, molmo_dtype wt, size_t i) {
     case MOLMO_DTYPE_Q4_0:
         return molmo_q4_0_value((const uint8_t *)w + i / MOLMO_QK * MOLMO_Q4_0_BYTES,
                                 (int)(i % MOLMO_QK));
+    case MOLMO_DTYPE_Q4_K:
+        return molmo_q4_k_value((const uint8_t *)w + i / MOLMO_QK_K * MOLMO_Q4_K_BYTES,
+                                (int)(i % MOLMO_QK_K));
+    case MOLMO_DTYPE_Q6_K:
+        return molmo_q6_k_value((const uint8_t *)w + i / MOLMO_QK_K * MOLMO_Q6_K_BYTES,
+                                (int)(i % MOLMO_QK_K));
     default: return ((const float *)w)[i];
     }
 }

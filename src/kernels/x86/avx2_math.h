@@ -119,4 +119,24 @@ static inline float avx2_exp_sub_max(float *x, int n, float scale) {
     return 1.0f / (float)avx2_hsum_pd(_mm256_add_pd(s0, s1));
 }
 
+/* Shared by the quantized kernels (avx2_quant.c, avx2_kquant.c). */
+/* 8x8 transpose of dwords: r[c] dword k -> r[k] dword c. */
+static inline __attribute__((always_inline)) void avx2_transpose8_epi32(__m256i r[8]) {
+    __m256i t[8], u[8];
+    for (int i = 0; i < 8; i += 4) {
+        t[i + 0] = _mm256_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_epi32(r[i], r[i + 1]);
+        t[i + 2] = _mm256_unpacklo_epi32(r[i + 2], r[i + 3]);
+        t[i + 3] = _mm256_unpackhi_epi32(r[i + 2], r[i + 3]);
+        u[i + 0] = _mm256_unpacklo_epi64(t[i + 0], t[i + 2]);
+        u[i + 1] = _mm256_unpackhi_epi64(t[i + 0], t[i + 2]);
+        u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
+        u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (int k = 0; k < 4; k++) {
+        r[k] = _mm256_permute2x128_si256(u[k], u[4 + k], 0x20);
+        r[4 + k] = _mm256_permute2x128_si256(u[k], u[4 + k], 0x31);
+    }
+}
+
 #endif

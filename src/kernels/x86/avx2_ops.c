@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "kernels/kquant.h"
 #include "kernels/x86/avx2_math.h"
 #include "kernels/x86/x86.h"
 
@@ -128,6 +129,10 @@ static void rope_avx2(float *x, int ldx, int n_tok, int n_heads, int hd, const i
 static void to_f32_avx2(float *out, const void *w, molmo_dtype wt, size_t n) {
     if (wt == MOLMO_DTYPE_Q8_0 || wt == MOLMO_DTYPE_Q4_0) {
         molmo_k_dequant_avx2(out, w, wt, n);
+        return;
+    }
+    if (molmo_dtype_is_kquant(wt)) { /* embedding rows only: the exact plain-C dequantizer */
+        molmo_kdequantize_row(wt, w, out, (int64_t)n);
         return;
     }
     for (size_t i = 0; i < n; i += 8) {

@@ -95,24 +95,6 @@ static void quantize_rows(const float *x, size_t ldx, int rows, int kb0, int kc,
 
 /* ---------------------------------------------------------------------------- weight loading */
 
-/* 8x8 transpose of dwords: r[c] dword k -> r[k] dword c. */
-INLINE void transpose8(__m256i r[8]) {
-    __m256i t[8], u[8];
-    for (int i = 0; i < 8; i += 4) {
-        t[i + 0] = _mm256_unpacklo_epi32(r[i], r[i + 1]);
-        t[i + 1] = _mm256_unpackhi_epi32(r[i], r[i + 1]);
-        t[i + 2] = _mm256_unpacklo_epi32(r[i + 2], r[i + 3]);
-        t[i + 3] = _mm256_unpackhi_epi32(r[i + 2], r[i + 3]);
-        u[i + 0] = _mm256_unpacklo_epi64(t[i + 0], t[i + 2]);
-        u[i + 1] = _mm256_unpackhi_epi64(t[i + 0], t[i + 2]);
-        u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
-        u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
-    }
-    for (int k = 0; k < 4; k++) {
-        r[k] = _mm256_permute2x128_si256(u[k], u[4 + k], 0x20);
-        r[4 + k] = _mm256_permute2x128_si256(u[k], u[4 + k], 0x31);
-    }
-}
 
 /* One block of nc (<= 8, may be <= 0) columns (w: the block of the first column, ldw: the row
  * stride in bytes) as 8 transposed vectors: Q8_0 the signed bytes q, Q4_0 the nibbles. Columns
@@ -121,7 +103,7 @@ INLINE void load8(int q8, const uint8_t *w, size_t ldw, int nc, __m256i r[8]) {
     if (q8) {
         for (int c = 0; c < 8; c++)
             r[c] = c < nc ? _mm256_loadu_si256((const __m256i *)(w + (size_t)c * ldw + 2)) : _mm256_setzero_si256();
-        transpose8(r);
+        avx2_transpose8_epi32(r);
         return;
     }
     __m256i v[4]; /* v[p]: the 16 packed bytes of columns p and p + 4 */

@@ -81,4 +81,29 @@ static inline float avx512_exp_sub_max(float *x, int n, float scale) {
     return 1.0f / (float)_mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
 }
 
+/* Shared by the quantized kernels (avx512_quant.c, avx512_kquant.c). */
+/* r[p] holds dwords 0..7 of column p (lanes 0-7) and of column p + 8 (lanes 8-15); afterwards
+ * r[g] holds dword g of columns 0..15 (lane = column). Three rounds of 8 two-source shuffles. */
+static inline __attribute__((always_inline)) void avx512_transpose_8x16_epi32(__m512i r[8]) {
+    __m512i t[8], u[8];
+    for (int i = 0; i < 8; i += 4) {
+        t[i + 0] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+        t[i + 2] = _mm512_unpacklo_epi32(r[i + 2], r[i + 3]);
+        t[i + 3] = _mm512_unpackhi_epi32(r[i + 2], r[i + 3]);
+        u[i + 0] = _mm512_unpacklo_epi64(t[i + 0], t[i + 2]);
+        u[i + 1] = _mm512_unpackhi_epi64(t[i + 0], t[i + 2]);
+        u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    /* u[k] (u[4+k]): per 128-bit lane L, dword k (L odd: 4+k) of columns 0-3 / 8-11 (4-7 /
+     * 12-15); interleave the lanes of the two. */
+    const __m512i lo = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0);
+    const __m512i hi = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
+    for (int k = 0; k < 4; k++) {
+        r[k] = _mm512_permutex2var_epi64(u[k], lo, u[4 + k]);
+        r[4 + k] = _mm512_permutex2var_epi64(u[k], hi, u[4 + k]);
+    }
+}
+
 #endif

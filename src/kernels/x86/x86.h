@@ -42,6 +42,12 @@ void molmo_k_matmul_q_avx2(const molmo_matmul_args *a, int m0, int m1, int n0, i
 /* out[0..n) = the values of Q8_0 / Q4_0 blocks (n a multiple of 32), exact. */
 void molmo_k_dequant_avx512(float *out, const void *w, molmo_dtype wt, size_t n);
 void molmo_k_dequant_avx2(float *out, const void *w, molmo_dtype wt, size_t n);
+/* Q4_K / Q6_K weights (avx512_kquant.c, avx2_kquant.c): the arithmetic of
+ * molmo_k_matmul_kdot_ref bit for bit; the AVX-512 one needs VNNI as above. */
+void molmo_k_matmul_k_avx512(const molmo_matmul_args *a, int m0, int m1, int n0, int n1,
+                             float *ws, size_t ws_floats);
+void molmo_k_matmul_k_avx2(const molmo_matmul_args *a, int m0, int m1, int n0, int n1,
+                           float *ws, size_t ws_floats);
 void molmo_k_attention_f32_avx2(const molmo_attn_args *a, int it0, int it1, float *scratch,
                                 float *ws, size_t ws_floats);
 

@@ -1,0 +1,376 @@
+/* avx2_kquant.c — y = x · W^T (+ b) for Q4_K / Q6_K weights with AVX2: the arithmetic of
+ * ref/ref_kquant.c bit for bit, with the design of avx512_kquant.c (read that file's header
+ * first: activation blocks, weights unpacked into transposed vectors of 4 values per column,
+ * one panel block reused by a register tile, y updated once per block) sized for 16 ymm
+ * registers and without VNNI; decode goes through the panel tile too (no in-register path).
+ *
+ * Products go through vpmaddubsw (unsigned weight byte x signed activation byte -> int16 pair
+ * sums) and vpmaddwd against the sub-block scale repeated in both halves of each lane, which
+ * folds the scale into the widening step: isum += sc * (pair sum), 3 instructions per 4 values
+ * of 8 columns. Nothing saturates: a pair sum is at most 2 * 15 * 127 (Q4_K) or 2 * 63 * 127 =
+ * 16002 (Q6_K) in magnitude. Q6_K's q - 32 offset is applied once per block from the 16-value
+ * activation sums: isum -= 32 * sum_j sc_j bsum_j (vpmaddwd of scale pairs with sum pairs);
+ * Q4_K's min term likewise (min pairs with 32-value sum pairs).
+ * Activations per row and block (XB bytes): int8 q[256] | i32 bp[4] (int16 pairs of the 32-value
+ * sums) | i32 bq[8] (int16 pairs of the 16-value sums) | f32 dx. Panel: NR = 16 columns of one
+ * block; register tile MR = 3 rows x 16 columns (6 int32 accumulators). */
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels/kquant.h"
+#include "kernels/x86/avx2_math.h"
+#include "kernels/x86/x86.h"
+
+#define NV 2                 /* 8-column groups per panel */
+#define NR (8 * NV)          /* columns per panel */
+#define MR 3                 /* rows per register tile */
+#define OFF_SC 2048          /* packed group: 64 value vectors, then (sc, sc) pairs per sub-block */
+#define OFF_MP 2560          /* Q4_K: 4 min pairs; Q6_K: 8 scale pairs (sc_2p, sc_2p+1) */
+#define OFF_D 2816           /* d as f32, then (Q4_K) dmin */
+#define OFF_DMIN 2848
+#define PV 2880              /* one packed group of 8 columns of one block */
+#define PB (NV * PV)         /* one packed block of a panel */
+#define XB 320               /* one quantized activation block */
+#define XB_BP 256
+#define XB_BQ 272
+#define XB_DX 304
+#define STACK_BYTES (32 * 1024) /* buffer without a pool workspace */
+
+#define INLINE static inline __attribute__((always_inline))
+
+static inline int32_t load_i32(const void *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static inline int32_t pair16(int32_t lo, int32_t hi) {
+    return (int32_t)((uint32_t)(uint16_t)lo | ((uint32_t)(uint16_t)hi << 16));
+}
+
+/* ------------------------------------------------------------------- activation quantization */
+
+static int32_t hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* Rows [0, rows) of x (stride ldx), blocks [kb0, kb0 + kc), into xc: row r's block b at
+ * (r * kc + b) * XB. Same operations as molmo_quantize_act_kblock. */
+static void quantize_rows(const float *x, size_t ldx, int rows, int kb0, int kc, uint8_t *xc) {
+    const __m256i absmask = _mm256_set1_epi32(0x7fffffff);
+    for (int r = 0; r < rows; r++) {
+        for (int b = 0; b < kc; b++) {
+            const float *xb = x + (size_t)r * ldx + (size_t)(kb0 + b) * MOLMO_QK_K;
+            uint8_t *o = xc + ((size_t)r * (size_t)kc + (size_t)b) * XB;
+            __m256i a = _mm256_setzero_si256();
+            for (int t = 0; t < 32; t++)
+                a = _mm256_max_epu32(a, _mm256_and_si256(_mm256_castps_si256(_mm256_loadu_ps(xb + 8 * t)), absmask));
+            __m128i m = _mm_max_epu32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+            m = _mm_max_epu32(m, _mm_shuffle_epi32(m, 0x4e));
+            m = _mm_max_epu32(m, _mm_shuffle_epi32(m, 0xb1));
+            const uint32_t amax_bits = (uint32_t)_mm_cvtsi128_si32(m);
+            float amax;
+            memcpy(&amax, &amax_bits, 4);
+            const float d = amax / 127.0f;
+            const float id = d > 0.0f ? 1.0f / d : 0.0f;
+            int32_t bsum[16] = {0};
+            if (amax_bits < 0x7f800000u && id > 0.0f && id <= 3.40282347e38f) {
+                const __m256 iv = _mm256_set1_ps(id);
+                for (int t = 0; t < 8; t++) { /* 32 values: sub-blocks 2t and 2t+1 */
+                    __m256i qi[4];
+                    for (int u = 0; u < 4; u++)
+                        qi[u] = _mm256_cvttps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(xb + 32 * t + 8 * u), iv),
+                                                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+                    bsum[2 * t] = hsum_epi32(_mm256_add_epi32(qi[0], qi[1]));
+                    bsum[2 * t + 1] = hsum_epi32(_mm256_add_epi32(qi[2], qi[3]));
+                    /* packs work per 128-bit lane: the permutation puts the quarters in order */
+                    const __m256i w01 = _mm256_packs_epi32(qi[0], qi[1]), w23 = _mm256_packs_epi32(qi[2], qi[3]);
+                    const __m256i b8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(w01, w23),
+                                                                   _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+                    _mm256_storeu_si256((__m256i *)(o + 32 * t), b8);
+                }
+            } else {
+                memset(o, 0, MOLMO_QK_K);
+            }
+            int32_t bp[4], bq[8];
+            for (int p = 0; p < 4; p++)
+                bp[p] = pair16(bsum[4 * p] + bsum[4 * p + 1], bsum[4 * p + 2] + bsum[4 * p + 3]);
+            for (int p = 0; p < 8; p++) bq[p] = pair16(bsum[2 * p], bsum[2 * p + 1]);
+            memcpy(o + XB_BP, bp, sizeof bp);
+            memcpy(o + XB_BQ, bq, sizeof bq);
+            memcpy(o + XB_DX, &d, 4);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------- weight packing */
+
+
+/* The 32 bytes at p, p + ldw, ... of nc (<= 8) columns, transposed: r[t] = dword t of each
+ * column (lanes >= nc: 0, never read). */
+INLINE void load32x8(const uint8_t *p, size_t ldw, int nc, __m256i r[8]) {
+    for (int c = 0; c < 8; c++)
+        r[c] = c < nc ? _mm256_loadu_si256((const __m256i *)(p + (size_t)c * ldw)) : _mm256_setzero_si256();
+    avx2_transpose8_epi32(r);
+}
+
+INLINE __m128i load16(const uint8_t *p, size_t ldw, int c, int nc) {
+    return c < nc ? _mm_loadu_si128((const __m128i *)(p + (size_t)c * ldw)) : _mm_setzero_si128();
+}
+
+/* The 16 bytes at p, p + ldw, ... of nc columns as 4 vectors: h[k] = dword k of each column
+ * (v[q]: columns q and q + 4; a 4x4 dword transpose per 128-bit lane). */
+INLINE void load_hdr(const uint8_t *p, size_t ldw, int nc, __m256i h[4]) {
+    __m256i v[4];
+    for (int q = 0; q < 4; q++)
+        v[q] = _mm256_inserti128_si256(_mm256_castsi128_si256(load16(p, ldw, q, nc)), load16(p, ldw, q + 4, nc), 1);
+    const __m256i t0 = _mm256_unpacklo_epi32(v[0], v[1]), t1 = _mm256_unpackhi_epi32(v[0], v[1]);
+    const __m256i t2 = _mm256_unpacklo_epi32(v[2], v[3]), t3 = _mm256_unpackhi_epi32(v[2], v[3]);
+    h[0] = _mm256_unpacklo_epi64(t0, t2);
+    h[1] = _mm256_unpackhi_epi64(t0, t2);
+    h[2] = _mm256_unpacklo_epi64(t1, t3);
+    h[3] = _mm256_unpackhi_epi64(t1, t3);
+}
+
+INLINE void store(uint8_t *p, __m256i v) { _mm256_store_si256((__m256i *)p, v); }
+
+/* A region prefetched into L2 while packing, a few lines between the loads (avx512_kquant.c). */
+typedef struct pf {
+    const uint8_t *p;
+    size_t at, end; /* bytes done, bytes due by the end of this block */
+} pf;
+
+#define PF_LINES 8 /* per call; a Q4_K (Q6_K) block calls 8 (12) times for ~36 (~53) lines */
+
+INLINE void pf_lines(pf *f, int n) {
+    for (int i = 0; i < n && f->at < f->end; i++, f->at += 64) _mm_prefetch((const char *)f->p + f->at, _MM_HINT_T1);
+}
+
+/* Byte b (0..3) of every dword, zero-extended; and the same value in both int16 halves. */
+INLINE __m256i byte_of(__m256i v, int b) {
+    return _mm256_and_si256(_mm256_srli_epi32(v, 8 * b), _mm256_set1_epi32(0xff));
+}
+INLINE __m256i twice16(__m256i v) { return _mm256_or_si256(v, _mm256_slli_epi32(v, 16)); }
+
+/* One Q4_K block of nc (<= 8, may be <= 0) columns into the packed group out. */
+INLINE void pack8_q4_k(const uint8_t *w, size_t ldw, int nc, uint8_t *out, pf *f) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    for (int g = 0; g < 4; g++) {
+        __m256i r[8];
+        load32x8(w + 16 + 32 * g, ldw, nc, r);
+        pf_lines(f, PF_LINES);
+        for (int t = 0; t < 8; t++) {
+            store(out + 32 * (16 * g + t), _mm256_and_si256(r[t], m4));
+            store(out + 32 * (16 * g + 8 + t), _mm256_and_si256(_mm256_srli_epi16(r[t], 4), m4));
+        }
+    }
+    __m256i h[4]; /* d|dmin, scale bytes 0-3, 4-7, 8-11 (kquant.h: molmo_q4_k_scale_min) */
+    load_hdr(w, ldw, nc, h);
+    const __m256i m6 = _mm256_set1_epi8(0x3f), m30 = _mm256_set1_epi8(0x30);
+    const __m256i sc_lo = _mm256_and_si256(h[1], m6), m_lo = _mm256_and_si256(h[2], m6);
+    const __m256i sc_hi = _mm256_or_si256(_mm256_and_si256(h[3], m4), _mm256_and_si256(_mm256_srli_epi32(h[1], 2), m30));
+    const __m256i m_hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(h[3], 4), m4),
+                                         _mm256_and_si256(_mm256_srli_epi32(h[2], 2), m30));
+    for (int j = 0; j < 4; j++) {
+        store(out + OFF_SC + 32 * j, twice16(byte_of(sc_lo, j)));
+        store(out + OFF_SC + 32 * (4 + j), twice16(byte_of(sc_hi, j)));
+    }
+    for (int p = 0; p < 2; p++) {
+        store(out + OFF_MP + 32 * p, _mm256_or_si256(byte_of(m_lo, 2 * p), _mm256_slli_epi32(byte_of(m_lo, 2 * p + 1), 16)));
+        store(out + OFF_MP + 32 * (2 + p),
+              _mm256_or_si256(byte_of(m_hi, 2 * p), _mm256_slli_epi32(byte_of(m_hi, 2 * p + 1), 16)));
+    }
+    const __m256i lo16 = _mm256_set_epi8(-1, -1, -1, -1, -1, -1, -1, -1, 13, 12, 9, 8, 5, 4, 1, 0,
+                                         -1, -1, -1, -1, -1, -1, -1, -1, 13, 12, 9, 8, 5, 4, 1, 0);
+    const __m256i dd = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(h[0], lo16), 0x08);
+    const __m256i dm = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(_mm256_srli_epi32(h[0], 16), lo16), 0x08);
+    _mm256_store_ps((float *)(out + OFF_D), _mm256_cvtph_ps(_mm256_castsi256_si128(dd)));
+    _mm256_store_ps((float *)(out + OFF_DMIN), _mm256_cvtph_ps(_mm256_castsi256_si128(dm)));
+}
+
+/* One Q6_K block of nc columns into the packed group out (bit layout: avx512_kquant.c). */
+INLINE void pack8_q6_k(const uint8_t *w, size_t ldw, int nc, uint8_t *out, pf *f) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m30 = _mm256_set1_epi8(0x30);
+    for (int hf = 0; hf < 2; hf++) {
+        __m256i H[8], A[8];
+        load32x8(w + 128 + 32 * hf, ldw, nc, H);
+        load32x8(w + 64 * hf, ldw, nc, A);
+        pf_lines(f, 2 * PF_LINES);
+        for (int u = 0; u < 8; u++) {
+            store(out + 32 * (32 * hf + u),
+                  _mm256_or_si256(_mm256_and_si256(A[u], m4), _mm256_and_si256(_mm256_slli_epi16(H[u], 4), m30)));
+            store(out + 32 * (32 * hf + 16 + u),
+                  _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(A[u], 4), m4), _mm256_and_si256(H[u], m30)));
+        }
+        load32x8(w + 64 * hf + 32, ldw, nc, A); /* B */
+        pf_lines(f, PF_LINES);
+        for (int u = 0; u < 8; u++) {
+            store(out + 32 * (32 * hf + 8 + u),
+                  _mm256_or_si256(_mm256_and_si256(A[u], m4), _mm256_and_si256(_mm256_slli_epi16(H[u], 2), m30)));
+            store(out + 32 * (32 * hf + 24 + u), _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(A[u], 4), m4),
+                                                                 _mm256_and_si256(_mm256_srli_epi16(H[u], 2), m30)));
+        }
+    }
+    __m256i s[4]; /* int8 scales 4k .. 4k+3 */
+    load_hdr(w + 192, ldw, nc, s);
+    __m256i sc[16];
+    for (int j = 0; j < 16; j++) {
+        sc[j] = _mm256_srai_epi32(_mm256_slli_epi32(s[j / 4], 24 - 8 * (j % 4)), 24);
+        store(out + OFF_SC + 32 * j, _mm256_or_si256(_mm256_and_si256(sc[j], _mm256_set1_epi32(0xffff)),
+                                                     _mm256_slli_epi32(sc[j], 16)));
+    }
+    for (int p = 0; p < 8; p++)
+        store(out + OFF_MP + 32 * p, _mm256_or_si256(_mm256_and_si256(sc[2 * p], _mm256_set1_epi32(0xffff)),
+                                                     _mm256_slli_epi32(sc[2 * p + 1], 16)));
+    uint16_t dh[8] = {0};
+    for (int c = 0; c < nc && c < 8; c++) memcpy(&dh[c], w + (size_t)c * ldw + 208, 2);
+    _mm256_store_ps((float *)(out + OFF_D), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dh)));
+}
+
+/* The block at w (the first column's) of columns 0 .. nr-1 into the panel pw, prefetching f's
+ * lines due by the end of the block on the way. */
+static void pack_block(int q6, const uint8_t *w, size_t ldw, int nr, uint8_t *pw, pf *f) {
+    for (int v = 0; v < NV; v++) {
+        const int nc = nr - 8 * v;
+        const uint8_t *src = nc > 0 ? w + (size_t)(8 * v) * ldw : w; /* nc <= 0: not read */
+        uint8_t *out = pw + (size_t)v * PV;
+        if (nc >= 8) { /* the common case, without the per-column tests */
+            if (q6)
+                pack8_q6_k(src, ldw, 8, out, f);
+            else
+                pack8_q4_k(src, ldw, 8, out, f);
+        } else {
+            if (q6)
+                pack8_q6_k(src, ldw, nc, out, f);
+            else
+                pack8_q4_k(src, ldw, nc, out, f);
+        }
+    }
+    pf_lines(f, 1 << 20); /* what is left of this block's share */
+}
+
+/* ------------------------------------------------------------------------------ register tile */
+
+/* y[0:mr, 0:NR] of one block (as the AVX-512 tile): row i's activation block at xa + i * ldq. */
+INLINE void tile(const int mr, const int q6, const uint8_t *xa, size_t ldq, const uint8_t *pb,
+                 float *y, size_t ldy, int first, const float *bias, const int nc[NV]) {
+    const int nsb = q6 ? 16 : 8, per = q6 ? 4 : 8;
+    __m256i acc[MR][NV];
+    for (int i = 0; i < mr; i++)
+        for (int v = 0; v < NV; v++) acc[i][v] = _mm256_setzero_si256();
+    for (int sb = 0; sb < nsb; sb++) {
+        __m256i scp[NV];
+        for (int v = 0; v < NV; v++) scp[v] = _mm256_load_si256((const __m256i *)(pb + v * PV + OFF_SC + 32 * sb));
+        for (int g = sb * per; g < sb * per + per; g++) {
+            __m256i wv[NV];
+            for (int v = 0; v < NV; v++) wv[v] = _mm256_load_si256((const __m256i *)(pb + v * PV + 32 * g));
+            for (int i = 0; i < mr; i++) {
+                const __m256i xb = _mm256_set1_epi32(load_i32(xa + i * ldq + 4 * g));
+                for (int v = 0; v < NV; v++)
+                    acc[i][v] = _mm256_add_epi32(acc[i][v], _mm256_madd_epi16(_mm256_maddubs_epi16(wv[v], xb), scp[v]));
+            }
+        }
+    }
+    for (int i = 0; i < mr; i++) {
+        const uint8_t *xr = xa + i * ldq;
+        float dxi;
+        memcpy(&dxi, xr + XB_DX, 4);
+        const __m256 dxv = _mm256_set1_ps(dxi);
+        for (int v = 0; v < NV; v++) {
+            const uint8_t *pv = pb + v * PV;
+            __m256i isum = acc[i][v], aux = _mm256_setzero_si256();
+            for (int p = 0; p < (q6 ? 8 : 4); p++) /* Q6_K: sum sc_j bsum_j; Q4_K: sum m_j B_j */
+                aux = _mm256_add_epi32(aux, _mm256_madd_epi16(_mm256_load_si256((const __m256i *)(pv + OFF_MP + 32 * p)),
+                                                              _mm256_set1_epi32(load_i32(xr + (q6 ? XB_BQ : XB_BP) + 4 * p))));
+            if (q6) isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(aux, 5));
+            float *yp = y + i * ldy + 8 * v;
+            __m256 f = first ? _mm256_setzero_ps() : avx2_load(yp, nc[v]);
+            f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dxv, _mm256_load_ps((const float *)(pv + OFF_D))), f);
+            if (!q6)
+                f = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(aux),
+                                     _mm256_mul_ps(dxv, _mm256_load_ps((const float *)(pv + OFF_DMIN))), f);
+            if (bias) f = _mm256_add_ps(f, avx2_load(bias + 8 * v, nc[v]));
+            if (nc[v] > 0) avx2_store(yp, nc[v], f);
+        }
+    }
+}
+
+typedef void (*tile_fn)(const uint8_t *xa, size_t ldq, const uint8_t *pb, float *y, size_t ldy,
+                        int first, const float *bias, const int nc[NV]);
+#define TILE_FN(name, mr, q6)                                                                      \
+    static void name(const uint8_t *xa, size_t ldq, const uint8_t *pb, float *y, size_t ldy,       \
+                     int first, const float *bias, const int nc[NV]) {                             \
+        tile(mr, q6, xa, ldq, pb, y, ldy, first, bias, nc);                                        \
+    }
+TILE_FN(tile_q4_1, 1, 0)
+TILE_FN(tile_q4_2, 2, 0)
+TILE_FN(tile_q4_3, 3, 0)
+TILE_FN(tile_q6_1, 1, 1)
+TILE_FN(tile_q6_2, 2, 1)
+TILE_FN(tile_q6_3, 3, 1)
+
+/* ------------------------------------------------------------------------------------ driver */
+
+/* Chunk sizes (as avx512_kquant.c). */
+static void plan(size_t avail, int rows, int nb, int *kc, int *mc) {
+    const size_t per_block = (size_t)rows * XB;
+    *mc = rows;
+    if (per_block * (size_t)nb <= avail) {
+        *kc = nb;
+    } else if (per_block <= avail) {
+        *kc = (int)(avail / per_block);
+    } else {
+        *kc = 1;
+        *mc = (int)(avail / XB) / MR * MR;
+    }
+}
+
+void molmo_k_matmul_k_avx2(const molmo_matmul_args *a, int m0, int m1, int n0, int n1,
+                           float *ws, size_t ws_floats) {
+    static const tile_fn tiles[2][MR] = {{tile_q4_1, tile_q4_2, tile_q4_3}, {tile_q6_1, tile_q6_2, tile_q6_3}};
+    if (m0 >= m1 || n0 >= n1) return;
+    _Alignas(64) uint8_t stack[STACK_BYTES];
+    uint8_t *buf = stack;
+    size_t bytes = sizeof stack;
+    if (ws && ws_floats * sizeof(float) >= bytes) {
+        buf = (uint8_t *)ws;
+        bytes = ws_floats * sizeof(float);
+    }
+    const int q6 = a->wt == MOLMO_DTYPE_Q6_K, nb = a->K / MOLMO_QK_K;
+    const size_t bb = molmo_kquant_block_bytes(a->wt), ldw = (size_t)nb * bb;
+    const size_t ldx = (size_t)a->ldx, ldy = (size_t)a->ldy;
+    uint8_t *pw = buf, *xc = buf + PB;
+    int kc, mc;
+    plan(bytes - PB, m1 - m0, nb, &kc, &mc);
+    for (int mb0 = m0; mb0 < m1; mb0 += mc) {
+        const int mb1 = m1 - mb0 < mc ? m1 : mb0 + mc;
+        for (int kb0 = 0; kb0 < nb; kb0 += kc) {
+            const int kcn = nb - kb0 < kc ? nb - kb0 : kc;
+            const size_t ldq = (size_t)kcn * XB;
+            quantize_rows(a->x + (size_t)mb0 * ldx, ldx, mb1 - mb0, kb0, kcn, xc);
+            for (int j0 = n0; j0 < n1; j0 += NR) {
+                const int nr = n1 - j0 < NR ? n1 - j0 : NR;
+                int nc[NV];
+                for (int v = 0; v < NV; v++) nc[v] = nr - 8 * v < 0 ? 0 : nr - 8 * v > 8 ? 8 : nr - 8 * v;
+                const int nn = n1 - j0 - NR < NR ? n1 - j0 - NR : NR;
+                const uint8_t *next = (const uint8_t *)a->w + (size_t)(j0 + NR) * ldw + (size_t)kb0 * bb;
+                const size_t next_bytes = nn > 0 ? (size_t)nn * ldw - (size_t)kb0 * bb : 0;
+                pf f = {next, 0, 0};
+                for (int b = kb0; b < kb0 + kcn; b++) {
+                    f.end = next_bytes * (size_t)(b - kb0 + 1) / (size_t)kcn;
+                    pack_block(q6, (const uint8_t *)a->w + (size_t)j0 * ldw + (size_t)b * bb, ldw, nr, pw, &f);
+                    const float *bias = b == nb - 1 && a->bias ? a->bias + j0 : NULL;
+                    for (int i0 = mb0; i0 < mb1; i0 += MR) {
+                        const int mr = mb1 - i0 < MR ? mb1 - i0 : MR;
+                        tiles[q6][mr - 1](xc + (size_t)(i0 - mb0) * ldq + (size_t)(b - kb0) * XB, ldq, pw,
+                                          a->y + (size_t)i0 * ldy + (size_t)j0, ldy, b == 0, bias, nc);
+                    }
+                }
+            }
+        }
+    }
+}

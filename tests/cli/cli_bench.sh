@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# molmo bench through the real binary, on the tiny fixture (seconds): the table has the rows of
+# the stages asked for and no others, at every thread count listed, with positive figures and
+# ratios; --json carries the same; a generated full-size model (sparse zeros: no disk, no wait)
+# is made once and then reused; bad options exit non-zero with one line saying what is wrong.
+set -u
+MOLMO=$1
+DATA=$2
+fail() { echo "FAIL: $*"; exit 1; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+"$MOLMO" --help | grep -q "bench" || fail "--help does not list bench"
+"$MOLMO" bench --help | grep -q -- "--stages" || fail "bench --help"
+
+# machine + decode at 1 and 2 threads
+"$MOLMO" bench --model "$DATA/models/olmoe" --stages machine,decode --tokens 4 --reps 1 \
+  --read-mib 16 --threads 1,2 > "$tmp/md" 2> "$tmp/err" || fail "bench: $(cat "$tmp/err")"
+for t in 1 2; do
+  for row in "| machine | $t | memory read bandwidth (16 MiB) |" "| machine | $t | f32 FMA peak (" \
+             "| machine | $t | int8 vpdpbusd peak (" "| machine | $t | bf16 vdpbf16ps peak (" \
+             "| decode | $t | 4 tokens after "; do
+    grep -qF "$row" "$tmp/md" || fail "no row '$row':
+$(cat "$tmp/md")"
+  done
+done
+grep -qE "^\| (vision|prefill|e2e) " "$tmp/md" && fail "stages not asked for ran: $(cat "$tmp/md")"
+[ "$(grep -cE '^\| (machine|vision|prefill|decode|e2e) \|' "$tmp/md")" -eq 10 ] ||
+  fail "expected 10 rows: $(cat "$tmp/md")"
+grep -q "bench: decode, 2 threads" "$tmp/err" || fail "no progress lines on stderr"
+# every read bandwidth and FMA figure is a positive number; decode has tok/s, GB/s and % of read bw
+awk -F'|' '/memory read bandwidth|f32 FMA peak/ { split($5, a, " "); if (a[1] + 0 <= 0) bad = 1 }
+           /\| decode \|/ { if ($5 !~ /tok\/s/ || $6 !~ /GB\/s/ || $7 !~ /% of read bw/) bad = 1 }
+           END { exit bad }' "$tmp/md" || fail "figures: $(cat "$tmp/md")"
+
+# the other stages, as JSON
+"$MOLMO" bench -m "$DATA/models/olmoe" --stages vision,prefill,e2e -n 2 --reps 2 --read-mib 16 \
+  --threads 1 --json -q > "$tmp/j" 2> "$tmp/err" || fail "json: $(cat "$tmp/err")"
+[ ! -s "$tmp/err" ] || fail "-q printed: $(cat "$tmp/err")"
+python3 - "$tmp/j" <<'PY' || fail "json content: $(cat "$tmp/j")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+rows = {r["stage"]: r for r in j["rows"]}
+assert sorted(rows) == ["e2e", "prefill", "vision"], rows.keys()
+assert j["prompt_tokens"] > 700 and j["crops"] == 7 and j["image"] == [640, 480], j
+assert j["model"]["llm_type"] == "f32" and j["model"]["weights"] is None
+m = j["machine"][0]
+assert m["threads"] == 1 and m["fma_gflops"] > 0 and m["read_gbs"] == 0  # decode not asked
+v, p, e = rows["vision"], rows["prefill"], rows["e2e"]
+assert v["unit"] == "s" and v["value"] > 0 and v["rate_unit"] == "GFLOP/s" and v["pct_fma"] > 0
+assert p["unit"] == "tok/s" and p["value"] > 0 and p["rate_unit"] == "GOP/s" and p["rate"] > 0
+assert e["unit"] == "s" and e["value"] > 0 and "prefill" in e["note"]
+assert all("target" not in r for r in j["rows"])  # the fixture has no released model's shapes
+PY
+
+# a generated full-size MolmoE-1B (sparse zeros, the bf16 checkpoint itself): made, then reused
+gen=(--model molmoe-1b --weights zeros --type bf16 --dir "$tmp/models" --stages machine
+     --read-mib 16 --reps 1)
+"$MOLMO" bench "${gen[@]}" > "$tmp/g1" 2> "$tmp/err" || fail "generate: $(cat "$tmp/err")"
+grep -q "writing $tmp/models/molmoe-1b-zeros" "$tmp/err" || fail "not generated: $(cat "$tmp/err")"
+grep -q "molmoe-1b (allenai/MolmoE-1B-0924 shapes), zeros weights" "$tmp/g1" || fail "header"
+grep -q "language model bf16, vision bf16" "$tmp/g1" || fail "types: $(cat "$tmp/g1")"
+[ -f "$tmp/models/molmoe-1b-zeros/molmo-bench.json" ] || fail "no record written"
+"$MOLMO" bench "${gen[@]}" > /dev/null 2> "$tmp/err" || fail "reuse: $(cat "$tmp/err")"
+grep -q "reusing $tmp/models/molmoe-1b-zeros" "$tmp/err" || fail "not reused: $(cat "$tmp/err")"
+
+# errors: non-zero exit and one line naming the problem
+check_err() { # expected-text args...
+  local want=$1
+  shift
+  local out
+  out=$("$MOLMO" bench "$@" 2>&1 > /dev/null) && fail "exit 0 for: $*"
+  echo "$out" | grep -qF -- "$want" || fail "message for $* lacks '$want': $out"
+  [ "$(echo "$out" | wc -l)" -eq 1 ] || fail "not one line for $*: $out"
+}
+check_err "unknown model 'molmo-13b'" --model molmo-13b
+check_err "q5_1" --type q5_1
+check_err "unknown stage 'vison'" --model "$DATA/models/olmoe" --stages machine,vison
+check_err "--threads" --threads 0
+check_err "--threads" --threads 1,,x
+check_err "--image" --image 640x0
+check_err "--reps" --reps 0
+check_err "apply to generated models" --model "$DATA/models/olmoe" --type q8_0
+check_err "no positional argument" "$DATA/models/olmoe"
+touch "$tmp/file"
+check_err "cannot create $tmp/file/sub" --model molmoe-1b --weights zeros --dir "$tmp/file/sub"
+check_err "/nonexistent" --model /nonexistent/model --stages machine
+echo "ok"

@@ -1,0 +1,54 @@
+/* bench_report.h — the figures `molmo bench` collects and how they are printed (a markdown
+ * table with the targets of issue #8 beside them, or one JSON object). */
+#ifndef MOLMO_CLI_BENCH_REPORT_H
+#define MOLMO_CLI_BENCH_REPORT_H
+
+#include "molmo.h"
+
+#define BENCH_MAX_THREADS 16
+#define BENCH_MAX_ROWS 96
+
+/* One line of the table. Numbers are 0 where they do not apply. */
+typedef struct bench_row {
+    const char *stage;           /* "machine", "vision", "prefill", "decode", "e2e"          */
+    int threads;
+    char measure[72];            /* what was measured, in words                            */
+    double value, sd;            /* the figure and its standard deviation                  */
+    const char *unit;            /* "s", "tok/s", "GB/s", "GFLOP/s", "GOP/s"               */
+    double rate;                 /* the work rate behind it (GFLOP/s, GOP/s, GB/s)         */
+    const char *rate_unit;
+    char rate_note[96];          /* e2e: the time per part                                 */
+    double pct_fma, pct_vnni, pct_bf16, pct_read; /* % of the same run's baselines          */
+    double bound;                /* the best `value` those baselines allow (in `unit`): the
+                                    instruction peak for the weight type, or the read
+                                    bandwidth for decode; 0: none                           */
+    double target;               /* 0: no target for this model/type                        */
+    int target_max;              /* 1: value <= target passes; 0: value >= target           */
+    char target_note[24];        /* "q8_0", "int8 ViT", ...                                 */
+    const char *verdict;         /* "pass", "miss", "n/a" (not at all cores) or ""          */
+} bench_row;
+
+typedef struct bench_report {
+    const char *model_label;     /* "molmoe-1b (allenai/MolmoE-1B-0924 shapes)" or the path */
+    const char *model_path;
+    const char *weights;         /* "random", "zeros" or NULL (a model from disk)           */
+    const char *llm_type, *vision_type;
+    double model_gb;             /* weights as stored                                       */
+    int image_w, image_h, n_crops, n_prompt, tokens, reps;
+    const char *prompt;
+    molmo_bench_machine machine[BENCH_MAX_THREADS]; /* per thread count, in order          */
+    int n_machine;
+    bench_row rows[BENCH_MAX_ROWS];
+    int n_rows;
+} bench_report;
+
+/* A new row of the report (zeroed), or NULL when the table is full. */
+bench_row *bench_add_row(bench_report *r, const char *stage, int threads);
+
+/* Sets the row's target and verdict: judged only when the row ran on all physical cores. */
+void bench_judge(bench_row *row, double target, int target_max, const char *note);
+
+void bench_print_markdown(const bench_report *r);
+void bench_print_json(const bench_report *r);
+
+#endif
