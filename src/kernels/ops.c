@@ -104,6 +104,7 @@ typedef struct mm_task {
     molmo_pool *pool;
     int n;                     /* matmuls */
     int first[MM_MAX_JOBS + 1]; /* global index of each one's first tile; first[n] = total */
+    double cost[MM_MAX_JOBS];   /* work of one tile of each (mb * nb * K) */
     mm_plan plan[MM_MAX_JOBS];
 } mm_task;
 
@@ -119,11 +120,31 @@ static void mm_tiles(const molmo_kernels *k, const mm_plan *t, int b, int e, flo
     }
 }
 
+/* Global index of the tile where part k of nth begins, when the tiles are dealt out in
+ * contiguous runs of about equal cost (tiles of different matmuls differ: MoE experts get
+ * different numbers of rows). A tile of matmul j costs mb * nb * K. */
+static int mm_boundary(const mm_task *t, int k, int nth) {
+    if (k <= 0) return 0;
+    if (k >= nth) return t->first[t->n];
+    double total = 0;
+    for (int j = 0; j < t->n; j++) total += (t->first[j + 1] - t->first[j]) * t->cost[j];
+    double target = total * k / nth, cum = 0;
+    for (int j = 0; j < t->n; j++) {
+        const double c = (t->first[j + 1] - t->first[j]) * t->cost[j];
+        if (target < cum + c) {
+            const int i = (int)((target - cum) / t->cost[j] + 0.5);
+            return t->first[j] + i;
+        }
+        cum += c;
+    }
+    return t->first[t->n];
+}
+
 static void mm_worker(void *arg, int ith, int nth) {
     const mm_task *t = arg;
     float *ws = molmo_pool_scratch(t->pool, ith);
-    int b, e;
-    molmo_pool_range(t->first[t->n], ith, nth, &b, &e);
+    int b = mm_boundary(t, ith, nth);
+    const int e = mm_boundary(t, ith + 1, nth);
     for (int j = 0; j < t->n && b < e; j++) {
         const int j0 = t->first[j], j1 = t->first[j + 1];
         if (b >= j1) continue;
@@ -174,6 +195,8 @@ void molmo_op_matmul_many(molmo_pool *p, const molmo_matmul_job *jobs, int n_job
                jobs[i].K % molmo_dtype_block_size(jobs[i].wt) == 0);
         mm_plan_one(&t.plan[t.n], &jobs[i], nth);
         t.first[t.n + 1] = t.first[t.n] + t.plan[t.n].n_mt * t.plan[t.n].n_nt;
+        t.cost[t.n] = (double)(t.plan[t.n].mb < jobs[i].M ? t.plan[t.n].mb : jobs[i].M) *
+                      t.plan[t.n].nb * (jobs[i].K > 0 ? jobs[i].K : 1);
         t.n++;
     }
     if (t.n == 0) return;
