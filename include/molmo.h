@@ -39,7 +39,7 @@
  *
  * LIMITS (and why)
  *   - Weights: F32, F16 and BF16 safetensors as published, or a GGUF file written by
- *     molmo_convert (F32, F16, BF16, Q8_0, Q4_0). Other types are rejected by name.
+ *     molmo_convert (F32, F16, BF16, Q8_0, Q4_0, Q6_K, Q4_K). Other types are rejected by name.
  *   - safetensors headers are limited to 100 MB (the format's own reference limit).
  */
 #ifndef MOLMO_H

@@ -16,7 +16,7 @@ static const cli_command commands[] = {
     {"info", "show a model's family, dimensions, parameters, files and memory", cmd_info},
     {"tokenize", "show the token ids and strings of a text (or decode ids)", cmd_tokenize},
     {"pull", "download a model from the Hugging Face hub into the cache (resumable)", cmd_pull},
-    {"convert", "write a model as one GGUF file (f32, f16, bf16, q8_0, q4_0)", cmd_convert},
+    {"convert", "write a model as one GGUF file (f32, f16, bf16, q8_0, q4_0, q6_k, q4_k)", cmd_convert},
     {"bench", "measure this machine and molmo.c on the released models' shapes", cmd_bench},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
