@@ -10,9 +10,7 @@
  *
  * usage: bench_vision [--reps N] [--dir TMPDIR] [--types f32,bf16,q8_0,q4_0] [--threads N] */
 #define _POSIX_C_SOURCE 200809L
-#include <immintrin.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,31 +46,18 @@ static double crop_flops(const molmo_model_info *i) {
     return 2 * P * 588 * W + blocks * block + conn;
 }
 
-/* Peak f32 FMA throughput of one thread: 12 independent accumulator chains. */
-__attribute__((target("avx512f,fma"))) static void *fma_loop(void *arg) {
-    double *gflops = arg;
-    __m512 acc[12];
-    for (int i = 0; i < 12; i++) acc[i] = _mm512_set1_ps((float)i);
-    const __m512 a = _mm512_set1_ps(0.9999f), b = _mm512_set1_ps(0.0001f);
-    long iters = 20000000;
-    double t0 = now_s();
-    for (long n = 0; n < iters; n++)
-        for (int i = 0; i < 12; i++) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
-    double t = now_s() - t0;
-    float sink = 0;
-    for (int i = 0; i < 12; i++) sink += _mm512_reduce_add_ps(acc[i]);
-    *gflops = (double)iters * 12 * 16 * 2 / t / 1e9 + (sink == 12345.0f);
-    return NULL;
-}
-
+/* The f32 FMA peak of `threads` threads (the library's loop, molmo bench's baseline). */
 static double measure_peak(int threads) {
-    pthread_t th[16];
-    double g[16] = {0}, total = 0;
-    for (int i = 1; i < threads; i++) pthread_create(&th[i], NULL, fma_loop, &g[i]);
-    fma_loop(&g[0]);
-    for (int i = 1; i < threads; i++) pthread_join(th[i], NULL);
-    for (int i = 0; i < threads; i++) total += g[i];
-    return total;
+    molmo_bench_machine_params p = molmo_bench_machine_default_params();
+    p.n_threads = threads;
+    p.what = MOLMO_BENCH_FMA;
+    molmo_bench_machine mb;
+    molmo_error err;
+    if (molmo_bench_machine_measure(&p, &mb, &err) != MOLMO_OK) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 0;
+    }
+    return mb.fma_gflops;
 }
 
 static int run(const char *model_path, const char *label, int threads, int reps, double peak) {

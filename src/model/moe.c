@@ -102,34 +102,34 @@ static void sort_by_expert(molmo_moe *e, int n) {
     e->start[0] = 0;
 }
 
-/* Experts [x0, x1), whose entries together fit the workspace: gate and up of all of them in one
- * parallel run, then down likewise, then weight * output added into out in expert order. */
+/* At most this many experts run together (the job lists below are on the stack). */
+#define GROUP_MAX 32
+
+/* Experts [x0, x1) (x1 - x0 <= GROUP_MAX), whose entries together fit the workspace: gate and
+ * up of all of them in one parallel run, then all downs, then weight * output added into out
+ * in expert order. Row r of xb/g/u/y is entry base + r. */
 static void run_experts(molmo_moe *e, molmo_pool *pool, const molmo_llm_layer *L, const float *in,
                         int x0, int x1, float *out) {
     const int D = e->D, F = e->F, base = e->start[x0], n_rows = e->start[x1] - base;
-    molmo_matmul_job jobs[2 * 64];
-    int nj = 0;
+    molmo_matmul_job up[2 * GROUP_MAX], down[GROUP_MAX];
+    int n_up = 0, n_down = 0;
     for (int r = 0; r < n_rows; r++)
         memcpy(e->xb + (size_t)r * D, in + (size_t)e->rows[base + r] * D, (size_t)D * sizeof(float));
-    for (int pass = 0; pass < 2; pass++) {
-        nj = 0;
-        for (int x = x0; x < x1; x++) {
-            const int off = e->start[x] - base, m = e->start[x + 1] - e->start[x];
-            const molmo_expert *ex = &L->experts[x];
-            if (m == 0) continue;
-            if (pass == 0) {
-                jobs[nj++] = (molmo_matmul_job){e->g + (size_t)off * F, F, e->xb + (size_t)off * D, D,
-                                                ex->gate.data, ex->gate.dtype, NULL, m, F, D};
-                jobs[nj++] = (molmo_matmul_job){e->u + (size_t)off * F, F, e->xb + (size_t)off * D, D,
-                                                ex->up.data, ex->up.dtype, NULL, m, F, D};
-            } else {
-                jobs[nj++] = (molmo_matmul_job){e->y + (size_t)off * D, D, e->g + (size_t)off * F, F,
-                                                ex->down.data, ex->down.dtype, NULL, m, D, F};
-            }
-        }
-        molmo_op_matmul_many(pool, jobs, nj);
-        if (pass == 0) molmo_op_silu_mul(pool, e->g, e->g, e->u, (size_t)n_rows * F);
+    for (int x = x0; x < x1; x++) {
+        const size_t off = (size_t)(e->start[x] - base);
+        const int m = e->start[x + 1] - e->start[x];
+        const molmo_expert *ex = &L->experts[x];
+        if (m == 0) continue;
+        up[n_up++] = (molmo_matmul_job){e->g + off * F, F, e->xb + off * D, D, ex->gate.data,
+                                        ex->gate.dtype, NULL, m, F, D};
+        up[n_up++] = (molmo_matmul_job){e->u + off * F, F, e->xb + off * D, D, ex->up.data,
+                                        ex->up.dtype, NULL, m, F, D};
+        down[n_down++] = (molmo_matmul_job){e->y + off * D, D, e->g + off * F, F, ex->down.data,
+                                            ex->down.dtype, NULL, m, D, F};
     }
+    molmo_op_matmul_many(pool, up, n_up);
+    molmo_op_silu_mul(pool, e->g, e->g, e->u, (size_t)n_rows * F);
+    molmo_op_matmul_many(pool, down, n_down);
     for (int r = 0; r < n_rows; r++)
         molmo_op_scale_add(out + (size_t)e->rows[base + r] * D, e->y + (size_t)r * D,
                            e->row_w[base + r], (size_t)D);
@@ -150,7 +150,7 @@ void molmo_moe_forward(molmo_moe *e, molmo_pool *pool, const molmo_llm_layer *L,
      * a token picks an expert at most once, so it has at most n <= n_batch rows). */
     for (int x0 = 0; x0 < E;) {
         int x1 = x0 + 1;
-        while (x1 < E && x1 - x0 < 64 && e->start[x1 + 1] - e->start[x0] <= e->n_batch) x1++;
+        while (x1 < E && x1 - x0 < GROUP_MAX && e->start[x1 + 1] - e->start[x0] <= e->n_batch) x1++;
         if (e->start[x1] > e->start[x0]) run_experts(e, pool, L, in, x0, x1, out);
         x0 = x1;
     }

@@ -2,12 +2,14 @@
  * RoPE, dtype conversion) of the fast sets this CPU runs against the plain-C reference, the
  * references against double precision, and 1 vs N threads for the threaded ops. Shapes: 1, 7,
  * 16, 17, 4095 and the model widths; attention with GQA, causal offsets (KV cache), decode over
- * 4095 keys, odd head sizes and strided rows. Tolerances: kernel_check.h. */
+ * 4095 keys, odd head sizes and strided rows; molmo_op_matmul_many against single matmuls.
+ * Tolerances: kernel_check.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "base/alloc.h"
 #include "base/fp16.h"
 #include "kernel_check.h"
 #include "kernels/ops.h"
+#include "kernels/quant.h"
 
 /* ------------------------------------------------------------------------------- norms */
 
@@ -321,6 +323,74 @@ static void test_attention_threads(void **state) {
     free(b);
 }
 
+/* ---------------------------------------------------------- several matmuls in one run */
+
+/* molmo_op_matmul_many gives each product the bits molmo_op_matmul gives it alone, for any
+ * pool size: GEMV and GEMM shapes and unequal row counts mixed (the tiles are dealt out by
+ * cost), f32 and q8_0 weights, more jobs than one run takes (70 > 64). The threaded
+ * element-wise ops likewise equal their one-thread results. */
+static void test_matmul_many(void **state) {
+    (void)state;
+    enum { NJ = 70, K = 96 };
+    molmo_matmul_job jobs[NJ];
+    float *ref[NJ];
+    void *w[NJ];
+    float *x = frand((size_t)40 * K, 1.0f);
+    for (int i = 0; i < NJ; i++) {
+        const int M = 1 + (i * 7) % 40, N = 16 + (i * 13) % 90;
+        const molmo_dtype wt = i % 3 ? MOLMO_DTYPE_F32 : MOLMO_DTYPE_Q8_0;
+        float *wf = frand((size_t)N * K, 0.1f);
+        if (wt == MOLMO_DTYPE_Q8_0) {
+            w[i] = malloc(molmo_dtype_row_bytes(wt, K) * (size_t)N);
+            for (int j = 0; j < N; j++)
+                assert_int_equal(molmo_quantize_row(wt, wf + (size_t)j * K,
+                                                    (char *)w[i] + molmo_dtype_row_bytes(wt, K) * (size_t)j,
+                                                    K, NULL), MOLMO_OK);
+            free(wf);
+        } else {
+            w[i] = wf;
+        }
+        jobs[i] = (molmo_matmul_job){malloc((size_t)M * N * sizeof(float)), N, x, K, w[i], wt,
+                                     NULL, M, N, K};
+        ref[i] = malloc((size_t)M * N * sizeof(float));
+        molmo_op_matmul(NULL, ref[i], N, x, K, w[i], wt, NULL, M, N, K);
+    }
+    for (int nth = 1; nth <= 3; nth++) {
+        molmo_pool *pool;
+        assert_int_equal(molmo_pool_create(nth, &pool, NULL), MOLMO_OK);
+        for (int i = 0; i < NJ; i++) memset(jobs[i].y, 0xff, (size_t)jobs[i].M * jobs[i].N * 4);
+        molmo_op_matmul_many(pool, jobs, NJ);
+        for (int i = 0; i < NJ; i++)
+            assert_memory_equal(jobs[i].y, ref[i], (size_t)jobs[i].M * jobs[i].N * sizeof(float));
+        /* element-wise: one long row (pieces of lines) and many rows */
+        enum { R = 40, C = 3000 };
+        float *g = frand((size_t)R * 2 * C, 4.0f), *a = malloc((size_t)R * 2 * C * 4);
+        float *b = malloc((size_t)R * 2 * C * 4);
+        memcpy(a, g, (size_t)R * 2 * C * 4);
+        memcpy(b, g, (size_t)R * 2 * C * 4);
+        molmo_op_quick_gelu(NULL, a, (size_t)R * 2 * C);
+        molmo_op_quick_gelu(pool, b, (size_t)R * 2 * C);
+        assert_memory_equal(a, b, (size_t)R * 2 * C * 4);
+        memcpy(a, g, (size_t)R * 2 * C * 4);
+        memcpy(b, g, (size_t)R * 2 * C * 4);
+        for (int r = 0; r < R; r++)
+            molmo_op_silu_mul(NULL, a + (size_t)r * 2 * C, a + (size_t)r * 2 * C + C,
+                              a + (size_t)r * 2 * C, C);
+        molmo_op_silu_mul_rows(pool, b, b + C, b, R, C, 2 * (size_t)C);
+        assert_memory_equal(a, b, (size_t)R * 2 * C * 4);
+        free(g);
+        free(a);
+        free(b);
+        molmo_pool_free(pool);
+    }
+    for (int i = 0; i < NJ; i++) {
+        free(jobs[i].y);
+        free(ref[i]);
+        free(w[i]);
+    }
+    free(x);
+}
+
 /* -------------------------------------------------------------------------------- RoPE */
 
 static void test_rope(void **state) {
@@ -440,6 +510,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_activation_extremes),
         cmocka_unit_test(test_attention_vs_ref),
         cmocka_unit_test(test_attention_threads),
+        cmocka_unit_test(test_matmul_many),
         cmocka_unit_test(test_rope),
         cmocka_unit_test(test_to_f32_and_gather),
         cmocka_unit_test(test_print_summary),

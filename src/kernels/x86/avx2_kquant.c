@@ -334,12 +334,8 @@ void molmo_k_matmul_k_avx2(const molmo_matmul_args *a, int m0, int m1, int n0, i
     static const tile_fn tiles[2][MR] = {{tile_q4_1, tile_q4_2, tile_q4_3}, {tile_q6_1, tile_q6_2, tile_q6_3}};
     if (m0 >= m1 || n0 >= n1) return;
     _Alignas(64) uint8_t stack[STACK_BYTES];
-    uint8_t *buf = stack;
-    size_t bytes = sizeof stack;
-    if (ws && ws_floats * sizeof(float) >= bytes) {
-        buf = (uint8_t *)ws;
-        bytes = ws_floats * sizeof(float);
-    }
+    size_t bytes;
+    uint8_t *buf = molmo_x86_work_buffer(ws, ws_floats, stack, sizeof stack, &bytes);
     const int q6 = a->wt == MOLMO_DTYPE_Q6_K, nb = a->K / MOLMO_QK_K;
     const size_t bb = molmo_kquant_block_bytes(a->wt), ldw = (size_t)nb * bb;
     const size_t ldx = (size_t)a->ldx, ldy = (size_t)a->ldy;

@@ -350,12 +350,8 @@ void molmo_k_matmul_q_avx2(const molmo_matmul_args *a, int m0, int m1, int n0, i
     static const tile_fn tiles[2][MR] = {{tile_q4_1, tile_q4_2, tile_q4_3},
                                          {tile_q8_1, tile_q8_2, tile_q8_3}};
     _Alignas(64) uint8_t stack[STACK_BYTES];
-    uint8_t *buf = stack;
-    size_t bytes = sizeof stack;
-    if (ws && ws_floats * sizeof(float) >= bytes) {
-        buf = (uint8_t *)ws;
-        bytes = ws_floats * sizeof(float);
-    }
+    size_t bytes;
+    uint8_t *buf = molmo_x86_work_buffer(ws, ws_floats, stack, sizeof stack, &bytes);
     if (m1 - m0 <= GEMV_ROWS) {
         gemv(a, m0, m1, n0, n1, buf, bytes);
         return;

@@ -49,10 +49,6 @@ static void scores_row(const float *q, const float *k, size_t ldk, int hd, int l
         const int nk = len - j < 16 ? len - j : 16;
         const float *kr[16];
         for (int t = 0; t < 16; t++) kr[t] = k + (size_t)(j + (t < nk ? t : nk - 1)) * ldk;
-        /* The next 16 keys: rows a KV-cache row apart (kilobytes), which the hardware
-         * prefetchers do not follow across pages. */
-        for (int t = 0; t < 16 && j + 16 + t < len; t++)
-            for (int d = 0; d < hd; d += 16) _mm_prefetch((const char *)(kr[t] + 16 * ldk + d), _MM_HINT_T0);
         __m512 acc[16];
         for (int t = 0; t < 16; t++) acc[t] = _mm512_setzero_ps();
         for (int d = 0; d < hd; d += 16) {
@@ -76,9 +72,6 @@ INLINE void pv_rows(const int nr, const float *p, size_t ld, int jmax, const flo
             for (int c = 0; c < 4; c++) acc[r][c] = _mm512_setzero_ps();
         for (int j = 0; j < jmax; j++) {
             const float *vr = v + (size_t)j * ldv + d;
-            if (j + 8 < jmax) /* as in scores_row: value rows are far apart */
-                for (int c = 0; c < 4 && 16 * c < hd - d; c++)
-                    _mm_prefetch((const char *)(vr + 8 * ldv + 16 * c), _MM_HINT_T0);
             __m512 vv[4];
             for (int c = 0; c < 4; c++) vv[c] = _mm512_maskz_loadu_ps(m[c], vr + 16 * c);
             for (int r = 0; r < nr; r++) {

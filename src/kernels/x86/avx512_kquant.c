@@ -509,12 +509,8 @@ static void kmatmul(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, 
     static const tile_fn tiles[2][MR] = {{tile_q4_1, tile_q4_2, tile_q4_3, tile_q4_4},
                                          {tile_q6_1, tile_q6_2, tile_q6_3, tile_q6_4}};
     _Alignas(64) uint8_t stack[STACK_BYTES];
-    uint8_t *buf = stack;
-    size_t bytes = sizeof stack;
-    if (ws && ws_floats * sizeof(float) >= bytes) {
-        buf = (uint8_t *)ws;
-        bytes = ws_floats * sizeof(float);
-    }
+    size_t bytes;
+    uint8_t *buf = molmo_x86_work_buffer(ws, ws_floats, stack, sizeof stack, &bytes);
     if (m1 - m0 <= MR) {
         kgemv(a, m0, m1, n0, n1, buf, bytes);
         return;

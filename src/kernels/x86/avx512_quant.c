@@ -353,12 +353,8 @@ static void plan(size_t bytes, int rows, int nb, int *kc, int *mc) {
 static void qmatmul(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, float *ws,
                     size_t ws_floats) {
     _Alignas(64) uint8_t stack[STACK_BYTES];
-    uint8_t *buf = stack;
-    size_t bytes = sizeof stack;
-    if (ws && ws_floats * sizeof(float) >= bytes) {
-        buf = (uint8_t *)ws;
-        bytes = ws_floats * sizeof(float);
-    }
+    size_t bytes;
+    uint8_t *buf = molmo_x86_work_buffer(ws, ws_floats, stack, sizeof stack, &bytes);
     if (m1 - m0 <= GEMV_ROWS) {
         gemv(a, m0, m1, n0, n1, buf, bytes);
         return;

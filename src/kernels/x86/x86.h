@@ -7,6 +7,19 @@
 
 #include "kernels/kernels.h"
 
+/* The byte buffer a quantized kernel works in: the calling thread's pool workspace when there
+ * is one of at least stack_bytes, else the caller's stack buffer; *bytes receives its size. */
+static inline unsigned char *molmo_x86_work_buffer(float *ws, size_t ws_floats,
+                                                   unsigned char *stack, size_t stack_bytes,
+                                                   size_t *bytes) {
+    if (ws && ws_floats * sizeof(float) >= stack_bytes) {
+        *bytes = ws_floats * sizeof(float);
+        return (unsigned char *)ws;
+    }
+    *bytes = stack_bytes;
+    return stack;
+}
+
 /* A plain f32 GEMM used inside other kernels (attention): y[M,N] (ldy) = x[M,K] (ldx) · W^T,
  * W[j][k] = w[j*ldw + k], or w[k*ldw + j] when w_kmajor. Every element is one FMA chain over k
  * in order, as in the matmul kernels. K >= 1. */
