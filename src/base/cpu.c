@@ -7,11 +7,15 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#endif
+#if defined(__linux__) && defined(__x86_64__)
+#include <sys/syscall.h>
 #endif
 
 static molmo_cpu_features g_cpu;
@@ -24,6 +28,28 @@ static int has_f16c(void) {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
     return (c >> 29) & 1u;
+}
+
+/* AMX-TILE is CPUID.(7,0):EDX[24], AMX-INT8 EDX[25]. The tile state must be enabled by the
+ * OS in XCR0 (bits 17 TILECFG, 18 TILEDATA), and Linux hands the 8 KiB TILEDATA state to a
+ * process only after it asks (arch_prctl ARCH_REQ_XCOMP_PERM, kernel 5.16+; it refuses, for
+ * instance, when a thread's alternate signal stack is too small for the larger frame). Any
+ * refusal leaves AMX off: the VNNI kernels compute the same bits. MOLMO_AMX=0 turns it off. */
+static int amx_int8_usable(void) {
+#if defined(__linux__) && defined(__x86_64__)
+    const char *env = getenv("MOLMO_AMX");
+    if (env && strcmp(env, "0") == 0) return 0;
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    if (!((d >> 24) & 1u) || !((d >> 25) & 1u)) return 0;
+    unsigned xcr0_lo, xcr0_hi;
+    __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+    if ((xcr0_lo & (3u << 17)) != (3u << 17)) return 0;
+    enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+#else
+    return 0;
+#endif
 }
 
 static void detect_isa(molmo_cpu_features *f) {
@@ -39,6 +65,7 @@ static void detect_isa(molmo_cpu_features *f) {
     /* AVX512_BF16 is CPUID.(7,1):EAX[5]; usable only where AVX-512 state is enabled. */
     unsigned a, b, c, d;
     if (f->avx512f && __get_cpuid_count(7, 1, &a, &b, &c, &d)) f->avx512bf16 = (a >> 5) & 1u;
+    f->amx_int8 = f->avx512f && amx_int8_usable();
 }
 #else
 static void detect_isa(molmo_cpu_features *f) { (void)f; }

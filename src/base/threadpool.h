@@ -37,7 +37,7 @@ void molmo_pool_run(molmo_pool *p, molmo_pool_fn fn, void *arg);
 /* Per-thread workspace owned by the pool: MOLMO_POOL_SCRATCH_BYTES, 64-byte aligned, for thread
  * ith (0 <= ith < size) of a run, valid until molmo_pool_free. Kernels use it for packed weight
  * panels so that they never allocate. A NULL pool has none (returns NULL). */
-#define MOLMO_POOL_SCRATCH_BYTES (256u * 1024u)
+#define MOLMO_POOL_SCRATCH_BYTES (1024u * 1024u)
 float *molmo_pool_scratch(molmo_pool *p, int ith);
 
 /* Deterministic contiguous split of [0, n) into nth parts: part ith is [*begin, *end). Parts

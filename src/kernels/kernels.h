@@ -2,7 +2,8 @@
  * holds AVX2+FMA+F16C and AVX-512 (F, BW, VL) versions compiled with their own target flags.
  * molmo_kernels_get() picks the best table the CPU supports, once (pthread_once), unless
  * molmo_kernels_force_reference(1) is on or the environment variable MOLMO_KERNELS caps it
- * ("ref", "avx2", "avx512"; read once at the first call).
+ * ("ref", "avx2", "avx512", "amx": AVX-512 without or with AMX tiles; read once at the first
+ * call).
  *
  * Kernels are pure functions over a range of the output (rows, columns, or attention items):
  * the op layer (ops.c) splits the work over threads, and every kernel computes each output
@@ -75,6 +76,11 @@ typedef struct molmo_kernels {
 
 /* The table ops run on now (honours force_reference). Never NULL. */
 const molmo_kernels *molmo_kernels_get(void);
+
+/* Whether the AVX-512 quantized GEMM (Q8_0/Q4_0, calls of more than 4 rows) runs on AMX tiles:
+ * the CPU and OS allow it (cpu.h), MOLMO_KERNELS does not cap the choice below "amx", and
+ * molmo_kernels_allow_amx has not turned it off. Either way the bits are the same. */
+int molmo_kernels_amx(void);
 
 /* Individual tables, for tests and benchmarks: NULL where the CPU (or the build) lacks the ISA. */
 const molmo_kernels *molmo_kernels_ref(void);

@@ -30,6 +30,8 @@
 static const molmo_kernels *g_best = &molmo_kernels_ref_table;
 static pthread_once_t g_best_once = PTHREAD_ONCE_INIT;
 static atomic_int g_force_ref;
+static atomic_int g_amx_off;
+static int g_amx; /* AMX allowed by the CPU and MOLMO_KERNELS (set with g_best) */
 
 #if defined(__x86_64__)
 static int has_avx2(const molmo_cpu_features *f) { return f->avx2 && f->fma && f->f16c; }
@@ -38,18 +40,20 @@ static int has_avx512(const molmo_cpu_features *f) {
 }
 #endif
 
-/* MOLMO_KERNELS=ref|avx2|avx512 caps the choice (debugging, and running the AVX2 path on an
- * AVX-512 machine); unset or unknown means no cap. Read once, here. */
+/* MOLMO_KERNELS=ref|avx2|avx512|amx caps the choice (debugging, and running the AVX2 path on an
+ * AVX-512 machine, or AVX-512 without AMX); unset or unknown means no cap. Read once, here. */
 static void pick_best(void) {
     const char *cap = getenv("MOLMO_KERNELS");
-    int level = 2;
+    int level = 3;
     if (cap && strcmp(cap, "ref") == 0) level = 0;
     if (cap && strcmp(cap, "avx2") == 0) level = 1;
+    if (cap && strcmp(cap, "avx512") == 0) level = 2;
     g_best = &molmo_kernels_ref_table;
 #if defined(__x86_64__)
     const molmo_cpu_features *f = molmo_cpu_get();
     if (level >= 1 && has_avx2(f)) g_best = &molmo_kernels_avx2_table;
     if (level >= 2 && has_avx512(f)) g_best = &molmo_kernels_avx512_table;
+    g_amx = level >= 3 && has_avx512(f) && f->avx512vnni && f->amx_int8;
 #else
     (void)level;
 #endif
@@ -77,6 +81,15 @@ const molmo_kernels *molmo_kernels_avx512(void) {
 #else
     return NULL;
 #endif
+}
+
+int molmo_kernels_amx(void) {
+    pthread_once(&g_best_once, pick_best);
+    return g_amx && !atomic_load_explicit(&g_amx_off, memory_order_relaxed);
+}
+
+void molmo_kernels_allow_amx(int on) {
+    atomic_store_explicit(&g_amx_off, on ? 0 : 1, memory_order_relaxed);
 }
 
 void molmo_kernels_force_reference(int on) {

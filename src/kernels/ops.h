@@ -120,6 +120,9 @@ void molmo_op_to_f32(float *out, const void *w, molmo_dtype wt, size_t n);
  * fastest kernels of the machine. Atomic: may be flipped while other threads run ops (an op in
  * progress finishes on the table it started with). */
 void molmo_kernels_force_reference(int on);
+/* On by default where the CPU has usable AMX-INT8: off keeps the quantized GEMM on the VNNI
+ * kernel (same bits; for tests and benchmarks that compare the two). Atomic. */
+void molmo_kernels_allow_amx(int on);
 
 /* Name of the kernel set ops run on now: "avx512", "avx2" or "ref". */
 const char *molmo_kernels_name(void);

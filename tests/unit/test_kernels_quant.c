@@ -24,6 +24,7 @@
 #include "kernels/ops.h"
 #include "kernels/quant.h"
 #include "kernels/ref/ref.h"
+#include "kernels/x86/x86.h"
 
 static const molmo_dtype QTYPES[] = {MOLMO_DTYPE_Q8_0, MOLMO_DTYPE_Q4_0};
 
@@ -468,6 +469,63 @@ static void test_qmatmul_vs_ref(void **state) {
     }
 }
 
+/* The AMX kernel (x86/avx512_amx.c), where this machine has usable AMX-INT8: every GEMM shape
+ * of Q_SHAPES (M > 4), whole and cut into sub-ranges that are not multiples of its 16-row
+ * groups and 16-column tiles, with the pool workspace, the smallest workspace it accepts (one
+ * 16-row group per chunk) and one it refuses (returns 0, y untouched): the specification's
+ * bits every time. Skipped elsewhere (the VNNI kernel gives the same bits). */
+static void test_qmatmul_amx(void **state) {
+    (void)state;
+#if defined(__x86_64__)
+    if (!molmo_kernels_amx()) {
+        print_message("  AMX-INT8 not usable here (cpu.h amx_int8 = %d): skipped\n",
+                      molmo_cpu_get()->amx_int8);
+        skip();
+    }
+    /* panel (16 blocks x 48 columns x 576 B) + one group of 16 blocks (16 x 576 B) */
+    const size_t min_floats = (16 * 3 * 576 + 16 * 576) / sizeof(float);
+    int cases = 0;
+    for (size_t i = 0; i < sizeof Q_SHAPES / sizeof Q_SHAPES[0]; i++)
+        for (int t = 0; t < 2; t++) {
+            const qshape *s = &Q_SHAPES[i];
+            if (s->M <= 4) continue;
+            const int M = s->M, N = s->N, K = s->K, ldx = K + s->pad, ldy = N + s->pad;
+            const size_t nmn = (size_t)M * ldy;
+            float *x = frand((size_t)M * ldx, 1.0f), *wf, *bias = t ? frand((size_t)N, 0.5f) : NULL;
+            void *wbase;
+            const uint8_t *w = make_qw(QTYPES[t], N, K, 0, &wbase, &wf);
+            float *sp = malloc(nmn * 4), *g = malloc(nmn * 4);
+            assert_true(sp && g);
+            molmo_matmul_args a = {sp, ldy, x, ldx, w, QTYPES[t], bias, M, N, K};
+            molmo_k_matmul_qdot_ref(&a, 0, M, 0, N);
+            const size_t ws_sizes[2] = {WS_FLOATS, min_floats};
+            for (int wi = 0; wi < 2; wi++) {
+                for (size_t e = 0; e < nmn; e++) g[e] = SENTINEL;
+                a.y = g;
+                const int mc = M > 21 ? 21 : M, nc = N > 37 ? 37 : N; /* odd cuts */
+                assert_int_equal(molmo_k_matmul_q_amx(&a, 0, mc, 0, nc, g_ws, ws_sizes[wi]), 1);
+                if (nc < N) assert_int_equal(molmo_k_matmul_q_amx(&a, 0, mc, nc, N, g_ws, ws_sizes[wi]), 1);
+                if (mc < M) assert_int_equal(molmo_k_matmul_q_amx(&a, mc, M, 0, N, g_ws, ws_sizes[wi]), 1);
+                for (int r = 0; r < M; r++)
+                    assert_memory_equal(g + (size_t)r * ldy, sp + (size_t)r * ldy, (size_t)N * 4);
+            }
+            for (size_t e = 0; e < nmn; e++) g[e] = SENTINEL;
+            assert_int_equal(molmo_k_matmul_q_amx(&a, 0, M, 0, N, g_ws, min_floats - 16), 0);
+            for (size_t e = 0; e < nmn; e++) assert_true(g[e] == SENTINEL);
+            cases++;
+            free(x);
+            free(bias);
+            free(wf);
+            free(wbase);
+            free(sp);
+            free(g);
+        }
+    print_message("  AMX kernel: %d cases bit-identical to the specification\n", cases);
+#else
+    skip();
+#endif
+}
+
 /* Non-finite activations: the block's outputs become NaN in every set, as in the spec; other
  * rows are untouched. */
 static void test_qmatmul_nonfinite(void **state) {
@@ -498,8 +556,8 @@ static void test_qmatmul_nonfinite(void **state) {
     free(x);
 }
 
-/* The op layer: 1, 2 and 3 threads give the same bits as one kernel call; force_reference
- * gives the reference bits. */
+/* The op layer: 1, 2 and 3 threads give the same bits as one kernel call, with or without
+ * AMX; force_reference gives the reference bits. */
 static void test_qmatmul_threads(void **state) {
     (void)state;
     static const qshape shapes[] = {{150, 256, 1088, 0}, {1, 4096, 256, 0}, {3, 1000, 64, 0},
@@ -525,6 +583,10 @@ static void test_qmatmul_threads(void **state) {
             const molmo_matmul_args a = {y[3], ldy, x, ldx, w, QTYPES[t], bias, s->M, s->N, s->K};
             molmo_kernels_get()->matmul(&a, 0, s->M, 0, s->N, g_ws, WS_FLOATS);
             for (int p = 1; p < 4; p++) assert_memory_equal(y[0], y[p], ny * sizeof(float));
+            molmo_kernels_allow_amx(0); /* the VNNI kernel where AMX ran: same bits */
+            molmo_op_matmul(pools[1], y[4], ldy, x, ldx, w, QTYPES[t], bias, s->M, s->N, s->K);
+            molmo_kernels_allow_amx(1);
+            assert_memory_equal(y[0], y[4], ny * sizeof(float));
             molmo_kernels_force_reference(1);
             molmo_op_matmul(pools[1], y[4], ldy, x, ldx, w, QTYPES[t], bias, s->M, s->N, s->K);
             molmo_kernels_force_reference(0);
@@ -571,7 +633,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_quant_known_blocks), cmocka_unit_test(test_quant_roundtrip),
         cmocka_unit_test(test_quant_errors),       cmocka_unit_test(test_act_quant),
         cmocka_unit_test(test_qmatmul_vs_ref),     cmocka_unit_test(test_qmatmul_nonfinite),
-        cmocka_unit_test(test_qmatmul_threads),    cmocka_unit_test(test_quant_gather_to_f32),
+        cmocka_unit_test(test_qmatmul_threads),    cmocka_unit_test(test_qmatmul_amx),
+        cmocka_unit_test(test_quant_gather_to_f32),
         cmocka_unit_test(test_print_summary),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -36,6 +36,7 @@
 #include "base/cpu.h"
 #include "kernels/quant.h"
 #include "kernels/x86/avx512_math.h"
+#include "kernels/x86/avx512_qpack.h"
 #include "kernels/x86/x86.h"
 
 /* The file is compiled with the AVX-512 F/BW/VL/DQ flags of cmake/flags.cmake; VNNI is added
@@ -55,125 +56,14 @@
 #define KP 16 /* blocks per packed panel: 8 measured 5-10% slower (the f32 tile is stored
                  * and reloaded once per panel), 24 no faster, 32 (55 KiB, beyond L1) slower */
 #define PB_BYTES (NV * 512 + NR * 4) /* one packed block of a panel */
-#define XB_BYTES (32 + 4 + 4)       /* one quantized activation block: q, dx, corr */
 #define STACK_BYTES (32 * 1024)     /* buffer without a pool workspace */
 /* plan() needs room for one panel and MR rows of its blocks even in the stack buffer */
 _Static_assert(KP * PB_BYTES + MR * KP * XB_BYTES <= STACK_BYTES, "stack buffer too small");
-
-#define INLINE static inline __attribute__((always_inline))
 
 static inline int32_t load_i32(const void *p) {
     int32_t v;
     memcpy(&v, p, 4);
     return v;
-}
-
-/* ------------------------------------------------------------------- activation quantization */
-
-/* Rows [0, rows) of x (stride ldx), blocks [kb0, kb0 + kc): the layout of the file header, row
- * stride kc * XB_BYTES. corr = -c * sum(q). Same operations as molmo_quantize_act_block. */
-static void quantize_rows(const float *x, size_t ldx, int rows, int kb0, int kc, int c,
-                          uint8_t *xc) {
-    const __m512i absmask = _mm512_set1_epi32(0x7fffffff);
-    for (int r = 0; r < rows; r++) {
-        const float *xr = x + (size_t)r * ldx + (size_t)kb0 * MOLMO_QK;
-        uint8_t *q = xc + (size_t)r * (size_t)kc * XB_BYTES;
-        float *dx = (float *)(q + (size_t)kc * 32);
-        int32_t *corr = (int32_t *)(dx + kc);
-        for (int b = 0; b < kc; b++) {
-            const __m512 v0 = _mm512_loadu_ps(xr + 32 * b), v1 = _mm512_loadu_ps(xr + 32 * b + 16);
-            const __m512i a = _mm512_max_epu32(_mm512_and_si512(_mm512_castps_si512(v0), absmask),
-                                               _mm512_and_si512(_mm512_castps_si512(v1), absmask));
-            const uint32_t amax_bits = (uint32_t)_mm512_reduce_max_epu32(a);
-            float amax;
-            memcpy(&amax, &amax_bits, 4);
-            const float d = amax / 127.0f;
-            const float id = d > 0.0f ? 1.0f / d : 0.0f;
-            int32_t sum = 0;
-            if (amax_bits < 0x7f800000u && id > 0.0f && id <= 3.40282347e38f) {
-                const __m512 iv = _mm512_set1_ps(id);
-                const __m512i q0 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v0, iv),
-                                                            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-                const __m512i q1 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v1, iv),
-                                                            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-                _mm_storeu_si128((__m128i *)(q + 32 * b), _mm512_cvtepi32_epi8(q0));
-                _mm_storeu_si128((__m128i *)(q + 32 * b + 16), _mm512_cvtepi32_epi8(q1));
-                sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
-            } else {
-                memset(q + 32 * b, 0, 32);
-            }
-            dx[b] = d;
-            corr[b] = -c * sum;
-        }
-    }
-}
-
-/* ---------------------------------------------------------------------------- weight packing */
-
-
-/* The fp16 scales of nc (<= 16) blocks at w, w + ldw, ... as f32 (lanes >= nc: 0). */
-INLINE __m512 load_scales16(const uint8_t *w, size_t ldw, int nc) {
-    const __mmask16 m = avx512_tail(nc);
-    if (ldw <= (size_t)INT32_MAX / 16) {
-        const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                               _mm512_set1_epi32((int)ldw));
-        /* 4 bytes at each address: the scale and the first 2 bytes of its block's values */
-        const __m512i g = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, idx, w, 1);
-        return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g));
-    }
-    uint16_t h[16] = {0};
-    for (int c = 0; c < nc; c++) memcpy(&h[c], w + (size_t)c * ldw, 2);
-    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)h));
-}
-
-/* One Q8_0 block of nc (<= 16, may be <= 0) columns as 8 transposed vectors of unsigned bytes
- * (q ^ 0x80 = q + 128); w points at the block of the first column, ldw is the row stride in
- * bytes. Columns >= nc are zero (never read). */
-INLINE void load16_q8_0(const uint8_t *w, size_t ldw, int nc, __m512i r[8]) {
-    for (int p = 0; p < 8; p++) {
-        const __m256i lo = p < nc ? _mm256_loadu_si256((const __m256i *)(w + (size_t)p * ldw + 2))
-                                  : _mm256_setzero_si256();
-        const __m256i hi = p + 8 < nc ? _mm256_loadu_si256((const __m256i *)(w + (size_t)(p + 8) * ldw + 2))
-                                      : _mm256_setzero_si256();
-        r[p] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-    }
-    avx512_transpose_8x16_epi32(r);
-    const __m512i flip = _mm512_set1_epi8((char)0x80);
-    for (int g = 0; g < 8; g++) r[g] = _mm512_xor_si512(r[g], flip);
-}
-
-INLINE __m128i load_qs_q4_0(const uint8_t *w, size_t ldw, int c, int nc) {
-    return c < nc ? _mm_loadu_si128((const __m128i *)(w + (size_t)c * ldw + 2)) : _mm_setzero_si128();
-}
-
-/* As load16_q8_0 for Q4_0 (the nibbles 0..15 themselves): v[p] holds the 16 packed bytes of
- * columns p, p+4, p+8, p+12 (one per 128-bit lane); a 4x4 dword transpose inside each lane
- * puts the columns in lane order, then low nibbles give values 0-15 (vectors 0-3) and high
- * nibbles values 16-31 (vectors 4-7); splitting after the transpose halves the shuffles. */
-INLINE void load16_q4_0(const uint8_t *w, size_t ldw, int nc, __m512i r[8]) {
-    const __m512i m4 = _mm512_set1_epi8(0x0f);
-    __m512i v[4];
-    for (int p = 0; p < 4; p++) {
-        v[p] = _mm512_castsi128_si512(load_qs_q4_0(w, ldw, p, nc));
-        v[p] = _mm512_inserti32x4(v[p], load_qs_q4_0(w, ldw, p + 4, nc), 1);
-        v[p] = _mm512_inserti32x4(v[p], load_qs_q4_0(w, ldw, p + 8, nc), 2);
-        v[p] = _mm512_inserti32x4(v[p], load_qs_q4_0(w, ldw, p + 12, nc), 3);
-    }
-    const __m512i t0 = _mm512_unpacklo_epi32(v[0], v[1]), t1 = _mm512_unpackhi_epi32(v[0], v[1]);
-    const __m512i t2 = _mm512_unpacklo_epi32(v[2], v[3]), t3 = _mm512_unpackhi_epi32(v[2], v[3]);
-    const __m512i d[4] = {_mm512_unpacklo_epi64(t0, t2), _mm512_unpackhi_epi64(t0, t2),
-                          _mm512_unpacklo_epi64(t1, t3), _mm512_unpackhi_epi64(t1, t3)};
-    for (int k = 0; k < 4; k++) {
-        r[k] = _mm512_and_si512(d[k], m4);
-        r[4 + k] = _mm512_and_si512(_mm512_srli_epi16(d[k], 4), m4);
-    }
-}
-
-INLINE void load16(int q8, const uint8_t *w, size_t ldw, int nc, __m512i r[8]) {
-    if (q8)
-        load16_q8_0(w, ldw, nc, r);
-    else
-        load16_q4_0(w, ldw, nc, r);
 }
 
 /* Panel of columns j0 .. j0+nr-1 (nr <= NR), blocks kb .. kb+nbk-1, into pw. */
@@ -359,6 +249,7 @@ static void qmatmul(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, 
         gemv(a, m0, m1, n0, n1, buf, bytes);
         return;
     }
+    if (molmo_kernels_amx() && molmo_k_matmul_q_amx(a, m0, m1, n0, n1, ws, ws_floats)) return;
     const int q8 = a->wt == MOLMO_DTYPE_Q8_0, nb = a->K / MOLMO_QK;
     const size_t ldw = molmo_dtype_row_bytes(a->wt, a->K), ldx = (size_t)a->ldx, ldy = (size_t)a->ldy;
     uint8_t *pw = buf, *xc = buf + (size_t)KP * PB_BYTES;

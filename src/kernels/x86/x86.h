@@ -52,6 +52,11 @@ void molmo_k_matmul_q_avx512(const molmo_matmul_args *a, int m0, int m1, int n0,
                              float *ws, size_t ws_floats);
 void molmo_k_matmul_q_avx2(const molmo_matmul_args *a, int m0, int m1, int n0, int n1,
                            float *ws, size_t ws_floats);
+/* The same on AMX tiles (avx512_amx.c), for calls of more than 4 rows, where molmo_kernels_amx()
+ * is on; returns 0 without computing anything when ws is too small (the caller then runs the
+ * VNNI kernel: same bits). */
+int molmo_k_matmul_q_amx(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, float *ws,
+                         size_t ws_floats);
 /* out[0..n) = the values of Q8_0 / Q4_0 blocks (n a multiple of 32), exact. */
 void molmo_k_dequant_avx512(float *out, const void *w, molmo_dtype wt, size_t n);
 void molmo_k_dequant_avx2(float *out, const void *w, molmo_dtype wt, size_t n);

@@ -1,0 +1,240 @@
+/* avx512_amx.c — y = x · W^T (+ b) for Q8_0 / Q4_0 weights on AMX tiles (TDPBSSD), for the
+ * GEMM shapes (calls of more than 4 rows: the ViT, prefill). The arithmetic is the
+ * specification of ref/ref_quant.c bit for bit, as in avx512_quant.c (read both first):
+ * activations are quantized per block of 32 with molmo_quantize_act_block's operations, each
+ * block's dot products are exact int32 sums, and every output takes one fused multiply-add per
+ * block, in block order:  acc = fma((float)isum, dx * dw, acc).
+ *
+ * The tiles compute the integer part: one TDPBSSD multiplies a 16-row x 32-byte tile of
+ * quantized activations (one block of 16 rows, signed) by an 8-row x 64-byte tile of weights
+ * (one block of 16 columns, signed, in the VNNI layout: row g holds k = 4g .. 4g+3 of each
+ * column) into a 16 x 16 tile of int32 block sums. The tile is stored to a 1 KiB buffer and
+ * AVX-512 applies the block's f32 step to 16 accumulators (one zmm per row, kept in registers
+ * over a panel of blocks). Two sum tiles alternate, so the next block's TDPBSSD runs while the
+ * vectors finish the previous one.
+ *
+ * Why this shape: the exact per-block f32 step costs 3 vector operations (convert, scale
+ * product, FMA) per 16 outputs and 32 k, so any kernel that keeps the specification tops out
+ * at ~340 multiply-adds per cycle and core; the tiles deliver more than that, so the vector
+ * ports set the pace (the VNNI kernel reaches ~70). The weight panel (48 columns x 16 blocks,
+ * 27 KiB, signed: Q8_0's bytes, Q4_0's nibbles - 8) is packed once per chunk of rows and
+ * reused by every 16-row group of the chunk.
+ *
+ * Rows are processed in groups of 16; the quantized activations of the chunk are padded with
+ * zero rows to a multiple of 16, whose sums are computed and dropped. Partial sums go through
+ * y between K chunks (an exact f32 round trip), so any tiling and thread split gives the same
+ * bits. The caller (avx512_quant.c) takes this path only where cpu.h says AMX-INT8 is usable;
+ * without enough workspace it returns 0 and the VNNI kernel runs (same bits). */
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels/quant.h"
+#include "kernels/x86/avx512_math.h"
+#include "kernels/x86/avx512_qpack.h"
+#include "kernels/x86/x86.h"
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("amx-tile,amx-int8"))), apply_to = function)
+#elif defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC target("amx-tile,amx-int8")
+#endif
+
+#define TR 16                      /* rows of a tile group */
+#define NV 3                       /* 16-column groups per panel */
+#define NR (16 * NV)               /* columns per panel */
+#define KP 16                      /* blocks per panel */
+#define GB_BYTES (512 + 64)        /* one block of 16 columns: weight tile, then 16 f32 scales */
+#define PB_BYTES (NV * GB_BYTES)   /* one block of a panel */
+
+/* Tile numbers: A (activations) 0/1, B (weights) 2/3, C (sums) 4/5, alternating per block. */
+typedef struct tile_config {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} tile_config;
+
+static void configure_tiles(void) {
+    tile_config c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    for (int t = 0; t < 2; t++) {
+        c.rows[t] = TR, c.colsb[t] = 32;         /* A: 16 rows x one block of int8 */
+        c.rows[2 + t] = 8, c.colsb[2 + t] = 64;  /* B: 8 rows of 16 columns x 4 k */
+        c.rows[4 + t] = TR, c.colsb[4 + t] = 64; /* C: 16 x 16 int32 */
+    }
+    _tile_loadconfig(&c);
+}
+
+/* Panel of columns j0 .. j0+nr-1, blocks kb .. kb+nbk-1, into pw: per block and 16-column
+ * group, the 8 transposed weight vectors made signed, then the 16 scales as f32 (columns
+ * beyond nr: zero weights and scales). */
+static void pack_panel(int q8, const uint8_t *w, size_t ldw, int j0, int nr, int kb, int nbk,
+                       uint8_t *pw) {
+    const size_t bb = q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;
+    const __m512i flip = _mm512_set1_epi8((char)0x80), eight = _mm512_set1_epi8(8);
+    for (int b = 0; b < nbk; b++) {
+        for (int v = 0; v < NV; v++) {
+            uint8_t *pg = pw + (size_t)b * PB_BYTES + (size_t)v * GB_BYTES;
+            const int nc = nr - 16 * v;
+            if (nc <= 0) {
+                memset(pg, 0, GB_BYTES);
+                continue;
+            }
+            const uint8_t *src = w + (size_t)(j0 + 16 * v) * ldw + (size_t)(kb + b) * bb;
+            __m512i r[8];
+            if (nc >= 16) /* the common case, without the per-column tests */
+                load16(q8, src, ldw, 16, r);
+            else
+                load16(q8, src, ldw, nc, r);
+            /* load16 gives vpdpbusd's unsigned bytes: q + 128 (Q8_0) or the nibble (Q4_0) */
+            for (int g = 0; g < 8; g++)
+                _mm512_store_si512((__m512i *)(pg + 64 * g),
+                                   q8 ? _mm512_xor_si512(r[g], flip) : _mm512_sub_epi8(r[g], eight));
+            _mm512_store_ps((float *)(pg + 512), load_scales16(src, ldw, nc < 16 ? nc : 16));
+        }
+    }
+}
+
+/* Rows [0, rows) of x (stride ldx), blocks [kb0, kb0 + kc), quantized into groups of 16 rows
+ * (rows beyond `rows` up to `padded` are zero): per group, kc tiles of 16 rows x 32 bytes
+ * (512 B, contiguous, so a tile load reads 8 consecutive lines), then kc x 16 f32 scales dx
+ * (one vector per block). Group stride kc * GQ_BYTES. */
+#define GQ_BYTES (512 + 64)
+static void quantize_groups(const float *x, size_t ldx, int rows, int padded, int kb0, int kc,
+                            uint8_t *xc) {
+    const size_t gs = (size_t)kc * GQ_BYTES;
+    for (int r = 0; r < padded; r++) {
+        uint8_t *g = xc + (size_t)(r / TR) * gs;
+        float *dx = (float *)(g + (size_t)kc * 512) + r % TR;
+        uint8_t *q = g + 32 * (size_t)(r % TR);
+        const float *xr = x + (size_t)r * ldx + (size_t)kb0 * MOLMO_QK;
+        for (int b = 0; b < kc; b++) {
+            int32_t sum;
+            if (r < rows) {
+                dx[16 * b] = quantize_block32(xr + 32 * b, q + 512 * (size_t)b, &sum);
+            } else {
+                memset(q + 512 * (size_t)b, 0, 32);
+                dx[16 * b] = 0.0f;
+            }
+        }
+    }
+}
+
+/* acc[i] = fma((float)sums[i][:], dx[i] * dw, acc[i]) for the 16 rows of one stored sum tile. */
+INLINE void apply_block(__m512 acc[TR], const int32_t *sums, const float *dx, __m512 dw) {
+#pragma GCC unroll 16
+    for (int i = 0; i < TR; i++) {
+        const __m512 s = _mm512_cvtepi32_ps(_mm512_load_si512((const __m512i *)(sums + 16 * i)));
+        acc[i] = _mm512_fmadd_ps(s, _mm512_mul_ps(_mm512_set1_ps(dx[i]), dw), acc[i]);
+    }
+}
+
+/* Block b's int32 sums of the 16-row group g (its first block of the panel) against column
+ * group v into buf (1 KiB), on tiles ta, tb, tc (literal numbers). */
+#define TILE_SUMS(ta, tb, tc, g, v, b, buf)                                                        \
+    do {                                                                                           \
+        _tile_loadd(ta, (g) + 512 * (size_t)(b), 32);                                              \
+        _tile_loadd(tb, pw + (size_t)(b) * PB_BYTES + (size_t)(v) * GB_BYTES, 64);                 \
+        _tile_zero(tc);                                                                            \
+        _tile_dpbssd(tc, ta, tb);                                                                  \
+        _tile_stored(tc, buf, 64);                                                                 \
+    } while (0)
+
+/* Every 16 x 16 tile of a panel (nbk blocks, nr columns) for the row groups at xg (group
+ * stride gs; dx at dx_off from a group's first panel block): per tile, the tiles compute the
+ * block sums into sums, then the vectors apply them in block order with the 16 accumulators
+ * in registers. y: the chunk's first row and the panel's first column. */
+static void panel(int nbk, const uint8_t *xg, size_t gs, size_t dx_off, const uint8_t *pw,
+                  int32_t (*sums)[TR * 16], float *y, size_t ldy, int rows, int nr,
+                  int accumulate, const float *bias) {
+    for (int i0 = 0; i0 < rows; i0 += TR) {
+        const uint8_t *g = xg + (size_t)(i0 / TR) * gs;
+        const float *dx = (const float *)(g + dx_off);
+        const int mr = rows - i0 < TR ? rows - i0 : TR;
+        for (int v = 0; v < NV && 16 * v < nr; v++) {
+            int b = 0;
+            for (; b + 1 < nbk; b += 2) {
+                TILE_SUMS(0, 2, 4, g, v, b, sums[b]);
+                TILE_SUMS(1, 3, 5, g, v, b + 1, sums[b + 1]);
+            }
+            if (b < nbk) TILE_SUMS(0, 2, 4, g, v, b, sums[b]);
+            const __mmask16 mk = avx512_tail(nr - 16 * v);
+            float *yt = y + (size_t)i0 * ldy + 16 * (size_t)v;
+            __m512 acc[TR];
+#pragma GCC unroll 16
+            for (int i = 0; i < TR; i++)
+                acc[i] = accumulate && i < mr ? _mm512_maskz_loadu_ps(mk, yt + (size_t)i * ldy)
+                                              : _mm512_setzero_ps();
+            for (b = 0; b < nbk; b++)
+                apply_block(acc, sums[b], dx + 16 * b,
+                            _mm512_load_ps((const float *)(pw + (size_t)b * PB_BYTES +
+                                                           (size_t)v * GB_BYTES + 512)));
+            const __m512 bv = bias ? _mm512_maskz_loadu_ps(mk, bias + 16 * v) : _mm512_setzero_ps();
+            for (int i = 0; i < mr; i++)
+                _mm512_mask_storeu_ps(yt + (size_t)i * ldy, mk, bias ? _mm512_add_ps(acc[i], bv) : acc[i]);
+        }
+    }
+}
+#undef TILE_SUMS
+
+/* Chunks for `rows` rows (padded to 16) in `bytes` after the panel: all K at once if it fits,
+ * else whole panels of blocks for all rows, else one panel's blocks for as many 16-row groups
+ * as fit. Returns 0 when not even one group fits. */
+static int plan(size_t bytes, int rows, int nb, int *kc, int *mc) {
+    const size_t per_group_block = GQ_BYTES;
+    if (bytes < (size_t)KP * PB_BYTES + KP * per_group_block) return 0;
+    const size_t avail = bytes - (size_t)KP * PB_BYTES;
+    const int groups = (rows + TR - 1) / TR;
+    const size_t per_block = (size_t)groups * per_group_block;
+    *mc = groups * TR;
+    if (per_block * (size_t)nb <= avail) {
+        *kc = nb;
+    } else if (per_block * KP <= avail) {
+        *kc = (int)(avail / per_block) / KP * KP;
+    } else {
+        *kc = KP;
+        *mc = (int)(avail / ((size_t)KP * per_group_block)) * TR;
+    }
+    return 1;
+}
+
+int molmo_k_matmul_q_amx(const molmo_matmul_args *a, int m0, int m1, int n0, int n1,
+                         float *ws, size_t ws_floats) {
+    const int q8 = a->wt == MOLMO_DTYPE_Q8_0, nb = a->K / MOLMO_QK;
+    int kc, mc;
+    if (!ws || !plan(ws_floats * sizeof(float), m1 - m0, nb, &kc, &mc)) return 0;
+    const size_t ldw = molmo_dtype_row_bytes(a->wt, a->K), ldx = (size_t)a->ldx, ldy = (size_t)a->ldy;
+    uint8_t *pw = (uint8_t *)ws, *xc = pw + (size_t)KP * PB_BYTES;
+    _Alignas(64) int32_t sums[KP][TR * 16];
+    configure_tiles();
+    for (int mb0 = m0; mb0 < m1; mb0 += mc) {
+        const int mb1 = m1 - mb0 < mc ? m1 : mb0 + mc, rows = mb1 - mb0;
+        const int padded = (rows + TR - 1) / TR * TR;
+        for (int kb0 = 0; kb0 < nb; kb0 += kc) {
+            const int kcn = nb - kb0 < kc ? nb - kb0 : kc;
+            const size_t gs = (size_t)kcn * GQ_BYTES;
+            quantize_groups(a->x + (size_t)mb0 * ldx, ldx, rows, padded, kb0, kcn, xc);
+            for (int j0 = n0; j0 < n1; j0 += NR) {
+                const int nr = n1 - j0 < NR ? n1 - j0 : NR;
+                for (int pb0 = 0; pb0 < kcn; pb0 += KP) {
+                    const int np = kcn - pb0 < KP ? kcn - pb0 : KP;
+                    pack_panel(q8, a->w, ldw, j0, nr, kb0 + pb0, np, pw);
+                    const int first = kb0 + pb0 == 0, last = kb0 + pb0 + np == nb;
+                    panel(np, xc + 512 * (size_t)pb0, gs, 512 * (size_t)(kcn - pb0) + 64 * (size_t)pb0,
+                          pw, sums, a->y + (size_t)mb0 * ldy + (size_t)j0, ldy, rows, nr, !first,
+                          last && a->bias ? a->bias + j0 : NULL);
+                }
+            }
+        }
+    }
+    _tile_release();
+    return 1;
+}
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#elif defined(__GNUC__)
+#pragma GCC pop_options
+#endif
