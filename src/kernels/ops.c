@@ -96,7 +96,10 @@ void molmo_kernels_force_reference(int on) {
     atomic_store_explicit(&g_force_ref, on ? 1 : 0, memory_order_relaxed);
 }
 
-const char *molmo_kernels_name(void) { return molmo_kernels_get()->name; }
+const char *molmo_kernels_name(void) {
+    const molmo_kernels *k = molmo_kernels_get();
+    return k == &molmo_kernels_avx512_table && molmo_kernels_amx() ? "avx512+amx" : k->name;
+}
 
 /* ------------------------------------------------------------------------------ matmul */
 

@@ -124,7 +124,8 @@ void molmo_kernels_force_reference(int on);
  * kernel (same bits; for tests and benchmarks that compare the two). Atomic. */
 void molmo_kernels_allow_amx(int on);
 
-/* Name of the kernel set ops run on now: "avx512", "avx2" or "ref". */
+/* Name of the kernel set ops run on now: "avx512+amx" (AVX-512 with the AMX quantized GEMM),
+ * "avx512", "avx2" or "ref". */
 const char *molmo_kernels_name(void);
 
 #endif

@@ -201,7 +201,17 @@ static void test_dispatch(void **state) {
     (void)state;
     const char *best = molmo_kernels_name();
     const char *cap = getenv("MOLMO_KERNELS");
-    if (!cap && molmo_kernels_avx512()) assert_string_equal(best, "avx512");
+    if (!cap && molmo_kernels_avx512())
+        assert_string_equal(best, molmo_kernels_amx() ? "avx512+amx" : "avx512");
+    if (cap && strcmp(cap, "avx512") == 0 && molmo_kernels_avx512()) {
+        assert_string_equal(best, "avx512");
+        assert_false(molmo_kernels_amx());
+    }
+    if (molmo_kernels_amx()) { /* off and on again: the name follows */
+        molmo_kernels_allow_amx(0);
+        assert_string_equal(molmo_kernels_name(), "avx512");
+        molmo_kernels_allow_amx(1);
+    }
     if (!cap && !molmo_kernels_avx512() && molmo_kernels_avx2()) assert_string_equal(best, "avx2");
     if (cap && strcmp(cap, "avx2") == 0 && molmo_kernels_avx2()) assert_string_equal(best, "avx2");
     if (cap && strcmp(cap, "ref") == 0) assert_string_equal(best, "ref");

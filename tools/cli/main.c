@@ -40,7 +40,11 @@ static void usage(FILE *f) {
             "allenai/MolmoE-1B-0924, looked up in the Hugging Face cache ($HF_HUB_CACHE,\n"
             "$HF_HOME/hub or ~/.cache/huggingface/hub); `molmo pull` downloads one there,\n"
             "--pull on the generating commands does it on demand, and a GGUF converted from\n"
-            "that repo into ~/.cache/molmo ($MOLMO_GGUF_DIR) is used instead when present.\n");
+            "that repo into ~/.cache/molmo ($MOLMO_GGUF_DIR) is used instead when present.\n"
+            "\n"
+            "Kernels are picked at run time: AVX-512 (int8 GEMMs on AMX tiles where the CPU\n"
+            "has them), AVX2, or plain C; the SIMD ones compute quantized matmuls to the same\n"
+            "bits. MOLMO_KERNELS=ref|avx2|avx512|amx caps the choice, MOLMO_AMX=0 turns AMX off.\n");
 }
 
 int cli_fail(const molmo_error *err, const char *fmt, ...) {
