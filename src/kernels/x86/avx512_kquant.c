@@ -119,41 +119,6 @@ static void quantize_rows(const float *x, size_t ldx, int rows, int kb0, int kc,
 /* ---------------------------------------------------------------------------- weight packing */
 
 
-/* The 32 bytes at p, p + ldw, ... of nc (<= 16) columns, transposed: r[t] = dword t of each
- * column (lanes >= nc: 0, never read). */
-INLINE void load32x16(const uint8_t *p, size_t ldw, int nc, __m512i r[8]) {
-    for (int c = 0; c < 8; c++) {
-        const __m256i lo = c < nc ? _mm256_loadu_si256((const __m256i *)(p + (size_t)c * ldw)) : _mm256_setzero_si256();
-        const __m256i hi = c + 8 < nc ? _mm256_loadu_si256((const __m256i *)(p + (size_t)(c + 8) * ldw))
-                                      : _mm256_setzero_si256();
-        r[c] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-    }
-    avx512_transpose_8x16_epi32(r);
-}
-
-INLINE __m128i load16(const uint8_t *p, size_t ldw, int c, int nc) {
-    return c < nc ? _mm_loadu_si128((const __m128i *)(p + (size_t)c * ldw)) : _mm_setzero_si128();
-}
-
-/* The 16 bytes at p, p + ldw, ... of nc columns as 4 vectors: h[k] = dword k of each column.
- * v[q] holds columns q, q+4, q+8, q+12 (one per 128-bit lane); a 4x4 dword transpose inside
- * each lane puts the columns in lane order. */
-INLINE void load_hdr(const uint8_t *p, size_t ldw, int nc, __m512i h[4]) {
-    __m512i v[4];
-    for (int q = 0; q < 4; q++) {
-        v[q] = _mm512_castsi128_si512(load16(p, ldw, q, nc));
-        v[q] = _mm512_inserti32x4(v[q], load16(p, ldw, q + 4, nc), 1);
-        v[q] = _mm512_inserti32x4(v[q], load16(p, ldw, q + 8, nc), 2);
-        v[q] = _mm512_inserti32x4(v[q], load16(p, ldw, q + 12, nc), 3);
-    }
-    const __m512i t0 = _mm512_unpacklo_epi32(v[0], v[1]), t1 = _mm512_unpackhi_epi32(v[0], v[1]);
-    const __m512i t2 = _mm512_unpacklo_epi32(v[2], v[3]), t3 = _mm512_unpackhi_epi32(v[2], v[3]);
-    h[0] = _mm512_unpacklo_epi64(t0, t2);
-    h[1] = _mm512_unpackhi_epi64(t0, t2);
-    h[2] = _mm512_unpacklo_epi64(t1, t3);
-    h[3] = _mm512_unpackhi_epi64(t1, t3);
-}
-
 INLINE void store(uint8_t *p, __m512i v) { _mm512_store_si512((__m512i *)p, v); }
 
 /* A region prefetched into L2 while packing, a few lines between the loads of the pack: the
@@ -179,7 +144,7 @@ INLINE __m512i byte_of(__m512i v, int b) {
 INLINE void scales16_q4_k(const uint8_t *w, size_t ldw, int nc, uint8_t *out) {
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     __m512i h[4]; /* d|dmin, scale bytes 0-3, 4-7, 8-11 */
-    load_hdr(w, ldw, nc, h);
+    avx512_load_cols16x16(w, ldw, nc, h);
     const __m512i m6 = _mm512_set1_epi8(0x3f), m30 = _mm512_set1_epi8(0x30);
     const __m512i sc_lo = _mm512_and_si512(h[1], m6), m_lo = _mm512_and_si512(h[2], m6);
     const __m512i sc_hi = _mm512_or_si512(_mm512_and_si512(h[3], m4),
@@ -208,7 +173,7 @@ INLINE void pack16_q4_k(const uint8_t *w, size_t ldw, int nc, uint8_t *out, pf *
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     for (int g = 0; g < 4; g++) { /* qs[32g .. 32g+31]: values 64g + (0..31) low, + 32 high */
         __m512i r[8];
-        load32x16(w + 16 + 32 * g, ldw, nc, r);
+        avx512_load_cols32x16(w + 16 + 32 * g, ldw, nc, r);
         pf_lines(f, PF_LINES);
         for (int t = 0; t < 8; t++) {
             store(out + 64 * (16 * g + t), _mm512_and_si512(r[t], m4));
@@ -221,7 +186,7 @@ INLINE void pack16_q4_k(const uint8_t *w, size_t ldw, int nc, uint8_t *out, pf *
 /* The scale region of a Q6_K block of nc columns: the int8 scales sign-extended, and d. */
 INLINE void scales16_q6_k(const uint8_t *w, size_t ldw, int nc, uint8_t *out) {
     __m512i s[4]; /* int8 scales 4k .. 4k+3 */
-    load_hdr(w + 192, ldw, nc, s);
+    avx512_load_cols16x16(w + 192, ldw, nc, s);
     for (int j = 0; j < 16; j++)
         store(out + R_SC + 64 * j, _mm512_srai_epi32(_mm512_slli_epi32(s[j / 4], 24 - 8 * (j % 4)), 24));
     uint16_t dh[16] = {0};
@@ -245,14 +210,14 @@ INLINE __m512i q6_vec(int s, __m512i a, __m512i h) {
 INLINE void pack16_q6_k(const uint8_t *w, size_t ldw, int nc, uint8_t *out, pf *f) {
     for (int hf = 0; hf < 2; hf++) {
         __m512i H[8], A[8];
-        load32x16(w + 128 + 32 * hf, ldw, nc, H);
-        load32x16(w + 64 * hf, ldw, nc, A);
+        avx512_load_cols32x16(w + 128 + 32 * hf, ldw, nc, H);
+        avx512_load_cols32x16(w + 64 * hf, ldw, nc, A);
         pf_lines(f, 2 * PF_LINES);
         for (int u = 0; u < 8; u++) {
             store(out + 64 * (32 * hf + u), q6_vec(0, A[u], H[u]));
             store(out + 64 * (32 * hf + 16 + u), q6_vec(2, A[u], H[u]));
         }
-        load32x16(w + 64 * hf + 32, ldw, nc, A); /* B */
+        avx512_load_cols32x16(w + 64 * hf + 32, ldw, nc, A); /* B */
         pf_lines(f, PF_LINES);
         for (int u = 0; u < 8; u++) {
             store(out + 64 * (32 * hf + 8 + u), q6_vec(1, A[u], H[u]));
@@ -385,7 +350,7 @@ INLINE void gemv16(const int mr, const int q6, int nc, const uint8_t *w, size_t 
             scales16_q4_k(wb, ldw, nc, scb);
             for (int g = 0; g < 4; g++) {
                 __m512i r[8];
-                load32x16(wb + 16 + 32 * g, ldw, nc, r);
+                avx512_load_cols32x16(wb + 16 + 32 * g, ldw, nc, r);
                 pf_lines(f, GEMV_PF);
                 for (int hh = 0; hh < 2; hh++) { /* sub-block 2g + hh: low, then high nibbles */
                     for (int i = 0; i < mr; i++) s[i] = _mm512_setzero_si512();
@@ -399,12 +364,12 @@ INLINE void gemv16(const int mr, const int q6, int nc, const uint8_t *w, size_t 
             scales16_q6_k(wb, ldw, nc, scb);
             for (int hf = 0; hf < 2; hf++) {
                 __m512i H[8], A[8];
-                load32x16(wb + 128 + 32 * hf, ldw, nc, H);
-                load32x16(wb + 64 * hf, ldw, nc, A);
+                avx512_load_cols32x16(wb + 128 + 32 * hf, ldw, nc, H);
+                avx512_load_cols32x16(wb + 64 * hf, ldw, nc, A);
                 pf_lines(f, 2 * GEMV_PF);
                 for (int k = 0; k < 8; k++) { /* s = 0, 2 from A then s = 1, 3 from B; 4 u each */
                     if (k == 4) {
-                        load32x16(wb + 64 * hf + 32, ldw, nc, A);
+                        avx512_load_cols32x16(wb + 64 * hf + 32, ldw, nc, A);
                         pf_lines(f, GEMV_PF);
                     }
                     const int sk = k < 4 ? 2 * (k / 2) : 2 * ((k - 4) / 2) + 1, u0 = 4 * (k % 2);

@@ -106,4 +106,45 @@ static inline __attribute__((always_inline)) void avx512_transpose_8x16_epi32(__
     }
 }
 
+/* The 32 bytes at p, p + ldw, ... of nc (<= 16, may be <= 0) columns, transposed: r[t] =
+ * dword t of each column (lane = column; lanes >= nc: 0). */
+static inline __attribute__((always_inline)) void avx512_load_cols32x16(const uint8_t *p,
+                                                                         size_t ldw, int nc,
+                                                                         __m512i r[8]) {
+    for (int c = 0; c < 8; c++) {
+        const __m256i lo = c < nc ? _mm256_loadu_si256((const __m256i *)(p + (size_t)c * ldw))
+                                  : _mm256_setzero_si256();
+        const __m256i hi = c + 8 < nc ? _mm256_loadu_si256((const __m256i *)(p + (size_t)(c + 8) * ldw))
+                                      : _mm256_setzero_si256();
+        r[c] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+    }
+    avx512_transpose_8x16_epi32(r);
+}
+
+static inline __attribute__((always_inline)) __m128i avx512_load_col16(const uint8_t *p,
+                                                                        size_t ldw, int c, int nc) {
+    return c < nc ? _mm_loadu_si128((const __m128i *)(p + (size_t)c * ldw)) : _mm_setzero_si128();
+}
+
+/* The 16 bytes at p, p + ldw, ... of nc columns as 4 vectors: h[k] = dword k of each column.
+ * v[q] holds columns q, q+4, q+8, q+12 (one per 128-bit lane); a 4x4 dword transpose inside
+ * each lane puts the columns in lane order. */
+static inline __attribute__((always_inline)) void avx512_load_cols16x16(const uint8_t *p,
+                                                                         size_t ldw, int nc,
+                                                                         __m512i h[4]) {
+    __m512i v[4];
+    for (int q = 0; q < 4; q++) {
+        v[q] = _mm512_castsi128_si512(avx512_load_col16(p, ldw, q, nc));
+        v[q] = _mm512_inserti32x4(v[q], avx512_load_col16(p, ldw, q + 4, nc), 1);
+        v[q] = _mm512_inserti32x4(v[q], avx512_load_col16(p, ldw, q + 8, nc), 2);
+        v[q] = _mm512_inserti32x4(v[q], avx512_load_col16(p, ldw, q + 12, nc), 3);
+    }
+    const __m512i t0 = _mm512_unpacklo_epi32(v[0], v[1]), t1 = _mm512_unpackhi_epi32(v[0], v[1]);
+    const __m512i t2 = _mm512_unpacklo_epi32(v[2], v[3]), t3 = _mm512_unpackhi_epi32(v[2], v[3]);
+    h[0] = _mm512_unpacklo_epi64(t0, t2);
+    h[1] = _mm512_unpackhi_epi64(t0, t2);
+    h[2] = _mm512_unpacklo_epi64(t1, t3);
+    h[3] = _mm512_unpackhi_epi64(t1, t3);
+}
+
 #endif

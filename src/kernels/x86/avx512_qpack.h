@@ -87,39 +87,18 @@ INLINE __m512 load_scales16(const uint8_t *w, size_t ldw, int nc) {
  * (q ^ 0x80 = q + 128); w points at the block of the first column, ldw is the row stride in
  * bytes. Columns >= nc are zero (never read). */
 INLINE void load16_q8_0(const uint8_t *w, size_t ldw, int nc, __m512i r[8]) {
-    for (int p = 0; p < 8; p++) {
-        const __m256i lo = p < nc ? _mm256_loadu_si256((const __m256i *)(w + (size_t)p * ldw + 2))
-                                  : _mm256_setzero_si256();
-        const __m256i hi = p + 8 < nc ? _mm256_loadu_si256((const __m256i *)(w + (size_t)(p + 8) * ldw + 2))
-                                      : _mm256_setzero_si256();
-        r[p] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-    }
-    avx512_transpose_8x16_epi32(r);
+    avx512_load_cols32x16(w + 2, ldw, nc, r);
     const __m512i flip = _mm512_set1_epi8((char)0x80);
     for (int g = 0; g < 8; g++) r[g] = _mm512_xor_si512(r[g], flip);
 }
 
-INLINE __m128i load_qs_q4_0(const uint8_t *w, size_t ldw, int c, int nc) {
-    return c < nc ? _mm_loadu_si128((const __m128i *)(w + (size_t)c * ldw + 2)) : _mm_setzero_si128();
-}
-
-/* As load16_q8_0 for Q4_0 (the nibbles 0..15 themselves): v[p] holds the 16 packed bytes of
- * columns p, p+4, p+8, p+12 (one per 128-bit lane); a 4x4 dword transpose inside each lane
- * puts the columns in lane order, then low nibbles give values 0-15 (vectors 0-3) and high
- * nibbles values 16-31 (vectors 4-7); splitting after the transpose halves the shuffles. */
+/* As load16_q8_0 for Q4_0 (the nibbles 0..15 themselves): the 16 packed bytes of each column,
+ * transposed into 4 vectors of dwords, then low nibbles give values 0-15 (vectors 0-3) and
+ * high nibbles values 16-31 (vectors 4-7); splitting after the transpose halves the shuffles. */
 INLINE void load16_q4_0(const uint8_t *w, size_t ldw, int nc, __m512i r[8]) {
     const __m512i m4 = _mm512_set1_epi8(0x0f);
-    __m512i v[4];
-    for (int p = 0; p < 4; p++) {
-        v[p] = _mm512_castsi128_si512(load_qs_q4_0(w, ldw, p, nc));
-        v[p] = _mm512_inserti32x4(v[p], load_qs_q4_0(w, ldw, p + 4, nc), 1);
-        v[p] = _mm512_inserti32x4(v[p], load_qs_q4_0(w, ldw, p + 8, nc), 2);
-        v[p] = _mm512_inserti32x4(v[p], load_qs_q4_0(w, ldw, p + 12, nc), 3);
-    }
-    const __m512i t0 = _mm512_unpacklo_epi32(v[0], v[1]), t1 = _mm512_unpackhi_epi32(v[0], v[1]);
-    const __m512i t2 = _mm512_unpacklo_epi32(v[2], v[3]), t3 = _mm512_unpackhi_epi32(v[2], v[3]);
-    const __m512i d[4] = {_mm512_unpacklo_epi64(t0, t2), _mm512_unpackhi_epi64(t0, t2),
-                          _mm512_unpacklo_epi64(t1, t3), _mm512_unpackhi_epi64(t1, t3)};
+    __m512i d[4];
+    avx512_load_cols16x16(w + 2, ldw, nc, d);
     for (int k = 0; k < 4; k++) {
         r[k] = _mm512_and_si512(d[k], m4);
         r[4 + k] = _mm512_and_si512(_mm512_srli_epi16(d[k], 4), m4);
