@@ -10,15 +10,17 @@
  * (one block of 16 columns, signed, in the VNNI layout: row g holds k = 4g .. 4g+3 of each
  * column) into a 16 x 16 tile of int32 block sums. The tile is stored to a 1 KiB buffer and
  * AVX-512 applies the block's f32 step to 16 accumulators (one zmm per row, kept in registers
- * over a panel of blocks). Two sum tiles alternate, so the next block's TDPBSSD runs while the
- * vectors finish the previous one.
+ * over a panel of blocks). For each 16 x 16 output tile the tiles first compute all blocks of
+ * the panel, then the vectors apply them in block order.
  *
- * Why this shape: the exact per-block f32 step costs 3 vector operations (convert, scale
- * product, FMA) per 16 outputs and 32 k, so any kernel that keeps the specification tops out
- * at ~340 multiply-adds per cycle and core; the tiles deliver more than that, so the vector
- * ports set the pace (the VNNI kernel reaches ~70). The weight panel (48 columns x 16 blocks,
- * 27 KiB, signed: Q8_0's bytes, Q4_0's nibbles - 8) is packed once per chunk of rows and
- * reused by every 16-row group of the chunk.
+ * Why this shape (docs/kernels.md, "AMX tiles"): the exact per-block f32 step costs 3 vector
+ * operations (convert, scale product, FMA) per 16 outputs and 32 k, ~21 cycles a block; the
+ * tile unit runs its loads, product and 1 KiB store one after the other, ~25-32 cycles a
+ * block. Interleaving the two (the next tile's products between this tile's vector steps)
+ * measured 25-35% slower than this phase order, so a block costs about their sum, against
+ * ~100 cycles in the VNNI tile. The weight panel (48 columns x 16 blocks, 27 KiB, signed:
+ * Q8_0's bytes, Q4_0's nibbles - 8) is packed once per chunk of rows and reused by every
+ * 16-row group of the chunk.
  *
  * Rows are processed in groups of 16; the quantized activations of the chunk are padded with
  * zero rows to a multiple of 16, whose sums are computed and dropped. Partial sums go through
@@ -48,7 +50,8 @@
 #define GB_BYTES (512 + 64)        /* one block of 16 columns: weight tile, then 16 f32 scales */
 #define PB_BYTES (NV * GB_BYTES)   /* one block of a panel */
 
-/* Tile numbers: A (activations) 0/1, B (weights) 2/3, C (sums) 4/5, alternating per block. */
+/* Tile numbers: A (activations) 0/1, B (weights) 2/3, C (sums) 4/5, alternating per block so
+ * that a block's loads do not wait for the previous block's product to release its tiles. */
 typedef struct tile_config {
     uint8_t palette, start_row, reserved[14];
     uint16_t colsb[16];
@@ -73,7 +76,7 @@ static void configure_tiles(void) {
 static void pack_panel(int q8, const uint8_t *w, size_t ldw, int j0, int nr, int kb, int nbk,
                        uint8_t *pw) {
     const size_t bb = q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;
-    const __m512i flip = _mm512_set1_epi8((char)0x80), eight = _mm512_set1_epi8(8);
+    const __m512i eight = _mm512_set1_epi8(8);
     for (int b = 0; b < nbk; b++) {
         for (int v = 0; v < NV; v++) {
             uint8_t *pg = pw + (size_t)b * PB_BYTES + (size_t)v * GB_BYTES;
@@ -83,28 +86,28 @@ static void pack_panel(int q8, const uint8_t *w, size_t ldw, int j0, int nr, int
                 continue;
             }
             const uint8_t *src = w + (size_t)(j0 + 16 * v) * ldw + (size_t)(kb + b) * bb;
+            const int n16 = nc < 16 ? nc : 16;
             __m512i r[8];
-            if (nc >= 16) /* the common case, without the per-column tests */
-                load16(q8, src, ldw, 16, r);
-            else
-                load16(q8, src, ldw, nc, r);
-            /* load16 gives vpdpbusd's unsigned bytes: q + 128 (Q8_0) or the nibble (Q4_0) */
-            for (int g = 0; g < 8; g++)
-                _mm512_store_si512((__m512i *)(pg + 64 * g),
-                                   q8 ? _mm512_xor_si512(r[g], flip) : _mm512_sub_epi8(r[g], eight));
-            _mm512_store_ps((float *)(pg + 512), load_scales16(src, ldw, nc < 16 ? nc : 16));
+            if (q8) {
+                avx512_load_cols32x16(src + 2, ldw, n16, r); /* the signed bytes as stored */
+            } else {
+                load16_q4_0(src, ldw, n16, r); /* nibbles 0..15, made signed: - 8 */
+                for (int g = 0; g < 8; g++) r[g] = _mm512_sub_epi8(r[g], eight);
+            }
+            for (int g = 0; g < 8; g++) _mm512_store_si512((__m512i *)(pg + 64 * g), r[g]);
+            _mm512_store_ps((float *)(pg + 512), load_scales16(src, ldw, n16));
         }
     }
 }
 
 /* Rows [0, rows) of x (stride ldx), blocks [kb0, kb0 + kc), quantized into groups of 16 rows
- * (rows beyond `rows` up to `padded` are zero): per group, kc tiles of 16 rows x 32 bytes
+ * (the last group's rows beyond `rows` are zero): per group, kc tiles of 16 rows x 32 bytes
  * (512 B, contiguous, so a tile load reads 8 consecutive lines), then kc x 16 f32 scales dx
  * (one vector per block). Group stride kc * GQ_BYTES. */
 #define GQ_BYTES (512 + 64)
-static void quantize_groups(const float *x, size_t ldx, int rows, int padded, int kb0, int kc,
-                            uint8_t *xc) {
+static void quantize_groups(const float *x, size_t ldx, int rows, int kb0, int kc, uint8_t *xc) {
     const size_t gs = (size_t)kc * GQ_BYTES;
+    const int padded = (rows + TR - 1) / TR * TR;
     for (int r = 0; r < padded; r++) {
         uint8_t *g = xc + (size_t)(r / TR) * gs;
         float *dx = (float *)(g + (size_t)kc * 512) + r % TR;
@@ -183,11 +186,10 @@ static void panel(int nbk, const uint8_t *xg, size_t gs, size_t dx_off, const ui
  * else whole panels of blocks for all rows, else one panel's blocks for as many 16-row groups
  * as fit. Returns 0 when not even one group fits. */
 static int plan(size_t bytes, int rows, int nb, int *kc, int *mc) {
-    const size_t per_group_block = GQ_BYTES;
-    if (bytes < (size_t)KP * PB_BYTES + KP * per_group_block) return 0;
+    if (bytes < (size_t)KP * PB_BYTES + KP * GQ_BYTES) return 0;
     const size_t avail = bytes - (size_t)KP * PB_BYTES;
     const int groups = (rows + TR - 1) / TR;
-    const size_t per_block = (size_t)groups * per_group_block;
+    const size_t per_block = (size_t)groups * GQ_BYTES;
     *mc = groups * TR;
     if (per_block * (size_t)nb <= avail) {
         *kc = nb;
@@ -195,7 +197,7 @@ static int plan(size_t bytes, int rows, int nb, int *kc, int *mc) {
         *kc = (int)(avail / per_block) / KP * KP;
     } else {
         *kc = KP;
-        *mc = (int)(avail / ((size_t)KP * per_group_block)) * TR;
+        *mc = (int)(avail / ((size_t)KP * GQ_BYTES)) * TR;
     }
     return 1;
 }
@@ -211,11 +213,10 @@ int molmo_k_matmul_q_amx(const molmo_matmul_args *a, int m0, int m1, int n0, int
     configure_tiles();
     for (int mb0 = m0; mb0 < m1; mb0 += mc) {
         const int mb1 = m1 - mb0 < mc ? m1 : mb0 + mc, rows = mb1 - mb0;
-        const int padded = (rows + TR - 1) / TR * TR;
         for (int kb0 = 0; kb0 < nb; kb0 += kc) {
             const int kcn = nb - kb0 < kc ? nb - kb0 : kc;
             const size_t gs = (size_t)kcn * GQ_BYTES;
-            quantize_groups(a->x + (size_t)mb0 * ldx, ldx, rows, padded, kb0, kcn, xc);
+            quantize_groups(a->x + (size_t)mb0 * ldx, ldx, rows, kb0, kcn, xc);
             for (int j0 = n0; j0 < n1; j0 += NR) {
                 const int nr = n1 - j0 < NR ? n1 - j0 : NR;
                 for (int pb0 = 0; pb0 < kcn; pb0 += KP) {

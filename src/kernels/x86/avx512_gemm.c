@@ -7,7 +7,7 @@
  *     output then a fixed-order horizontal sum; memory-bound, W is read once per 4 rows.
  *   - otherwise a packed GEMM in the style of BLIS/GotoBLAS: for each block of up to 1024
  *     steps of K and each panel of NR = 64 output columns, the W panel is converted and
- *     transposed into the thread's pool workspace [kc][64] (256 KiB, L2-resident; without a
+ *     transposed into the thread's pool workspace [kc][64] (a 256 KiB panel, L2-resident; without a
  *     pool, 128 steps in a 32 KiB stack buffer), then a 6x64 register tile (24 zmm
  *     accumulators) sweeps all rows of the range, six broadcasts of x and four loads of W per
  *     step of K. Every output element is one FMA chain over k = 0..K-1 in order (partial sums
