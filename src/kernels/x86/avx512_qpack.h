@@ -1,6 +1,6 @@
 /* avx512_qpack.h — the parts of the AVX-512 Q8_0 / Q4_0 matmul shared by its VNNI kernel
- * (avx512_quant.c) and its AMX kernel (avx512_amx.c): activation quantization into the
- * workspace layout and the load + register transpose of a block of 16 weight columns. Only
+ * (avx512_quant.c) and its AMX kernel (avx512_amx.c): the quantization of one block of 32
+ * activations, and the load + register transpose of a block of 16 weight columns. Only
  * AVX-512 F/BW/VL/DQ instructions (no VNNI), so both files can include it under their own
  * target flags. See avx512_quant.c's header for the layouts. */
 #ifndef MOLMO_KERNELS_X86_AVX512_QPACK_H
@@ -12,8 +12,6 @@
 
 #include "kernels/quant.h"
 #include "kernels/x86/avx512_math.h"
-
-#define XB_BYTES (32 + 4 + 4) /* one quantized activation block: q, dx, corr */
 
 #ifndef INLINE
 #define INLINE static inline __attribute__((always_inline))
@@ -46,23 +44,6 @@ INLINE float quantize_block32(const float *x, uint8_t *q, int32_t *sum) {
         memset(q, 0, 32);
     }
     return d;
-}
-
-/* Rows [0, rows) of x (stride ldx), blocks [kb0, kb0 + kc): the layout of avx512_quant.c's
- * header, row stride kc * XB_BYTES. corr = -c * sum(q). */
-static inline void quantize_rows(const float *x, size_t ldx, int rows, int kb0, int kc,
-                                 int c, uint8_t *xc) {
-    for (int r = 0; r < rows; r++) {
-        const float *xr = x + (size_t)r * ldx + (size_t)kb0 * MOLMO_QK;
-        uint8_t *q = xc + (size_t)r * (size_t)kc * XB_BYTES;
-        float *dx = (float *)(q + (size_t)kc * 32);
-        int32_t *corr = (int32_t *)(dx + kc);
-        for (int b = 0; b < kc; b++) {
-            int32_t sum;
-            dx[b] = quantize_block32(xr + 32 * b, q + 32 * b, &sum);
-            corr[b] = -c * sum;
-        }
-    }
 }
 
 /* ---------------------------------------------------------------------------- weight packing */

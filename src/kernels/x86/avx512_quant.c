@@ -56,6 +56,7 @@
 #define KP 16 /* blocks per packed panel: 8 measured 5-10% slower (the f32 tile is stored
                  * and reloaded once per panel), 24 no faster, 32 (55 KiB, beyond L1) slower */
 #define PB_BYTES (NV * 512 + NR * 4) /* one packed block of a panel */
+#define XB_BYTES (32 + 4 + 4)       /* one quantized activation block: q, dx, corr */
 #define STACK_BYTES (32 * 1024)     /* buffer without a pool workspace */
 /* plan() needs room for one panel and MR rows of its blocks even in the stack buffer */
 _Static_assert(KP * PB_BYTES + MR * KP * XB_BYTES <= STACK_BYTES, "stack buffer too small");
@@ -65,6 +66,27 @@ static inline int32_t load_i32(const void *p) {
     memcpy(&v, p, 4);
     return v;
 }
+
+/* ------------------------------------------------------------------- activation quantization */
+
+/* Rows [0, rows) of x (stride ldx), blocks [kb0, kb0 + kc): the layout of the file
+ * header, row stride kc * XB_BYTES. corr = -c * sum(q). */
+static void quantize_rows(const float *x, size_t ldx, int rows, int kb0, int kc,
+                          int c, uint8_t *xc) {
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * ldx + (size_t)kb0 * MOLMO_QK;
+        uint8_t *q = xc + (size_t)r * (size_t)kc * XB_BYTES;
+        float *dx = (float *)(q + (size_t)kc * 32);
+        int32_t *corr = (int32_t *)(dx + kc);
+        for (int b = 0; b < kc; b++) {
+            int32_t sum;
+            dx[b] = quantize_block32(xr + 32 * b, q + 32 * b, &sum);
+            corr[b] = -c * sum;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------- weight packing */
 
 /* Panel of columns j0 .. j0+nr-1 (nr <= NR), blocks kb .. kb+nbk-1, into pw. */
 static void pack_panel(int q8, const uint8_t *w, size_t ldw, int j0, int nr, int kb, int nbk,
