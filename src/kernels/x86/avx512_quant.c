@@ -17,9 +17,8 @@
  * broadcast bytes of x advances 16 outputs. Two paths, which give the same bits (the choice
  * may depend on anything):
  *   - GEMV, calls of at most 4 rows (decode): the transposed registers feed the dot products
- *     directly, one f32 accumulator per row and 16 columns; W is streamed once. No software
- *     prefetch: the hardware prefetchers follow the 16 row streams, and prefetching the next
- *     16 rows into L2 measured 15-25% slower (1 and 2 threads, SPR, weights in DRAM);
+ *     directly, one f32 accumulator per row and 16 columns; W is streamed once, 16 row
+ *     streams at a time, with software prefetch MOLMO_GEMV_PF_BYTES ahead in each (x86.h);
  *   - GEMM: panels of NR = 48 columns x KP = 16 blocks (27 KiB, L1) are packed (per block,
  *     the 3 groups of 8 transposed vectors, then the 48 column scales as f32) and reused by
  *     every row of the chunk through a register tile of MR = 4 rows x 48 columns: 12 int32
@@ -171,14 +170,17 @@ static void tile_any(int mr, int nbk, const uint8_t *q, const uint8_t *dx, const
 /* y[0:mr, 0:16] (+)= blocks [0, nbk) of 16 columns (w: their first block, nc valid columns)
  * against mr rows of quantized activations (layout of tile()). */
 INLINE void gemv16(const int mr, const int q8, int nc, const uint8_t *w, size_t ldw, int nbk,
-                   const uint8_t *q, const uint8_t *dx, const uint8_t *corr, size_t ldq, float *y,
-                   size_t ldy, int accumulate, const float *bias) {
+                   const uint8_t *next, int nnext, const uint8_t *q, const uint8_t *dx,
+                   const uint8_t *corr, size_t ldq, float *y, size_t ldy, int accumulate,
+                   const float *bias) {
     const __mmask16 m = avx512_tail(nc);
     const size_t bb = q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;
+    const int ahead = (int)(MOLMO_GEMV_PF_BYTES / bb);
     __m512 f[GEMV_ROWS];
     for (int i = 0; i < mr; i++) f[i] = accumulate ? _mm512_maskz_loadu_ps(m, y + i * ldy) : _mm512_setzero_ps();
     for (int b = 0; b < nbk; b++) {
         const uint8_t *wb = w + (size_t)b * bb;
+        molmo_x86_gemv_prefetch(w, nc, ldw, b, ahead, nbk, bb, next, nnext);
         __m512i r[8];
         if (nc == 16)
             load16(q8, wb, ldw, 16, r);
@@ -200,14 +202,15 @@ INLINE void gemv16(const int mr, const int q8, int nc, const uint8_t *w, size_t 
     }
 }
 
-typedef void (*gemv_fn)(int nc, const uint8_t *w, size_t ldw, int nbk, const uint8_t *q,
-                        const uint8_t *dx, const uint8_t *corr, size_t ldq, float *y, size_t ldy,
-                        int accumulate, const float *bias);
+typedef void (*gemv_fn)(int nc, const uint8_t *w, size_t ldw, int nbk, const uint8_t *next,
+                        int nnext, const uint8_t *q, const uint8_t *dx, const uint8_t *corr,
+                        size_t ldq, float *y, size_t ldy, int accumulate, const float *bias);
 #define GEMV_FN(name, mr, q8)                                                                     \
-    static void name(int nc, const uint8_t *w, size_t ldw, int nbk, const uint8_t *q,             \
-                     const uint8_t *dx, const uint8_t *corr, size_t ldq, float *y, size_t ldy,    \
-                     int accumulate, const float *bias) {                                         \
-        gemv16(mr, q8, nc, w, ldw, nbk, q, dx, corr, ldq, y, ldy, accumulate, bias);               \
+    static void name(int nc, const uint8_t *w, size_t ldw, int nbk, const uint8_t *next,          \
+                     int nnext, const uint8_t *q, const uint8_t *dx, const uint8_t *corr,         \
+                     size_t ldq, float *y, size_t ldy, int accumulate, const float *bias) {       \
+        gemv16(mr, q8, nc, w, ldw, nbk, next, nnext, q, dx, corr, ldq, y, ldy,                    \
+               accumulate, bias);                                                                 \
     }
 GEMV_FN(gemv_q4_1, 1, 0)
 GEMV_FN(gemv_q4_2, 2, 0)
@@ -237,7 +240,9 @@ static void gemv(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, uin
         for (int j0 = n0; j0 < n1; j0 += 16) {
             const int nc = n1 - j0 < 16 ? n1 - j0 : 16;
             const uint8_t *w = (const uint8_t *)a->w + (size_t)j0 * ldw + (size_t)kb0 * bb;
-            fn(nc, w, ldw, kcn, buf, buf + 32 * (size_t)kcn, buf + 36 * (size_t)kcn, ldq,
+            const int nnext = n1 - j0 - 16 < 16 ? n1 - j0 - 16 : 16;
+            fn(nc, w, ldw, kcn, nnext > 0 ? w + 16 * ldw : NULL, nnext, buf, buf + 32 * (size_t)kcn,
+               buf + 36 * (size_t)kcn, ldq,
                a->y + (size_t)m0 * ldy + (size_t)j0, ldy, kb0 > 0, last && a->bias ? a->bias + j0 : NULL);
         }
     }
