@@ -433,7 +433,7 @@ typedef struct molmo_context_params {
     int n_threads;             /* <= 0: one per physical core                              */
     int n_ctx;                 /* KV cache positions; <= 0: the model's max_position_embeddings
                                   (memory is committed only as positions fill)              */
-    int n_batch;               /* prompt tokens per forward chunk; <= 0: 512                */
+    int n_batch;               /* prompt tokens per forward chunk; <= 0: 1024               */
     molmo_trace_fn trace;      /* optional stage trace                                     */
     void *trace_user;
 } molmo_context_params;

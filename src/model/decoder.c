@@ -61,7 +61,7 @@ molmo_status molmo_decoder_create(const molmo_model *m, int n_ctx, int n_batch, 
     if (!d) return molmo_err(err, MOLMO_ERR_NOMEM, "out of memory");
     d->m = m;
     d->n_ctx = n_ctx > 0 ? n_ctx : c->max_position_embeddings;
-    d->n_batch = n_batch > 0 ? n_batch : 512;
+    d->n_batch = n_batch > 0 ? n_batch : 1024;
     d->n_threads = n_threads > 0 ? n_threads : 1;
     if (d->n_batch > d->n_ctx) d->n_batch = d->n_ctx;
     d->d = c->d_model;
