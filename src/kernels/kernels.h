@@ -40,6 +40,7 @@ typedef struct molmo_attn_args {
     int ldo;
     const float *q, *k, *v;
     int ldq, ldk, ldv;
+    size_t ldh;            /* floats from kv head g to g + 1 in k and v (hd: side by side) */
     int n_q, n_kv, n_heads, n_kv_heads, hd;
     float scale;
     int causal, q_pos0;

@@ -373,6 +373,14 @@ void molmo_op_attention(molmo_pool *p, float *out, int ldo, const float *q, int 
                         const float *k, int ldk, const float *v, int ldv, int n_q, int n_kv,
                         int n_heads, int n_kv_heads, int hd, float scale, int causal, int q_pos0,
                         float *scratch) {
+    molmo_op_attention_ldh(p, out, ldo, q, ldq, k, ldk, v, ldv, (size_t)hd, n_q, n_kv, n_heads,
+                           n_kv_heads, hd, scale, causal, q_pos0, scratch);
+}
+
+void molmo_op_attention_ldh(molmo_pool *p, float *out, int ldo, const float *q, int ldq,
+                            const float *k, int ldk, const float *v, int ldv, size_t ldh, int n_q,
+                            int n_kv, int n_heads, int n_kv_heads, int hd, float scale, int causal,
+                            int q_pos0, float *scratch) {
     assert(n_kv_heads > 0 && n_heads % n_kv_heads == 0); /* checked by the config loader */
     if (n_q <= 0 || n_heads <= 0 || hd <= 0) return;
     if (n_kv <= 0) { /* nothing to attend to: the empty weighted sum */
@@ -383,7 +391,7 @@ void molmo_op_attention(molmo_pool *p, float *out, int ldo, const float *q, int 
     attn_task t = {.k = molmo_kernels_get(),
                    .pool = p,
                    .a = {.out = out, .ldo = ldo, .q = q, .k = k, .v = v, .ldq = ldq, .ldk = ldk,
-                         .ldv = ldv, .n_q = n_q, .n_kv = n_kv, .n_heads = n_heads,
+                         .ldv = ldv, .ldh = ldh, .n_q = n_q, .n_kv = n_kv, .n_heads = n_heads,
                          .n_kv_heads = n_kv_heads, .hd = hd, .scale = scale, .causal = causal,
                          .q_pos0 = q_pos0}};
     t.scratch = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);

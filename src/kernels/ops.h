@@ -92,6 +92,13 @@ void molmo_op_attention(molmo_pool *p, float *out, int ldo, const float *q, int 
                         const float *k, int ldk, const float *v, int ldv, int n_q, int n_kv,
                         int n_heads, int n_kv_heads, int hd, float scale, int causal, int q_pos0,
                         float *scratch);
+/* The same with kv head g at k + g*ldh (v likewise) instead of k + g*hd: ldh = hd is
+ * molmo_op_attention; ldh = n_ctx*hd with ldk = ldv = hd is a head-major cache, where each
+ * head's keys are one contiguous run (the decoder's KV cache). Same values for the same data. */
+void molmo_op_attention_ldh(molmo_pool *p, float *out, int ldo, const float *q, int ldq,
+                            const float *k, int ldk, const float *v, int ldv, size_t ldh, int n_q,
+                            int n_kv, int n_heads, int n_kv_heads, int hd, float scale, int causal,
+                            int q_pos0, float *scratch);
 
 /* RoPE tables, "llama" half-split (fact sheet §2.4), all in f32 as HF computes them:
  * inv_freq[i] = 1 / theta^((2i)/hd), angle[p,i] = p * inv_freq[i], cos/sin of the angle.

@@ -23,7 +23,7 @@ struct molmo_decoder {
     int n_ctx, n_batch, n_past;
     int n_threads;             /* of the pool that will run it: sizes the attention scratch */
     int d, kvd, qkvd, ff;      /* widths: model, kv (n_kv*hd), fused qkv, fused ff_proj */
-    float *kv;                 /* [n_layers][2][n_ctx][kvd], anonymous mapping */
+    float *kv;                 /* [n_layers][2][n_kv_heads][n_ctx][hd], anonymous mapping */
     size_t kv_bytes;
     float *rope_cos, *rope_sin; /* [n_ctx, hd/2] */
     int *pos;                  /* [n_batch] */
@@ -167,12 +167,20 @@ static void attention(molmo_decoder *d, molmo_pool *pool, const molmo_llm_layer 
     molmo_op_rope(q, Q, n, c->n_heads, hd, d->pos, d->rope_cos, d->rope_sin);
     molmo_op_rope(k, Q, n, c->n_kv_heads, hd, d->pos, d->rope_cos, d->rope_sin);
     float *kc = kv_at(d, layer, 0), *vc = kv_at(d, layer, 1);
-    for (int t = 0; t < n; t++) {
-        memcpy(kc + (size_t)d->pos[t] * K, k + (size_t)t * Q, (size_t)K * sizeof(float));
-        memcpy(vc + (size_t)d->pos[t] * K, v + (size_t)t * Q, (size_t)K * sizeof(float));
+    /* Head-major: each kv head's keys are one contiguous run that decode attention streams
+     * (rows of all heads side by side put every key of a head on its own page, 4-8 KiB apart,
+     * which the hardware prefetchers do not follow). */
+    for (int g = 0; g < c->n_kv_heads; g++) {
+        const size_t head = (size_t)g * (size_t)d->n_ctx * (size_t)hd;
+        for (int t = 0; t < n; t++) {
+            const size_t src = (size_t)t * Q + (size_t)g * hd, dst = head + (size_t)d->pos[t] * hd;
+            memcpy(kc + dst, k + src, (size_t)hd * sizeof(float));
+            memcpy(vc + dst, v + src, (size_t)hd * sizeof(float));
+        }
     }
-    molmo_op_attention(pool, d->att, D, q, Q, kc, K, vc, K, n, d->pos[0] + n, c->n_heads,
-                       c->n_kv_heads, hd, 1.0f / sqrtf((float)hd), 1, d->pos[0], d->scratch);
+    molmo_op_attention_ldh(pool, d->att, D, q, Q, kc, hd, vc, hd, (size_t)d->n_ctx * hd, n,
+                           d->pos[0] + n, c->n_heads, c->n_kv_heads, hd, 1.0f / sqrtf((float)hd),
+                           1, d->pos[0], d->scratch);
     molmo_op_matmul(pool, d->h, D, d->att, D, L->attn_out.data, L->attn_out.dtype, NULL, n, D, D);
     if (c->norm_after) molmo_op_rmsnorm(pool, d->h, d->h, f32(&L->attn_norm), n, D, c->norm_eps);
 }

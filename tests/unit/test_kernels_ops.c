@@ -204,14 +204,39 @@ static const attn_case ATTN_CASES[] = {
     {1, 4095, 2, 1, 64, 1, 4094, 0}, {4, 4, 16, 16, 64, 0, 0, 0},
 };
 
-static void attn_run(const molmo_kernels *k, const attn_case *c, float *out, const float *q,
-                     const float *kk, const float *v, float *scratch) {
-    const int ldq = c->n_heads * c->hd + c->pad, ldk = c->n_kv_heads * c->hd + c->pad;
-    const molmo_attn_args a = {out, c->n_heads * c->hd, q, kk, v, ldq, ldk, ldk, c->n_q, c->n_kv,
-                               c->n_heads, c->n_kv_heads, c->hd, 1.0f / sqrtf((float)c->hd),
-                               c->causal, c->q_pos0};
+/* Keys/values in rows of ldk (kv head g at column g*hd) when ldh == 0, else head-major: head g
+ * at kk + g*ldh, rows of hd. */
+static void attn_run_ldh(const molmo_kernels *k, const attn_case *c, float *out, const float *q,
+                         const float *kk, const float *v, size_t ldh, float *scratch) {
+    const int ldq = c->n_heads * c->hd + c->pad;
+    const int ldk = ldh ? c->hd : c->n_kv_heads * c->hd + c->pad;
+    const molmo_attn_args a = {.out = out, .ldo = c->n_heads * c->hd, .q = q, .k = kk, .v = v,
+                               .ldq = ldq, .ldk = ldk, .ldv = ldk,
+                               .ldh = ldh ? ldh : (size_t)c->hd, .n_q = c->n_q, .n_kv = c->n_kv,
+                               .n_heads = c->n_heads, .n_kv_heads = c->n_kv_heads, .hd = c->hd,
+                               .scale = 1.0f / sqrtf((float)c->hd), .causal = c->causal,
+                               .q_pos0 = c->q_pos0};
     const int n_items = c->n_heads * ((c->n_q + MOLMO_ATTN_QB - 1) / MOLMO_ATTN_QB);
     k->attention(&a, 0, n_items, scratch, g_ws, WS_FLOATS);
+}
+
+static void attn_run(const molmo_kernels *k, const attn_case *c, float *out, const float *q,
+                     const float *kk, const float *v, float *scratch) {
+    attn_run_ldh(k, c, out, q, kk, v, 0, scratch);
+}
+
+/* x (n_kv rows of ldk, head g at column g*hd) as a head-major cache of n_ctx >= n_kv positions
+ * per head (the rest NaN, never read): head g at g*n_ctx*hd. */
+static float *head_major(const attn_case *c, const float *x, int n_ctx) {
+    const int ldk = c->n_kv_heads * c->hd + c->pad;
+    const size_t n = (size_t)c->n_kv_heads * n_ctx * c->hd;
+    float *h = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) h[i] = NAN;
+    for (int g = 0; g < c->n_kv_heads; g++)
+        for (int j = 0; j < c->n_kv; j++)
+            memcpy(h + ((size_t)g * n_ctx + j) * c->hd, x + (size_t)j * ldk + (size_t)g * c->hd,
+                   (size_t)c->hd * sizeof(float));
+    return h;
 }
 
 /* Exact (double) attention of query row i, head h, column d. */
@@ -260,6 +285,21 @@ static void test_attention_vs_ref(void **state) {
             attn_run(sets[si], c, g, q, k, v, scratch);
             check(sets[si]->name, "attention", g, r, n_out, what);
         }
+        /* A head-major cache (the decoder's) gives the same bits as rows, in every set. */
+        const int n_ctx = c->n_kv + 7;
+        float *kh = head_major(c, k, n_ctx), *vh = head_major(c, v, n_ctx);
+        float *hm = malloc(n_out * sizeof(float));
+        const molmo_kernels *all[3] = {molmo_kernels_ref()};
+        for (int si = 0; si < n_sets; si++) all[1 + si] = sets[si];
+        for (int si = 0; si < 1 + n_sets; si++) {
+            attn_run(all[si], c, g, q, k, v, scratch);
+            attn_run_ldh(all[si], c, hm, q, kh, vh, (size_t)n_ctx * c->hd, scratch);
+            if (memcmp(g, hm, n_out * sizeof(float)) != 0)
+                fail_msg("%s attention %s: head-major cache differs from rows", all[si]->name, what);
+        }
+        free(kh);
+        free(vh);
+        free(hm);
         /* Reference vs double on a sample of outputs (outputs are averages of |v| <= 1). */
         for (int i = 0; i < c->n_q; i += 1 + c->n_q / 5)
             for (int h = 0; h < c->n_heads; h += 1 + c->n_heads / 3)

@@ -21,7 +21,7 @@ static void one_row(const molmo_attn_args *a, int h, int i, float *s) {
     const int len = row_len(a, i);
     float mx = -INFINITY;
     for (int j = 0; j < len; j++) {
-        const float *k = a->k + (size_t)j * (size_t)a->ldk + (size_t)g * (size_t)hd;
+        const float *k = a->k + (size_t)j * (size_t)a->ldk + (size_t)g * a->ldh;
         float dot = 0.0f;
         for (int d = 0; d < hd; d++) dot += q[d] * k[d];
         s[j] = a->scale * dot;
@@ -36,7 +36,7 @@ static void one_row(const molmo_attn_args *a, int h, int i, float *s) {
     for (int d = 0; d < hd; d++) {
         float acc = 0.0f;
         for (int j = 0; j < len; j++)
-            acc += s[j] * a->v[(size_t)j * (size_t)a->ldv + (size_t)g * (size_t)hd + (size_t)d];
+            acc += s[j] * a->v[(size_t)j * (size_t)a->ldv + (size_t)g * a->ldh + (size_t)d];
         o[d] = acc * inv;
     }
 }

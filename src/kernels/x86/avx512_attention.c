@@ -107,7 +107,7 @@ static int row_len(const molmo_attn_args *a, int i) {
 static void item_dot(const molmo_attn_args *a, int h, int i0, int i1, float *S) {
     const size_t ld = molmo_attn_ld_scores(a->n_kv);
     const int hd = a->hd, g = h / (a->n_heads / a->n_kv_heads);
-    const float *k = a->k + (size_t)g * (size_t)hd, *v = a->v + (size_t)g * (size_t)hd;
+    const float *k = a->k + (size_t)g * a->ldh, *v = a->v + (size_t)g * a->ldh;
     float inv[MOLMO_ATTN_QB];
     int len[MOLMO_ATTN_QB];
     for (int r = 0; r < i1 - i0; r++) {
@@ -141,7 +141,7 @@ static void item_gemm(const molmo_attn_args *a, int h, int i0, int i1, float *S,
         lmax = len[r] > lmax ? len[r] : lmax;
     }
     const molmo_x86_gemm sc = {S, ld, a->q + (size_t)i0 * (size_t)a->ldq + (size_t)h * (size_t)hd,
-                               (size_t)a->ldq, a->k + (size_t)g * (size_t)hd, (size_t)a->ldk, 0,
+                               (size_t)a->ldq, a->k + (size_t)g * a->ldh, (size_t)a->ldk, 0,
                                nr, lmax, hd};
     molmo_k_gemm_f32_avx512(&sc, ws, ws_floats);
     for (int r = 0; r < nr; r++) {
@@ -149,7 +149,7 @@ static void item_gemm(const molmo_attn_args *a, int h, int i0, int i1, float *S,
         for (int j = len[r]; j < lmax; j++) S[r * ld + (size_t)j] = 0.0f;
     }
     float *o = a->out + (size_t)i0 * (size_t)a->ldo + (size_t)h * (size_t)hd;
-    const molmo_x86_gemm pv = {o, (size_t)a->ldo, S, ld, a->v + (size_t)g * (size_t)hd,
+    const molmo_x86_gemm pv = {o, (size_t)a->ldo, S, ld, a->v + (size_t)g * a->ldh,
                                (size_t)a->ldv, 1, nr, hd, lmax};
     molmo_k_gemm_f32_avx512(&pv, ws, ws_floats);
     for (int r = 0; r < nr; r++, o += a->ldo) {
