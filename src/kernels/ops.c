@@ -395,7 +395,7 @@ void molmo_op_attention_ldh(molmo_pool *p, float *out, int ldo, const float *q, 
                          .n_kv_heads = n_kv_heads, .hd = hd, .scale = scale, .causal = causal,
                          .q_pos0 = q_pos0}};
     t.scratch = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    t.n_items = n_heads * ((n_q + MOLMO_ATTN_QB - 1) / MOLMO_ATTN_QB);
+    t.n_items = n_heads * molmo_attn_qblocks(n_q);
     const double flops = 4.0 * n_q * (double)n_kv * hd * n_heads;
     if (flops < MIN_PARALLEL_FLOPS || t.n_items == 1)
         attn_worker(&t, 0, 1);

@@ -216,7 +216,7 @@ static void attn_run_ldh(const molmo_kernels *k, const attn_case *c, float *out,
                                .n_heads = c->n_heads, .n_kv_heads = c->n_kv_heads, .hd = c->hd,
                                .scale = 1.0f / sqrtf((float)c->hd), .causal = c->causal,
                                .q_pos0 = c->q_pos0};
-    const int n_items = c->n_heads * ((c->n_q + MOLMO_ATTN_QB - 1) / MOLMO_ATTN_QB);
+    const int n_items = c->n_heads * molmo_attn_qblocks(c->n_q);
     k->attention(&a, 0, n_items, scratch, g_ws, WS_FLOATS);
 }
 

@@ -45,10 +45,9 @@ void molmo_k_attention_f32_ref(const molmo_attn_args *a, int it0, int it1, float
                                float *ws, size_t ws_floats) {
     (void)ws;
     (void)ws_floats;
-    const int n_qb = (a->n_q + MOLMO_ATTN_QB - 1) / MOLMO_ATTN_QB;
     for (int it = it0; it < it1; it++) {
-        const int h = it / n_qb, i0 = (it % n_qb) * MOLMO_ATTN_QB;
-        const int i1 = i0 + MOLMO_ATTN_QB < a->n_q ? i0 + MOLMO_ATTN_QB : a->n_q;
+        int h, i0, i1;
+        molmo_attn_item(a, it, &h, &i0, &i1);
         for (int i = i0; i < i1; i++) one_row(a, h, i, scratch);
     }
 }

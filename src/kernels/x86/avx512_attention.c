@@ -163,10 +163,9 @@ static void item_gemm(const molmo_attn_args *a, int h, int i0, int i1, float *S,
 
 void molmo_k_attention_f32_avx512(const molmo_attn_args *a, int it0, int it1, float *scratch,
                                float *ws, size_t ws_floats) {
-    const int n_qb = (a->n_q + MOLMO_ATTN_QB - 1) / MOLMO_ATTN_QB;
     for (int it = it0; it < it1; it++) {
-        const int h = it / n_qb, i0 = (it % n_qb) * MOLMO_ATTN_QB;
-        const int i1 = i0 + MOLMO_ATTN_QB < a->n_q ? i0 + MOLMO_ATTN_QB : a->n_q;
+        int h, i0, i1;
+        molmo_attn_item(a, it, &h, &i0, &i1);
         if (a->n_q >= GEMM_MIN_Q)
             item_gemm(a, h, i0, i1, scratch, ws, ws_floats);
         else
