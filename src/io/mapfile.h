@@ -15,6 +15,11 @@ typedef struct molmo_mapfile {
 molmo_status molmo_mapfile_open(molmo_mapfile *m, const char *path, molmo_error *err);
 void molmo_mapfile_close(molmo_mapfile *m);
 
+/* Enters every page of m into the process's page tables now, reading from disk what the page
+ * cache lacks (madvise MADV_POPULATE_READ, Linux >= 5.14). Best effort: where the kernel
+ * refuses, nothing happens and pages fault in on first use as before. */
+void molmo_mapfile_prefault(const molmo_mapfile *m);
+
 /* Reads a whole (small) file into a NUL-terminated heap buffer; refuses files > max_bytes. */
 molmo_status molmo_read_file(const char *path, size_t max_bytes, char **out, size_t *out_len,
                              molmo_error *err);

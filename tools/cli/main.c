@@ -44,7 +44,9 @@ static void usage(FILE *f) {
             "\n"
             "Kernels are picked at run time: AVX-512 (int8 GEMMs on AMX tiles where the CPU\n"
             "has them), AVX2, or plain C; the SIMD ones compute quantized matmuls to the same\n"
-            "bits. MOLMO_KERNELS=ref|avx2|avx512|amx caps the choice, MOLMO_AMX=0 turns AMX off.\n");
+            "bits. MOLMO_KERNELS=ref|avx2|avx512|amx caps the choice, MOLMO_AMX=0 turns AMX off.\n"
+            "Weights are memory-mapped; commands that run the model map all their pages up\n"
+            "front when the model takes at most half of the RAM (MOLMO_PREFAULT=0: on first use).\n");
 }
 
 int cli_fail(const molmo_error *err, const char *fmt, ...) {
