@@ -218,6 +218,10 @@ int molmo_k_matmul_q_amx(const molmo_matmul_args *a, int m0, int m1, int n0, int
             const int kcn = nb - kb0 < kc ? nb - kb0 : kc;
             const size_t gs = (size_t)kcn * GQ_BYTES;
             quantize_groups(a->x + (size_t)mb0 * ldx, ldx, rows, kb0, kcn, xc);
+            /* the tile loads read what the vector stores of the quantization and the packing
+             * wrote, and GCC's tile-load asm does not say that it reads memory: keep the
+             * compiler from moving those stores past it */
+            __asm__ volatile("" ::: "memory");
             for (int j0 = n0; j0 < n1; j0 += NR) {
                 const int nr = n1 - j0 < NR ? n1 - j0 : NR;
                 /* The next column panel's rows, prefetched into L2 over the (row group, column
@@ -236,6 +240,7 @@ int molmo_k_matmul_q_amx(const molmo_matmul_args *a, int m0, int m1, int n0, int
                 for (int pb0 = 0; pb0 < kcn; pb0 += KP) {
                     const int np = kcn - pb0 < KP ? kcn - pb0 : KP;
                     pack_panel(q8, a->w, ldw, j0, nr, kb0 + pb0, np, pw);
+                    __asm__ volatile("" ::: "memory");
                     const int first = kb0 + pb0 == 0, last = kb0 + pb0 + np == nb;
                     panel(np, xc + 512 * (size_t)pb0, gs, 512 * (size_t)(kcn - pb0) + 64 * (size_t)pb0,
                           pw, sums, a->y + (size_t)mb0 * ldy + (size_t)j0, ldy, rows, nr, !first,
