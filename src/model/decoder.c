@@ -143,11 +143,56 @@ static void trace_row(molmo_trace_fn fn, void *user, const float *data, int64_t 
     fn(user, name, data, 2, shape);
 }
 
+/* What follows the QKV projection for tokens [t0, t1) of the chunk: QK norm, RoPE, and the
+ * copy of K and V into the cache. Per token, so threads split the tokens (same bits). */
+typedef struct qkv_task {
+    molmo_decoder *d;
+    const molmo_llm_layer *L;
+    int layer, n;
+} qkv_task;
+
+static void qkv_tokens(const qkv_task *w, int t0, int t1) {
+    molmo_decoder *d = w->d;
+    const molmo_config *c = &d->m->cfg;
+    const int D = d->d, K = d->kvd, Q = d->qkvd, hd = c->head_dim, n = t1 - t0;
+    float *q = d->qkv + (size_t)t0 * Q, *k = q + D, *v = q + D + K;
+    if (c->qk_norm) { /* over the whole projection, not per head (fact sheet §2.2 step 3) */
+        for (int t = 0; t < n; t++) {
+            molmo_op_rmsnorm(NULL, q + (size_t)t * Q, q + (size_t)t * Q, f32(&w->L->q_norm), 1, D,
+                             c->norm_eps);
+            molmo_op_rmsnorm(NULL, k + (size_t)t * Q, k + (size_t)t * Q, f32(&w->L->k_norm), 1, K,
+                             c->norm_eps);
+        }
+    }
+    molmo_op_rope(q, Q, n, c->n_heads, hd, d->pos + t0, d->rope_cos, d->rope_sin);
+    molmo_op_rope(k, Q, n, c->n_kv_heads, hd, d->pos + t0, d->rope_cos, d->rope_sin);
+    float *kc = kv_at(d, w->layer, 0), *vc = kv_at(d, w->layer, 1);
+    /* Head-major: each kv head's keys are one contiguous run that decode attention streams
+     * (rows of all heads side by side put every key of a head on its own page, 4-8 KiB apart,
+     * which the hardware prefetchers do not follow). */
+    for (int g = 0; g < c->n_kv_heads; g++) {
+        const size_t head = (size_t)g * (size_t)d->n_ctx * (size_t)hd;
+        for (int t = 0; t < n; t++) {
+            const size_t src = (size_t)t * Q + (size_t)g * hd;
+            const size_t dst = head + (size_t)d->pos[t0 + t] * hd;
+            memcpy(kc + dst, k + src, (size_t)hd * sizeof(float));
+            memcpy(vc + dst, v + src, (size_t)hd * sizeof(float));
+        }
+    }
+}
+
+static void qkv_worker(void *arg, int ith, int nth) {
+    const qkv_task *w = arg;
+    int t0, t1;
+    molmo_pool_range(w->n, ith, nth, &t0, &t1);
+    if (t0 < t1) qkv_tokens(w, t0, t1);
+}
+
 /* Attention sub-layer for n tokens at positions d->pos: returns its output in d->h. */
 static void attention(molmo_decoder *d, molmo_pool *pool, const molmo_llm_layer *L, int layer,
                       int n) {
     const molmo_config *c = &d->m->cfg;
-    int D = d->d, K = d->kvd, Q = d->qkvd, hd = c->head_dim;
+    int D = d->d, Q = d->qkvd, hd = c->head_dim;
     const float *in = d->x;
     if (!c->norm_after) {
         molmo_op_rmsnorm(pool, d->h, d->x, f32(&L->attn_norm), n, D, c->norm_eps);
@@ -155,29 +200,12 @@ static void attention(molmo_decoder *d, molmo_pool *pool, const molmo_llm_layer 
     }
     molmo_op_matmul(pool, d->qkv, Q, in, D, L->att_proj.data, L->att_proj.dtype,
                     c->qkv_bias ? f32(&L->att_proj_bias) : NULL, n, Q, D);
-    float *q = d->qkv, *k = d->qkv + D, *v = d->qkv + D + K;
-    if (c->qk_norm) { /* over the whole projection, not per head (fact sheet §2.2 step 3) */
-        for (int t = 0; t < n; t++) {
-            molmo_op_rmsnorm(NULL, q + (size_t)t * Q, q + (size_t)t * Q, f32(&L->q_norm), 1, D,
-                             c->norm_eps);
-            molmo_op_rmsnorm(NULL, k + (size_t)t * Q, k + (size_t)t * Q, f32(&L->k_norm), 1, K,
-                             c->norm_eps);
-        }
-    }
-    molmo_op_rope(q, Q, n, c->n_heads, hd, d->pos, d->rope_cos, d->rope_sin);
-    molmo_op_rope(k, Q, n, c->n_kv_heads, hd, d->pos, d->rope_cos, d->rope_sin);
-    float *kc = kv_at(d, layer, 0), *vc = kv_at(d, layer, 1);
-    /* Head-major: each kv head's keys are one contiguous run that decode attention streams
-     * (rows of all heads side by side put every key of a head on its own page, 4-8 KiB apart,
-     * which the hardware prefetchers do not follow). */
-    for (int g = 0; g < c->n_kv_heads; g++) {
-        const size_t head = (size_t)g * (size_t)d->n_ctx * (size_t)hd;
-        for (int t = 0; t < n; t++) {
-            const size_t src = (size_t)t * Q + (size_t)g * hd, dst = head + (size_t)d->pos[t] * hd;
-            memcpy(kc + dst, k + src, (size_t)hd * sizeof(float));
-            memcpy(vc + dst, v + src, (size_t)hd * sizeof(float));
-        }
-    }
+    const qkv_task w = {d, L, layer, n};
+    if (n < 16) /* decode: not worth waking the pool */
+        qkv_tokens(&w, 0, n);
+    else
+        molmo_pool_run(pool, qkv_worker, (void *)&w);
+    const float *q = d->qkv, *kc = kv_at(d, layer, 0), *vc = kv_at(d, layer, 1);
     molmo_op_attention_ldh(pool, d->att, D, q, Q, kc, hd, vc, hd, (size_t)d->n_ctx * hd, n,
                            d->pos[0] + n, c->n_heads, c->n_kv_heads, hd, 1.0f / sqrtf((float)hd),
                            1, d->pos[0], d->scratch);

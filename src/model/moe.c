@@ -102,6 +102,48 @@ static void sort_by_expert(molmo_moe *e, int n) {
     e->start[0] = 0;
 }
 
+/* The row copies around a group of experts, on all threads: gather the group's input rows
+ * into xb (entries split over the threads), and add weight * output into out (tokens split
+ * over the threads: a thread adds all of its tokens' entries, in entry order, so each token
+ * still receives its experts in expert order, like the one-thread loop). */
+typedef struct rows_task {
+    molmo_moe *e;
+    const float *in;
+    float *out;
+    int base, n_rows, n_tok;
+} rows_task;
+
+static void gather_worker(void *arg, int ith, int nth) {
+    const rows_task *t = arg;
+    const size_t D = (size_t)t->e->D;
+    int r0, r1;
+    molmo_pool_range(t->n_rows, ith, nth, &r0, &r1);
+    for (int r = r0; r < r1; r++)
+        memcpy(t->e->xb + (size_t)r * D, t->in + (size_t)t->e->rows[t->base + r] * D,
+               D * sizeof(float));
+}
+
+static void scatter_worker(void *arg, int ith, int nth) {
+    const rows_task *t = arg;
+    const size_t D = (size_t)t->e->D;
+    int t0, t1;
+    molmo_pool_range(t->n_tok, ith, nth, &t0, &t1);
+    for (int r = 0; r < t->n_rows; r++) {
+        const int tok = t->e->rows[t->base + r];
+        if (tok >= t0 && tok < t1)
+            molmo_op_scale_add(t->out + (size_t)tok * D, t->e->y + (size_t)r * D,
+                               t->e->row_w[t->base + r], D);
+    }
+}
+
+/* Pool runs for the copies only when there is enough to copy. */
+static void run_rows(molmo_pool *pool, molmo_pool_fn fn, rows_task *t) {
+    if ((size_t)t->n_rows * (size_t)t->e->D >= 65536)
+        molmo_pool_run(pool, fn, t);
+    else
+        fn(t, 0, 1);
+}
+
 /* At most this many experts run together (the job lists below are on the stack). */
 #define GROUP_MAX 32
 
@@ -109,12 +151,12 @@ static void sort_by_expert(molmo_moe *e, int n) {
  * up of all of them in one parallel run, then all downs, then weight * output added into out
  * in expert order. Row r of xb/g/u/y is entry base + r. */
 static void run_experts(molmo_moe *e, molmo_pool *pool, const molmo_llm_layer *L, const float *in,
-                        int x0, int x1, float *out) {
+                        int n_tok, int x0, int x1, float *out) {
     const int D = e->D, F = e->F, base = e->start[x0], n_rows = e->start[x1] - base;
     molmo_matmul_job up[2 * GROUP_MAX], down[GROUP_MAX];
     int n_up = 0, n_down = 0;
-    for (int r = 0; r < n_rows; r++)
-        memcpy(e->xb + (size_t)r * D, in + (size_t)e->rows[base + r] * D, (size_t)D * sizeof(float));
+    rows_task rt = {e, in, out, base, n_rows, n_tok};
+    run_rows(pool, gather_worker, &rt);
     for (int x = x0; x < x1; x++) {
         const size_t off = (size_t)(e->start[x] - base);
         const int m = e->start[x + 1] - e->start[x];
@@ -130,9 +172,7 @@ static void run_experts(molmo_moe *e, molmo_pool *pool, const molmo_llm_layer *L
     molmo_op_matmul_many(pool, up, n_up);
     molmo_op_silu_mul(pool, e->g, e->g, e->u, (size_t)n_rows * F);
     molmo_op_matmul_many(pool, down, n_down);
-    for (int r = 0; r < n_rows; r++)
-        molmo_op_scale_add(out + (size_t)e->rows[base + r] * D, e->y + (size_t)r * D,
-                           e->row_w[base + r], (size_t)D);
+    run_rows(pool, scatter_worker, &rt);
 }
 
 void molmo_moe_forward(molmo_moe *e, molmo_pool *pool, const molmo_llm_layer *L, const float *in,
@@ -151,7 +191,7 @@ void molmo_moe_forward(molmo_moe *e, molmo_pool *pool, const molmo_llm_layer *L,
     for (int x0 = 0; x0 < E;) {
         int x1 = x0 + 1;
         while (x1 < E && x1 - x0 < GROUP_MAX && e->start[x1 + 1] - e->start[x0] <= e->n_batch) x1++;
-        if (e->start[x1] > e->start[x0]) run_experts(e, pool, L, in, x0, x1, out);
+        if (e->start[x1] > e->start[x0]) run_experts(e, pool, L, in, n, x0, x1, out);
         x0 = x1;
     }
 }
