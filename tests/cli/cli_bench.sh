@@ -28,6 +28,11 @@ grep -qE "^\| (vision|prefill|e2e) " "$tmp/md" && fail "stages not asked for ran
 [ "$(grep -cE '^\| (machine|vision|prefill|decode|e2e) \|' "$tmp/md")" -eq 10 ] ||
   fail "expected 10 rows: $(cat "$tmp/md")"
 grep -q "bench: decode, 2 threads" "$tmp/err" || fail "no progress lines on stderr"
+grep -qE "^- build: commit [0-9a-f]+(-dirty)? \(|^- build: commit unknown \(" "$tmp/md" ||
+  fail "no build line: $(head -5 "$tmp/md")"
+# every row ends with the stage's memory: a peak resident set and the private memory
+[ "$(grep -cE '\| peak [0-9.]+ (MiB|GiB), private [0-9.]+ (MiB|GiB) \|$' "$tmp/md")" -eq 10 ] ||
+  fail "memory column: $(cat "$tmp/md")"
 # every read bandwidth and FMA figure is a positive number; decode has tok/s, GB/s and % of read bw
 awk -F'|' '/memory read bandwidth|f32 FMA peak/ { split($5, a, " "); if (a[1] + 0 <= 0) bad = 1 }
            /\| decode \|/ { if ($5 !~ /tok\/s/ || $6 !~ /GB\/s/ || $7 !~ /% of read bw/) bad = 1 }
@@ -51,6 +56,8 @@ assert v["unit"] == "s" and v["value"] > 0 and v["rate_unit"] == "GFLOP/s" and v
 assert p["unit"] == "tok/s" and p["value"] > 0 and p["rate_unit"] == "GOP/s" and p["rate"] > 0
 assert e["unit"] == "s" and e["value"] > 0 and "prefill" in e["note"]
 assert all("target" not in r for r in j["rows"])  # the fixture has no released model's shapes
+assert j["build"].startswith("commit "), j["build"]
+assert all(r["peak_rss_mib"] > 0 and r["private_mib"] >= 0 for r in j["rows"]), j["rows"]
 PY
 
 # a generated full-size MolmoE-1B (sparse zeros, the bf16 checkpoint itself): made, then reused

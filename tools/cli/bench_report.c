@@ -4,7 +4,64 @@
 #include "bench_report.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "molmo_git_commit.h" /* generated at every build (cmake/git_commit.cmake) */
+
+const char *bench_build(void) {
+    static char s[160];
+#if defined(__clang__)
+    const char *cc = "clang " __clang_version__;
+#elif defined(__GNUC__)
+    const char *cc = "gcc " __VERSION__;
+#else
+    const char *cc = "unknown compiler";
+#endif
+#if defined(__OPTIMIZE__)
+    const char *opt = "optimized";
+#else
+    const char *opt = "not optimized";
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+    const char *san = ", ASan";
+#else
+    const char *san = "";
+#endif
+    snprintf(s, sizeof s, "commit %s (%s, %s%s)", MOLMO_GIT_COMMIT, cc, opt, san);
+    return s;
+}
+
+/* kB of one "Name:   N kB" line of /proc/self/status, or -1. */
+static double status_kb(const char *name) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    double kb = -1;
+    const size_t n = strlen(name);
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, name, n) && line[n] == ':') {
+            kb = strtod(line + n + 1, NULL);
+            break;
+        }
+    fclose(f);
+    return kb;
+}
+
+void bench_mem_begin(void) {
+    FILE *f = fopen("/proc/self/clear_refs", "w"); /* "5": reset VmHWM to the current RSS */
+    if (!f) return;
+    fputs("5", f);
+    fclose(f);
+}
+
+void bench_mem_end(bench_report *r, int first) {
+    const double peak = status_kb("VmHWM"), anon = status_kb("RssAnon");
+    for (int i = first; i < r->n_rows; i++) {
+        r->rows[i].peak_rss_mib = peak > 0 ? peak / 1024 : 0;
+        r->rows[i].private_mib = anon > 0 ? anon / 1024 : 0;
+    }
+}
 
 bench_row *bench_add_row(bench_report *r, const char *stage, int threads) {
     if (r->n_rows >= BENCH_MAX_ROWS) return NULL;
@@ -29,6 +86,11 @@ void bench_judge(bench_row *w, double target, int target_max, const char *note) 
 static void fmt_num(char *out, size_t cap, double v) {
     const double a = v < 0 ? -v : v;
     snprintf(out, cap, a >= 100 ? "%.0f" : a >= 10 ? "%.1f" : a >= 1 ? "%.2f" : "%.3f", v);
+}
+
+static void fmt_mib(char *out, size_t cap, double mib) {
+    if (mib >= 1024) snprintf(out, cap, "%.2f GiB", mib / 1024);
+    else snprintf(out, cap, "%.0f MiB", mib);
 }
 
 static void cell_value(const bench_row *w, char *out, size_t cap) {
@@ -83,6 +145,7 @@ static void cell_target(const bench_row *w, char *out, size_t cap) {
 static void print_header(const bench_report *r) {
     const molmo_bench_machine *m = r->n_machine ? &r->machine[0] : NULL;
     printf("# molmo bench (molmo %s)\n\n", molmo_version());
+    printf("- build: %s\n", bench_build());
     printf("- model: %s", r->model_label);
     if (r->weights) printf(", %s weights (generated)", r->weights);
     printf("; language model %s, vision %s; %.2f GB as stored\n", r->llm_type, r->vision_type,
@@ -97,22 +160,29 @@ static void print_header(const bench_report *r) {
                r->image_w, r->image_h, r->n_crops, r->prompt, r->n_prompt, r->tokens);
     printf("- %d repetition%s per figure (mean ± standard deviation); ratios are to the "
            "baselines of the same run and threads; targets (issue #8) are judged at all "
-           "physical cores\n\n", r->reps, r->reps == 1 ? "" : "s");
+           "physical cores; memory: the stage's peak resident set (mapped weights it touched "
+           "included) and the private memory at its end\n\n", r->reps, r->reps == 1 ? "" : "s");
 }
 
 void bench_print_markdown(const bench_report *r) {
     print_header(r);
-    printf("| stage | threads | measure | figure | rate | vs baseline | target | |\n");
-    printf("|---|---|---|---|---|---|---|---|\n");
+    printf("| stage | threads | measure | figure | rate | vs baseline | target | | memory |\n");
+    printf("|---|---|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < r->n_rows; i++) {
         const bench_row *w = &r->rows[i];
-        char v[64], rate[128], ratio[160], target[64];
+        char v[64], rate[128], ratio[160], target[64], mem[64] = "";
         cell_value(w, v, sizeof v);
         cell_rate(w, rate, sizeof rate);
         cell_ratio(w, ratio, sizeof ratio);
         cell_target(w, target, sizeof target);
-        printf("| %s | %d | %s | %s | %s | %s | %s | %s |\n", w->stage, w->threads, w->measure,
-               v, rate, ratio, target, w->verdict);
+        if (w->peak_rss_mib > 0) {
+            char pk[24], pv[24];
+            fmt_mib(pk, sizeof pk, w->peak_rss_mib);
+            fmt_mib(pv, sizeof pv, w->private_mib);
+            snprintf(mem, sizeof mem, "peak %s, private %s", pk, pv);
+        }
+        printf("| %s | %d | %s | %s | %s | %s | %s | %s | %s |\n", w->stage, w->threads,
+               w->measure, v, rate, ratio, target, w->verdict, mem);
     }
     fflush(stdout);
 }
@@ -154,7 +224,8 @@ static void print_row_json(const bench_row *w) {
     printf(",\"note\":");
     js(w->rate_note);
     printf(",\"pct_fma\":%.2f,\"pct_vnni\":%.2f,\"pct_bf16\":%.2f,\"pct_read_bw\":%.2f,"
-           "\"bound\":%.6g", w->pct_fma, w->pct_vnni, w->pct_bf16, w->pct_read, w->bound);
+           "\"bound\":%.6g,\"peak_rss_mib\":%.1f,\"private_mib\":%.1f", w->pct_fma, w->pct_vnni,
+           w->pct_bf16, w->pct_read, w->bound, w->peak_rss_mib, w->private_mib);
     if (w->target > 0) {
         printf(",\"target\":{\"value\":%g,\"op\":\"%s\",\"note\":", w->target,
                w->target_max ? "<=" : ">=");
@@ -169,6 +240,8 @@ void bench_print_json(const bench_report *r) {
     const molmo_bench_machine *m = r->n_machine ? &r->machine[0] : NULL;
     printf("{\"molmo\":");
     js(molmo_version());
+    printf(",\"build\":");
+    js(bench_build());
     printf(",\"model\":{\"name\":");
     js(r->model_label);
     printf(",\"path\":");

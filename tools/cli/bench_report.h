@@ -26,6 +26,9 @@ typedef struct bench_row {
     int target_max;              /* 1: value <= target passes; 0: value >= target           */
     char target_note[24];        /* "q8_0", "int8 ViT", ...                                 */
     const char *verdict;         /* "pass", "miss", "n/a" (not at all cores) or ""          */
+    double peak_rss_mib;         /* resident memory high-water mark during the stage (MiB;
+                                    counts the mapped weights it touched), 0: unknown       */
+    double private_mib;          /* anonymous (private) resident memory at its end (MiB)    */
 } bench_row;
 
 typedef struct bench_report {
@@ -41,6 +44,14 @@ typedef struct bench_report {
     bench_row rows[BENCH_MAX_ROWS];
     int n_rows;
 } bench_report;
+
+/* The build that ran: "commit 2ad7c13d1e0f (gcc 12.2.0, optimized)". */
+const char *bench_build(void);
+
+/* Resident memory per stage: bench_mem_begin() before it (resets the kernel's high-water
+ * mark where Linux allows), bench_mem_end() after it sets rows [first, n_rows). */
+void bench_mem_begin(void);
+void bench_mem_end(bench_report *r, int first);
 
 /* A new row of the report (zeroed), or NULL when the table is full. */
 bench_row *bench_add_row(bench_report *r, const char *stage, int threads);

@@ -42,7 +42,9 @@ static void usage(FILE *f) {
             "Measures this machine (memory read bandwidth; f32 FMA, int8 VNNI and bf16 peaks)\n"
             "and molmo.c on the full-size shapes of a released model, with weights generated\n"
             "locally (no download), and sets each figure against the baseline of the same run\n"
-            "and threads, with the targets of issue #8 and pass/miss beside them.\n"
+            "and threads, with the targets of issue #8 and pass/miss beside them. Each row\n"
+            "also gives the stage's peak resident memory (mapped weights included) and its\n"
+            "private memory; the header names the build (git commit, compiler).\n"
             "\n"
             "  -m, --model NAME|MODEL  molmoe-1b (default), molmo-7b-o, molmo-7b-d, molmo-72b:\n"
             "                          generated in --dir on first use (random weights: ~40 s\n"
@@ -577,7 +579,10 @@ static int stage_e2e(bench_run *b, int threads) {
 /* The stages at one thread count, on one context. */
 static int run_threads(bench_run *b, int threads) {
     const bench_opts *o = b->o;
+    int first = b->r->n_rows;
+    bench_mem_begin();
     int rc = measure_machine(b, threads);
+    bench_mem_end(b->r, first);
     if (rc || !(o->stages & (ST_VISION | ST_PREFILL | ST_DECODE | ST_E2E))) return rc;
     const molmo_bench_machine *m = &b->r->machine[b->r->n_machine - 1];
     molmo_context_params cp = molmo_context_default_params();
@@ -585,12 +590,22 @@ static int run_threads(bench_run *b, int threads) {
     molmo_context *ctx = NULL;
     molmo_error err;
     if (molmo_context_create(b->model, &cp, &ctx, &err) != MOLMO_OK) return cli_fail(&err, NULL);
-    if (o->stages & ST_VISION) rc = stage_vision(b, ctx, m);
-    if (!rc && (o->stages & ST_PREFILL)) rc = stage_prefill(b, ctx, m);
+    /* each stage's memory: reset before it, read after it (the context stays: its KV cache
+     * and workspaces count in every stage that uses them) */
+#define STAGE(call)                                                                           \
+    do {                                                                                      \
+        first = b->r->n_rows;                                                                 \
+        bench_mem_begin();                                                                    \
+        rc = (call);                                                                          \
+        bench_mem_end(b->r, first);                                                           \
+    } while (0)
+    if (o->stages & ST_VISION) STAGE(stage_vision(b, ctx, m));
+    if (!rc && (o->stages & ST_PREFILL)) STAGE(stage_prefill(b, ctx, m));
     else if (!rc && (o->stages & ST_DECODE)) rc = ensure_prompt(b, ctx);
-    if (!rc && (o->stages & ST_DECODE)) rc = stage_decode(b, ctx, m);
+    if (!rc && (o->stages & ST_DECODE)) STAGE(stage_decode(b, ctx, m));
     molmo_context_free(ctx);
-    if (!rc && (o->stages & ST_E2E)) rc = stage_e2e(b, threads);
+    if (!rc && (o->stages & ST_E2E)) STAGE(stage_e2e(b, threads));
+#undef STAGE
     return rc;
 }
 
