@@ -176,6 +176,64 @@ static void test_chunked_prefill(void **state) {
     run_case("olmoe", "tall_200x900_4x1", 64);
 }
 
+/* Prefill (token-split QK norm / RoPE / KV copy, MoE gather and scatter-add, the matmuls) and
+ * three decode steps give the same bits on 1, 2 and 3 threads, whole and in chunks of 50 (each
+ * against 1 thread with the same chunks: chunking itself may change the f32 summation order,
+ * a MoE expert with at most 4 rows in a chunk takes the GEMV path). */
+static void threads_case(const char *model, const char *case_name) {
+    char p[1024], rel[256];
+    snprintf(rel, sizeof rel, "models/%s", model);
+    molmo_error err = {0};
+    molmo_model *m = NULL;
+    assert_int_equal(molmo_model_load(tu_data_path(p, sizeof p, rel), NULL, &m, &err), MOLMO_OK);
+    molmo_safetensors g;
+    tu_golden_open(&g, model, case_name);
+    const molmo_st_tensor *ids_t = tu_golden_tensor(&g, "input_ids");
+    const int L = (int)ids_t->shape[0], D = m->cfg.d_model, E = m->cfg.embedding_size;
+    float *x = calloc((size_t)L * D, sizeof(float)), *xs = calloc((size_t)D, sizeof(float));
+    assert_int_equal(molmo_decoder_embed(m, ids_t->data, L, x, &err), MOLMO_OK);
+    float *ref = calloc((size_t)4 * E, sizeof(float)), *got = calloc((size_t)4 * E, sizeof(float));
+    static const int threads[] = {1, 2, 3}, batches[] = {2048, 50};
+    for (int bi = 0; bi < 2; bi++)
+        for (int ti = 0; ti < 3; ti++) {
+            molmo_pool *pool = NULL;
+            if (threads[ti] > 1)
+                assert_int_equal(molmo_pool_create(threads[ti], &pool, &err), MOLMO_OK);
+            molmo_decoder *dec = NULL;
+            assert_int_equal(molmo_decoder_create(m, 0, batches[bi], threads[ti], &dec, &err),
+                             MOLMO_OK);
+            float *out = ti == 0 ? ref : got;
+            assert_int_equal(molmo_decoder_forward(dec, pool, x, L, out, NULL, NULL, &err),
+                             MOLMO_OK);
+            for (int s = 1; s < 4; s++) {
+                const float *prev = out + (size_t)(s - 1) * E;
+                int tok = 0;
+                for (int e = 1; e < E; e++) tok = prev[e] > prev[tok] ? e : tok;
+                assert_int_equal(molmo_decoder_embed(m, &tok, 1, xs, &err), MOLMO_OK);
+                assert_int_equal(molmo_decoder_forward(dec, pool, xs, 1, out + (size_t)s * E,
+                                                       NULL, NULL, &err),
+                                 MOLMO_OK);
+            }
+            if (out == got && memcmp(ref, got, (size_t)4 * E * sizeof(float)) != 0)
+                fail_msg("%s/%s: %d threads, batch %d: logits differ from 1 thread's", model,
+                         case_name, threads[ti], batches[bi]);
+            molmo_decoder_free(dec);
+            molmo_pool_free(pool);
+        }
+    free(ref);
+    free(got);
+    free(x);
+    free(xs);
+    molmo_st_close(&g);
+    molmo_model_free(m);
+}
+
+static void test_threads_identical(void **state) {
+    threads_case("qwen2", "astronaut_2x2");
+    threads_case("olmo", "chelsea_1x2");
+    threads_case("olmoe", "tall_200x900_4x1");
+}
+
 static void test_context_full(void **state) {
     char p[1024];
     molmo_error err = {0};
@@ -202,6 +260,7 @@ int main(void) {
         cmocka_unit_test(test_all_cases),
         cmocka_unit_test(test_chunked_prefill),
         cmocka_unit_test(test_context_full),
+        cmocka_unit_test(test_threads_identical),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
