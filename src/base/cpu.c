@@ -35,18 +35,21 @@ static int has_f16c(void) {
  * process only after it asks (arch_prctl ARCH_REQ_XCOMP_PERM, kernel 5.16+; it refuses, for
  * instance, when a thread's alternate signal stack is too small for the larger frame). Any
  * refusal leaves AMX off: the VNNI kernels compute the same bits. MOLMO_AMX=0 turns it off. */
-static int amx_int8_usable(void) {
+/* Returns the AMX feature bits usable (1: AMX-INT8, 2: AMX-BF16), 0 without tiles. AMX-BF16 is
+ * EDX[22]. */
+static int amx_usable(void) {
 #if defined(__linux__) && defined(__x86_64__)
     const char *env = getenv("MOLMO_AMX");
     if (env && strcmp(env, "0") == 0) return 0;
     unsigned a, b, c, d;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
-    if (!((d >> 24) & 1u) || !((d >> 25) & 1u)) return 0;
+    const int kinds = (int)((d >> 25) & 1u) | (int)(((d >> 22) & 1u) << 1);
+    if (!((d >> 24) & 1u) || !kinds) return 0;
     unsigned xcr0_lo, xcr0_hi;
     __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
     if ((xcr0_lo & (3u << 17)) != (3u << 17)) return 0;
     enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
-    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0 ? kinds : 0;
 #else
     return 0;
 #endif
@@ -65,7 +68,9 @@ static void detect_isa(molmo_cpu_features *f) {
     /* AVX512_BF16 is CPUID.(7,1):EAX[5]; usable only where AVX-512 state is enabled. */
     unsigned a, b, c, d;
     if (f->avx512f && __get_cpuid_count(7, 1, &a, &b, &c, &d)) f->avx512bf16 = (a >> 5) & 1u;
-    f->amx_int8 = f->avx512f && amx_int8_usable();
+    const int amx = f->avx512f ? amx_usable() : 0;
+    f->amx_int8 = amx & 1;
+    f->amx_bf16 = (amx >> 1) & f->avx512bf16;
 }
 #else
 static void detect_isa(molmo_cpu_features *f) { (void)f; }

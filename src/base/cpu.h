@@ -8,10 +8,11 @@
 typedef struct molmo_cpu_features {
     int avx2, fma, f16c;                       /* the AVX2 kernel set needs all three      */
     int avx512f, avx512bw, avx512vl, avx512dq; /* the AVX-512 kernel set needs f, bw, vl   */
-    int avx512bf16;                            /* reported only (no kernel uses it)        */
+    int avx512bf16;                            /* the AMX-BF16 GEMM's conversions need it   */
     int avx512vnni;                            /* the quantized AVX-512 kernels need it    */
     int amx_int8;  /* AMX-TILE + AMX-INT8 usable: cpuid, the OS's XCR0 tile state and the
                     * process's permission for it (Linux arch_prctl, requested here) */
+    int amx_bf16;  /* AMX-BF16 usable the same way (and AVX512-BF16 for the conversions) */
     int n_logical;                             /* CPUs this process may run on             */
     int n_physical;                            /* distinct cores among them (SMT siblings once) */
 } molmo_cpu_features;

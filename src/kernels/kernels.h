@@ -107,6 +107,9 @@ const molmo_kernels *molmo_kernels_get(void);
  * the CPU and OS allow it (cpu.h), MOLMO_KERNELS does not cap the choice below "amx", and
  * molmo_kernels_allow_amx has not turned it off. Either way the bits are the same. */
 int molmo_kernels_amx(void);
+/* The same for the BF16-weight GEMM on AMX-BF16 tiles (cpu.h amx_bf16), under the same switches.
+ * Unlike the int8 one it changes the summation order: f32 accuracy, not the FMA kernel's bits. */
+int molmo_kernels_amx_bf16(void);
 
 /* Individual tables, for tests and benchmarks: NULL where the CPU (or the build) lacks the ISA. */
 const molmo_kernels *molmo_kernels_ref(void);

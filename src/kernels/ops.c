@@ -32,6 +32,7 @@ static pthread_once_t g_best_once = PTHREAD_ONCE_INIT;
 static atomic_int g_force_ref;
 static atomic_int g_amx_off;
 static int g_amx; /* AMX allowed by the CPU and MOLMO_KERNELS (set with g_best) */
+static int g_amx_bf16; /* AMX-BF16 likewise */
 
 #if defined(__x86_64__)
 static int has_avx2(const molmo_cpu_features *f) { return f->avx2 && f->fma && f->f16c; }
@@ -54,6 +55,7 @@ static void pick_best(void) {
     if (level >= 1 && has_avx2(f)) g_best = &molmo_kernels_avx2_table;
     if (level >= 2 && has_avx512(f)) g_best = &molmo_kernels_avx512_table;
     g_amx = level >= 3 && has_avx512(f) && f->avx512vnni && f->amx_int8;
+    g_amx_bf16 = level >= 3 && has_avx512(f) && f->amx_bf16;
 #else
     (void)level;
 #endif
@@ -88,6 +90,11 @@ int molmo_kernels_amx(void) {
     return g_amx && !atomic_load_explicit(&g_amx_off, memory_order_relaxed);
 }
 
+int molmo_kernels_amx_bf16(void) {
+    pthread_once(&g_best_once, pick_best);
+    return g_amx_bf16 && !atomic_load_explicit(&g_amx_off, memory_order_relaxed);
+}
+
 void molmo_kernels_allow_amx(int on) {
     atomic_store_explicit(&g_amx_off, on ? 0 : 1, memory_order_relaxed);
 }
@@ -98,7 +105,9 @@ void molmo_kernels_force_reference(int on) {
 
 const char *molmo_kernels_name(void) {
     const molmo_kernels *k = molmo_kernels_get();
-    return k == &molmo_kernels_avx512_table && molmo_kernels_amx() ? "avx512+amx" : k->name;
+    return k == &molmo_kernels_avx512_table && (molmo_kernels_amx() || molmo_kernels_amx_bf16())
+               ? "avx512+amx"
+               : k->name;
 }
 
 /* ------------------------------------------------------------------------------ matmul */

@@ -42,9 +42,10 @@ static void usage(FILE *f) {
             "--pull on the generating commands does it on demand, and a GGUF converted from\n"
             "that repo into ~/.cache/molmo ($MOLMO_GGUF_DIR) is used instead when present.\n"
             "\n"
-            "Kernels are picked at run time: AVX-512 (int8 GEMMs on AMX tiles where the CPU\n"
-            "has them), AVX2, or plain C; the SIMD ones compute quantized matmuls to the same\n"
-            "bits. MOLMO_KERNELS=ref|avx2|avx512|amx caps the choice, MOLMO_AMX=0 turns AMX off.\n"
+            "Kernels are picked at run time: AVX-512 (int8 and bf16-weight GEMMs on AMX tiles\n"
+            "where the CPU has them), AVX2, or plain C; the SIMD ones compute quantized matmuls\n"
+            "to the same bits, float ones to f32 accuracy. MOLMO_KERNELS=ref|avx2|avx512|amx\n"
+            "caps the choice, MOLMO_AMX=0 turns AMX off.\n"
             "Weights are memory-mapped; commands that run the model map all their pages up\n"
             "front when the model takes at most half of the RAM (MOLMO_PREFAULT=0: on first use).\n");
 }

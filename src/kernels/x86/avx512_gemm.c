@@ -28,31 +28,6 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
-/* In-register transpose of a 16x16 f32 block: r[i][j] -> r[j][i]. */
-INLINE void transpose16(__m512 r[16]) {
-    __m512 t[16], u[16];
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 16; i += 4) { /* u[i + c]: column c of each 4-column lane, rows i..i+3 */
-        u[i + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
-        u[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
-        u[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
-        u[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
-    }
-    for (int c = 0; c < 4; c++) {
-        __m512 a = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);
-        __m512 b = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xdd);
-        __m512 e = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
-        __m512 f = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xdd);
-        r[c] = _mm512_shuffle_f32x4(a, e, 0x88);
-        r[8 + c] = _mm512_shuffle_f32x4(a, e, 0xdd);
-        r[4 + c] = _mm512_shuffle_f32x4(b, f, 0x88);
-        r[12 + c] = _mm512_shuffle_f32x4(b, f, 0xdd);
-    }
-}
-
 /* pw[k][c] = W[j0 + c, k0 + k] for k < kc, c < NR, W[j][k] = w[j*ldw + k]; columns c >= nr are
  * zero. A transpose: 16x16 blocks through registers. */
 INLINE void pack_panel(molmo_dtype wt, const void *w, size_t ldw, int j0, int nr, int k0, int kc,
@@ -67,7 +42,7 @@ INLINE void pack_panel(molmo_dtype wt, const void *w, size_t ldw, int j0, int nr
                 r[t] = c < nr ? avx512_load_w16(w, wt, (size_t)(j0 + c) * ldw + (size_t)(k0 + kk), km)
                               : _mm512_setzero_ps();
             }
-            transpose16(r);
+            avx512_transpose16_ps(r);
             for (int t = 0; t < kn; t++) _mm512_store_ps(pw + (size_t)(kk + t) * NR + g * 16, r[t]);
         }
     }
@@ -259,7 +234,12 @@ void molmo_k_matmul_f32_avx512(const molmo_matmul_args *a, int m0, int m1, int n
     case MOLMO_DTYPE_Q4_K:
     case MOLMO_DTYPE_Q6_K: molmo_k_matmul_k_avx512(a, m0, m1, n0, n1, ws, ws_floats); break;
     case MOLMO_DTYPE_F16: (small ? gemv_f16 : gemm_f16)(a, m0, m1, n0, n1, ws, ws_floats); break;
-    case MOLMO_DTYPE_BF16: (small ? gemv_bf16 : gemm_bf16)(a, m0, m1, n0, n1, ws, ws_floats); break;
+    case MOLMO_DTYPE_BF16:
+        if (!small && molmo_kernels_amx_bf16())
+            molmo_k_matmul_bf16_amx(a, m0, m1, n0, n1, ws, ws_floats);
+        else
+            (small ? gemv_bf16 : gemm_bf16)(a, m0, m1, n0, n1, ws, ws_floats);
+        break;
     default: (small ? gemv_f32 : gemm_f32)(a, m0, m1, n0, n1, ws, ws_floats); break;
     }
 }

@@ -160,4 +160,30 @@ static inline __attribute__((always_inline)) void avx512_l2_ahead_lines(avx512_l
         _mm_prefetch((const char *)f->p + f->at, _MM_HINT_T1);
 }
 
+/* In-register transpose of a 16x16 block of 32-bit lanes: r[i][j] -> r[j][i] (f32 GEMM panels,
+ * bf16 pair tiles). */
+static inline __attribute__((always_inline)) void avx512_transpose16_ps(__m512 r[16]) {
+    __m512 t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) { /* u[i + c]: column c of each 4-column lane, rows i..i+3 */
+        u[i + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        u[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        u[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+        u[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+    }
+    for (int c = 0; c < 4; c++) {
+        __m512 a = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);
+        __m512 b = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xdd);
+        __m512 e = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
+        __m512 f = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xdd);
+        r[c] = _mm512_shuffle_f32x4(a, e, 0x88);
+        r[8 + c] = _mm512_shuffle_f32x4(a, e, 0xdd);
+        r[4 + c] = _mm512_shuffle_f32x4(b, f, 0x88);
+        r[12 + c] = _mm512_shuffle_f32x4(b, f, 0xdd);
+    }
+}
+
 #endif

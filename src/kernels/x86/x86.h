@@ -84,6 +84,11 @@ void molmo_k_matmul_q_avx2(const molmo_matmul_args *a, int m0, int m1, int n0, i
  * VNNI kernel: same bits). */
 int molmo_k_matmul_q_amx(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, float *ws,
                          size_t ws_floats);
+/* BF16 weights on AMX-BF16 tiles (avx512_amx_bf16.c), for problems of more than 4 rows, where
+ * molmo_kernels_amx_bf16() is on: f32 accuracy (three bf16 parts of x), another summation order
+ * than the FMA kernel; the bits depend on the problem only (ws may be anything). K >= 1. */
+void molmo_k_matmul_bf16_amx(const molmo_matmul_args *a, int m0, int m1, int n0, int n1,
+                             float *ws, size_t ws_floats);
 /* out[0..n) = the values of Q8_0 / Q4_0 blocks (n a multiple of 32), exact. */
 void molmo_k_dequant_avx512(float *out, const void *w, molmo_dtype wt, size_t n);
 void molmo_k_dequant_avx2(float *out, const void *w, molmo_dtype wt, size_t n);

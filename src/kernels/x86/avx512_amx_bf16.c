@@ -1,0 +1,244 @@
+/* avx512_amx_bf16.c — y = x · W^T (+ b) for BF16 weights on AMX tiles (TDPBF16PS), for the
+ * GEMM shapes (problems of more than 4 rows: the ViT and prefill of a bf16 model).
+ *
+ * The tiles multiply bf16 by bf16 and accumulate in f32. The weights are bf16 already; the f32
+ * activations are split exactly enough into three bf16 parts, x = x1 + x2 + x3 + r with
+ * x1 = bf16(x), x2 = bf16(x - x1), x3 = bf16(x - x1 - x2) (round to nearest even; each
+ * difference is exact in f32), so |r| <= 2^-27 |x|, below f32's own rounding of x. Every
+ * product of two bf16 values is exact in f32, so the three passes C += A1·B, C += A2·B,
+ * C += A3·B compute the f32 GEMM to f32 accuracy: like the FMA GEMM of avx512_gemm.c, only in
+ * another summation order (the tile unit adds pairs of products, then into C). So the results
+ * are not the FMA kernel's bits; test_kernels holds them to the same tolerance against the
+ * reference. TDPBF16PS treats denormal inputs as zero and flushes denormal sums: only terms
+ * below 2^-126 are affected.
+ *
+ * Bits never depend on the thread split: the K blocking is a function of K alone (KC steps of
+ * 32), partial sums go through y between K blocks (an exact f32 round trip), and each output's
+ * value depends only on its own row and column. Why: the same matmul on FMA peaks at 32 f32
+ * FLOP per cycle per port pair; a TDPBF16PS does 16 x 16 x 32 multiply-adds in ~16 cycles, so
+ * even three passes are ~5x the FMA rate (docs/kernels.md, "AMX-BF16").
+ *
+ * Tiles: 0-2 the activation parts (16 rows x 32 k as bf16, 64 bytes a row), 3-4 two weight
+ * tiles (16 columns each, VNNI pair layout: row p holds k = 2p, 2p+1 of each column), 5-6 the
+ * f32 sums of a 16 x 32 output block. */
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels/x86/avx512_math.h"
+#include "kernels/x86/x86.h"
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("amx-tile,amx-bf16,avx512bf16"))), apply_to = function)
+#elif defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC target("amx-tile,amx-bf16,avx512bf16")
+#endif
+
+#define INLINE static inline __attribute__((always_inline))
+#define TR 16      /* rows of a tile */
+#define KS 32      /* k per tile step */
+#define NT 2       /* weight tiles per panel */
+#define NC (16 * NT) /* columns per panel */
+#define KC 8       /* k steps per K block (256 k): fixed, so the bits do not depend on M */
+#define TILE 1024  /* bytes of one tile */
+
+typedef struct tile_config {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} tile_config;
+
+static void configure_tiles(void) {
+    tile_config c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    for (int t = 0; t < 7; t++) c.rows[t] = TR, c.colsb[t] = 64;
+    _tile_loadconfig(&c);
+}
+
+/* Rows [0, rows) of x (stride ldx), k in [k0, k0 + 32 ks) (zero beyond K), into groups of 16
+ * rows (zero rows beyond `rows`): per group and step, the three parts' tiles one after the
+ * other (3 KiB). Group stride ks * 3 KiB. */
+static void split_rows(const float *x, size_t ldx, int rows, int K, int k0, int ks, uint8_t *out) {
+    const int groups = (rows + TR - 1) / TR;
+    for (int r = 0; r < groups * TR; r++) {
+        uint8_t *g = out + (size_t)(r / TR) * ks * 3 * TILE + (size_t)(r % TR) * 64;
+        const float *xr = x + (size_t)r * ldx;
+        for (int s = 0; s < ks; s++) {
+            uint8_t *t = g + (size_t)s * 3 * TILE;
+            const int k = k0 + s * KS, n = K - k < KS ? K - k : KS;
+            __m512 v0 = _mm512_setzero_ps(), v1 = _mm512_setzero_ps();
+            if (r < rows && n > 0) {
+                v0 = _mm512_maskz_loadu_ps(avx512_tail(n), xr + k);
+                v1 = _mm512_maskz_loadu_ps(avx512_tail(n - 16), xr + k + 16);
+            }
+            for (int part = 0; part < 3; part++) {
+                const __m512bh h = _mm512_cvtne2ps_pbh(v1, v0); /* k 0-15 low, 16-31 high */
+                _mm512_storeu_si512((__m512i *)(t + (size_t)part * TILE), (__m512i)h);
+                /* the part's exact f32 value taken off: the next part rounds what is left
+                 * (h holds k 0-15 in its low half, k 16-31 in its high half) */
+                const __m512i b = (__m512i)h;
+                const __m512 lo = _mm512_castsi512_ps(
+                    _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(b)), 16));
+                const __m512 hi = _mm512_castsi512_ps(
+                    _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(b, 1)), 16));
+                v0 = _mm512_sub_ps(v0, lo);
+                v1 = _mm512_sub_ps(v1, hi);
+            }
+        }
+    }
+}
+
+/* The bf16 weights of columns j0 .. j0 + 31 (zero beyond n1), k steps [s0, s0 + ks) (zero
+ * beyond K), as weight tiles: per step, the tiles of columns 0-15 and 16-31. A tile row p is
+ * dword p (k = 2p, 2p+1) of each of its 16 columns: a 16 x 16 dword transpose. */
+static void pack_panel(const uint16_t *w, size_t ldw, int K, int j0, int n1, int k0, int ks,
+                       uint8_t *pw) {
+    for (int s = 0; s < ks; s++)
+        for (int h = 0; h < NT; h++) {
+            const int k = k0 + s * KS, n = K - k < KS ? K - k : KS;
+            __m512 r[16];
+            for (int c = 0; c < 16; c++) {
+                const int j = j0 + 16 * h + c;
+                r[c] = j < n1 && n > 0
+                           ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(
+                                 (__mmask32)(n >= 32 ? 0xffffffffu : (1u << n) - 1u), w + (size_t)j * ldw + k))
+                           : _mm512_setzero_ps();
+            }
+            avx512_transpose16_ps(r);
+            uint8_t *t = pw + ((size_t)s * NT + (size_t)h) * TILE;
+            for (int p = 0; p < 16; p++) _mm512_store_ps((float *)(t + 64 * (size_t)p), r[p]);
+        }
+}
+
+/* Where a group's sums start and end within a K block: from zero (the first block of K), from
+ * y (the first block of a later K chunk), or from the group's slot in the sum buffer; to that
+ * slot, or to y (+ bias) after the chunk's last block. f32 round trips are exact, so where the
+ * sums rest between blocks never changes a bit. */
+enum { FROM_ZERO, FROM_Y, FROM_BUF };
+
+/* y rows [0, mr) x columns [0, nc) <-> one 1 KiB tile image (rows 64 bytes apart) */
+static void y_to_tile(const float *y, size_t ldy, int mr, int nc, uint8_t *t) {
+    const __mmask16 m = avx512_tail(nc);
+    for (int i = 0; i < TR; i++)
+        _mm512_store_ps((float *)(t + 64 * i),
+                        i < mr ? _mm512_maskz_loadu_ps(m, y + (size_t)i * ldy) : _mm512_setzero_ps());
+}
+
+static void tile_to_y(const uint8_t *t, float *y, size_t ldy, int mr, int nc, const float *bias) {
+    const __mmask16 m = avx512_tail(nc);
+    const __m512 b = bias ? _mm512_maskz_loadu_ps(m, bias) : _mm512_setzero_ps();
+    for (int i = 0; i < mr; i++) {
+        __m512 v = _mm512_load_ps((const float *)(t + 64 * i));
+        if (bias) v = _mm512_add_ps(v, b);
+        _mm512_mask_storeu_ps(y + (size_t)i * ldy, m, v);
+    }
+}
+
+/* One 16-row group against a panel of two 16-column tiles (weights in tiles 1, 2), ks steps:
+ * per step the weight tiles are loaded once, each activation part once (tile 0) for both. The
+ * sums live in tiles c0, c1; consecutive groups alternate between 3, 4 and 5, 6 so that a
+ * group's first loads do not wait for the previous group's last products. cs: the group's two
+ * tile images in the sum buffer (contiguous, L1/L2: storing tiles straight into rows of y,
+ * ldy apart, and reloading them per K block ran at a third of the speed). */
+#define GROUP_BODY(c0, c1)                                                                         \
+    do {                                                                                           \
+        if (from == FROM_ZERO) {                                                                   \
+            _tile_zero(c0);                                                                        \
+            _tile_zero(c1);                                                                        \
+        } else {                                                                                   \
+            if (from == FROM_Y) {                                                                  \
+                y_to_tile(y, ldy, mr, nc[0], cs);                                                  \
+                y_to_tile(y + 16, ldy, mr, nc[1], cs + TILE); /* nc[1] <= 0: zeros */              \
+                __asm__ volatile("" ::: "memory");                                                 \
+            }                                                                                      \
+            _tile_loadd(c0, cs, 64);                                                               \
+            _tile_loadd(c1, cs + TILE, 64);                                                        \
+        }                                                                                          \
+        for (int s = 0; s < ks; s++) {                                                             \
+            const uint8_t *a = xg + (size_t)s * 3 * TILE, *b = pw + (size_t)s * NT * TILE;         \
+            _tile_loadd(1, b, 64);                                                                 \
+            _tile_loadd(2, b + TILE, 64);                                                          \
+            for (int part = 0; part < 3; part++) {                                                 \
+                _tile_loadd(0, a + (size_t)part * TILE, 64);                                       \
+                _tile_dpbf16ps(c0, 0, 1);                                                          \
+                _tile_dpbf16ps(c1, 0, 2);                                                          \
+            }                                                                                      \
+        }                                                                                          \
+        _tile_stored(c0, cs, 64);                                                                  \
+        _tile_stored(c1, cs + TILE, 64);                                                           \
+        if (to_y) {                                                                                \
+            tile_to_y(cs, y, ldy, mr, nc[0], bias);                                                \
+            if (nc[1] > 0) tile_to_y(cs + TILE, y + 16, ldy, mr, nc[1], bias ? bias + 16 : NULL);  \
+        }                                                                                          \
+    } while (0)
+
+static void group(const uint8_t *xg, const uint8_t *pw, int ks, uint8_t *cs, float *y, size_t ldy,
+                  int mr, const int nc[NT], int from, int to_y, const float *bias, int odd) {
+    if (odd)
+        GROUP_BODY(5, 6);
+    else
+        GROUP_BODY(3, 4);
+}
+
+/* Workspace: the weight panel of one K block, then per group of a row chunk its two sum tiles
+ * and its split activations for a K chunk (kcs steps). K chunks are as long as a chunk of
+ * MIN_GROUPS groups allows (all of K up to 1024 with the 1 MiB pool workspace), so y is read
+ * and written once per K chunk; without a workspace, a stack buffer for one group and one block. */
+#define PANEL_BYTES ((size_t)KC * NT * TILE)
+#define MIN_GROUPS 8
+static size_t group_bytes(int kcs) { return (size_t)NT * TILE + (size_t)kcs * 3 * TILE; }
+
+void molmo_k_matmul_bf16_amx(const molmo_matmul_args *a, int m0, int m1, int n0, int n1,
+                             float *ws, size_t ws_floats) {
+    _Alignas(64) uint8_t stack[PANEL_BYTES + NT * TILE + KC * 3 * TILE];
+    size_t bytes;
+    uint8_t *pw = molmo_x86_work_buffer(ws, ws_floats, stack, sizeof stack, &bytes);
+    const int K = a->K, nks = (K + KS - 1) / KS;
+    int kcs = nks;
+    if (PANEL_BYTES + MIN_GROUPS * group_bytes(kcs) > bytes) {
+        const size_t per = (bytes - PANEL_BYTES) / MIN_GROUPS;
+        kcs = per > (size_t)NT * TILE ? (int)((per - (size_t)NT * TILE) / (3 * TILE)) / KC * KC : 0;
+        if (kcs < KC) kcs = KC;
+    }
+    const int max_groups = (int)((bytes - PANEL_BYTES) / group_bytes(kcs));
+    uint8_t *cs = pw + PANEL_BYTES, *xs = cs + (size_t)max_groups * NT * TILE;
+    const size_t ldx = (size_t)a->ldx, ldy = (size_t)a->ldy;
+    configure_tiles();
+    for (int mb0 = m0; mb0 < m1; mb0 += max_groups * TR) {
+        const int mb1 = m1 - mb0 < max_groups * TR ? m1 : mb0 + max_groups * TR;
+        const int groups = (mb1 - mb0 + TR - 1) / TR;
+        for (int c0 = 0; c0 < nks; c0 += kcs) {
+            const int cn = nks - c0 < kcs ? nks - c0 : kcs, last_chunk = c0 + cn == nks;
+            split_rows(a->x + (size_t)mb0 * ldx, ldx, mb1 - mb0, K, c0 * KS, cn, xs);
+            for (int j0 = n0; j0 < n1; j0 += NC) {
+                int nc[NT];
+                for (int h = 0; h < NT; h++) nc[h] = n1 - j0 - 16 * h < 16 ? n1 - j0 - 16 * h : 16;
+                const float *bias = last_chunk && a->bias ? a->bias + j0 : NULL;
+                for (int b0 = 0; b0 < cn; b0 += KC) {
+                    const int ks = cn - b0 < KC ? cn - b0 : KC;
+                    const int from = b0 > 0 ? FROM_BUF : c0 > 0 ? FROM_Y : FROM_ZERO;
+                    const int to_y = b0 + ks == cn;
+                    pack_panel(a->w, (size_t)K, K, j0, n1, (c0 + b0) * KS, ks, pw);
+                    /* the tile loads read what these vector stores wrote; GCC's tileloadd asm
+                     * does not say it reads memory */
+                    __asm__ volatile("" ::: "memory");
+                    for (int g = 0; g < groups; g++) {
+                        const int i0 = mb0 + g * TR, mr = mb1 - i0 < TR ? mb1 - i0 : TR;
+                        group(xs + ((size_t)g * cn + (size_t)b0) * 3 * TILE, pw, ks,
+                              cs + (size_t)g * NT * TILE, a->y + (size_t)i0 * ldy + j0, ldy, mr, nc,
+                              from, to_y, bias, g & 1);
+                    }
+                }
+            }
+        }
+    }
+    _tile_release();
+}
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#elif defined(__GNUC__)
+#pragma GCC pop_options
+#endif
