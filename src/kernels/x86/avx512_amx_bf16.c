@@ -12,15 +12,16 @@
  * reference. TDPBF16PS treats denormal inputs as zero and flushes denormal sums: only terms
  * below 2^-126 are affected.
  *
- * Bits never depend on the thread split: the K blocking is a function of K alone (KC steps of
- * 32), partial sums go through y between K blocks (an exact f32 round trip), and each output's
- * value depends only on its own row and column. Why: the same matmul on FMA peaks at 32 f32
- * FLOP per cycle per port pair; a TDPBF16PS does 16 x 16 x 32 multiply-adds in ~16 cycles, so
- * even three passes are ~5x the FMA rate (docs/kernels.md, "AMX-BF16").
+ * Bits never depend on the thread split or the workspace: each output's sum runs over the k
+ * steps in order in an f32 tile, and between K blocks it rests in a buffer or in y as f32 (an
+ * exact round trip), whatever the blocking; each output depends only on its own row and
+ * column. Why: FMA does 32 f32 multiply-adds per cycle; a TDPBF16PS does 16 x 16 x 32 in ~16
+ * cycles, so even three passes are ~5x that in the tile unit, and the kernel reaches ~2.5x
+ * the FMA GEMM (docs/kernels.md, "AMX-BF16 for BF16 weights").
  *
- * Tiles: 0-2 the activation parts (16 rows x 32 k as bf16, 64 bytes a row), 3-4 two weight
- * tiles (16 columns each, VNNI pair layout: row p holds k = 2p, 2p+1 of each column), 5-6 the
- * f32 sums of a 16 x 32 output block. */
+ * Tiles: 0 one activation part (16 rows x 32 k as bf16, 64 bytes a row), 1-2 two weight tiles
+ * (16 columns each, VNNI pair layout: row p holds k = 2p, 2p+1 of each column), 3-4 or 5-6 the
+ * f32 sums of a 16 x 32 output block (alternating between row groups). */
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
@@ -35,12 +36,11 @@
 #pragma GCC target("amx-tile,amx-bf16,avx512bf16")
 #endif
 
-#define INLINE static inline __attribute__((always_inline))
 #define TR 16      /* rows of a tile */
 #define KS 32      /* k per tile step */
 #define NT 2       /* weight tiles per panel */
 #define NC (16 * NT) /* columns per panel */
-#define KC 8       /* k steps per K block (256 k): fixed, so the bits do not depend on M */
+#define KC 8       /* k steps per K block (256 k): its weight panel (16 KiB) stays in L1 */
 #define TILE 1024  /* bytes of one tile */
 
 typedef struct tile_config {
