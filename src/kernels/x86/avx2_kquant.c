@@ -138,17 +138,12 @@ INLINE void load_hdr(const uint8_t *p, size_t ldw, int nc, __m256i h[4]) {
 
 INLINE void store(uint8_t *p, __m256i v) { _mm256_store_si256((__m256i *)p, v); }
 
-/* A region prefetched into L2 while packing, a few lines between the loads (avx512_kquant.c). */
-typedef struct pf {
-    const uint8_t *p;
-    size_t at, end; /* bytes done, bytes due by the end of this block */
-} pf;
+/* A region prefetched into L2 while packing, a few lines between the loads (x86.h). */
+typedef molmo_x86_l2_ahead pf;
 
 #define PF_LINES 8 /* per call; a Q4_K (Q6_K) block calls 8 (12) times for ~36 (~53) lines */
 
-INLINE void pf_lines(pf *f, int n) {
-    for (int i = 0; i < n && f->at < f->end; i++, f->at += 64) _mm_prefetch((const char *)f->p + f->at, _MM_HINT_T1);
-}
+INLINE void pf_lines(pf *f, int n) { molmo_x86_l2_ahead_lines(f, n); }
 
 /* Byte b (0..3) of every dword, zero-extended; and the same value in both int16 halves. */
 INLINE __m256i byte_of(__m256i v, int b) {

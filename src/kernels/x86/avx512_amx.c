@@ -50,24 +50,28 @@
 #define GB_BYTES (512 + 64)        /* one block of 16 columns: weight tile, then 16 f32 scales */
 #define PB_BYTES (NV * GB_BYTES)   /* one block of a panel */
 
-/* Tile numbers: A (activations) 0/1, B (weights) 2/3, C (sums) 4/5, alternating per block so
- * that a block's loads do not wait for the previous block's product to release its tiles. */
-typedef struct tile_config {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} tile_config;
-
-static void configure_tiles(void) {
-    tile_config c;
+void molmo_x86_amx_configure(int n, const uint8_t rows[], const uint16_t colsb[]) {
+    struct { /* the LDTILECFG memory layout, palette 1 */
+        uint8_t palette, start_row, reserved[14];
+        uint16_t colsb[16];
+        uint8_t rows[16];
+    } c;
     memset(&c, 0, sizeof c);
     c.palette = 1;
-    for (int t = 0; t < 2; t++) {
-        c.rows[t] = TR, c.colsb[t] = 32;         /* A: 16 rows x one block of int8 */
-        c.rows[2 + t] = 8, c.colsb[2 + t] = 64;  /* B: 8 rows of 16 columns x 4 k */
-        c.rows[4 + t] = TR, c.colsb[4 + t] = 64; /* C: 16 x 16 int32 */
-    }
-    _tile_loadconfig(&c);
+    for (int t = 0; t < n && t < 8; t++) c.rows[t] = rows[t], c.colsb[t] = colsb[t];
+    /* Not _tile_loadconfig: GCC 12's asm for it declares a read of 8 bytes only, so the stores
+     * of the rows and widths above were dropped as dead (seen: SIGILL on the first tile op).
+     * The "m" operand here is the whole 64-byte configuration. */
+    __asm__ volatile("ldtilecfg %0" : : "m"(c));
+}
+
+/* Tile numbers: A (activations) 0/1, B (weights) 2/3, C (sums) 4/5, alternating per block so
+ * that a block's loads do not wait for the previous block's product to release its tiles.
+ * A: 16 rows x one block of int8; B: 8 rows of 16 columns x 4 k; C: 16 x 16 int32. */
+static void configure_tiles(void) {
+    static const uint8_t rows[6] = {TR, TR, 8, 8, TR, TR};
+    static const uint16_t colsb[6] = {32, 32, 64, 64, 64, 64};
+    molmo_x86_amx_configure(6, rows, colsb);
 }
 
 /* Panel of columns j0 .. j0+nr-1, blocks kb .. kb+nbk-1, into pw: per block and 16-column
@@ -151,13 +155,13 @@ INLINE void apply_block(__m512 acc[TR], const int32_t *sums, const float *dx, __
  * in registers. y: the chunk's first row and the panel's first column. */
 static void panel(int nbk, const uint8_t *xg, size_t gs, size_t dx_off, const uint8_t *pw,
                   int32_t (*sums)[TR * 16], float *y, size_t ldy, int rows, int nr,
-                  int accumulate, const float *bias, avx512_l2_ahead *f, int pf_quota) {
+                  int accumulate, const float *bias, molmo_x86_l2_ahead *f, int pf_quota) {
     for (int i0 = 0; i0 < rows; i0 += TR) {
         const uint8_t *g = xg + (size_t)(i0 / TR) * gs;
         const float *dx = (const float *)(g + dx_off);
         const int mr = rows - i0 < TR ? rows - i0 : TR;
         for (int v = 0; v < NV && 16 * v < nr; v++) {
-            avx512_l2_ahead_lines(f, pf_quota);
+            molmo_x86_l2_ahead_lines(f, pf_quota);
             int b = 0;
             for (; b + 1 < nbk; b += 2) {
                 TILE_SUMS(0, 2, 4, g, v, b, sums[b]);
@@ -224,19 +228,11 @@ int molmo_k_matmul_q_amx(const molmo_matmul_args *a, int m0, int m1, int n0, int
             __asm__ volatile("" ::: "memory");
             for (int j0 = n0; j0 < n1; j0 += NR) {
                 const int nr = n1 - j0 < NR ? n1 - j0 : NR;
-                /* The next column panel's rows, prefetched into L2 over the (row group, column
-                 * group) steps of this one (when a chunk spans all K, they are contiguous): MoE
-                 * experts' weights come from DRAM, and a prefill GEMM of ~94 rows ran 20-28%
-                 * slower with cold weights than with warm ones before this. */
-                const int nn = n1 - j0 - NR < NR ? n1 - j0 - NR : NR;
-                avx512_l2_ahead f = {a->w, 0, 0};
-                int quota = 0;
-                if (nn > 0 && kcn == nb) {
-                    f.at = (size_t)(j0 + NR) * ldw;
-                    f.end = f.at + (size_t)nn * ldw;
-                    const int steps = (kcn + KP - 1) / KP * ((rows + TR - 1) / TR) * NV;
-                    quota = (int)((f.end - f.at + 64 * (size_t)steps - 1) / (64 * (size_t)steps));
-                }
+                /* the next column panel's rows into L2 over the (row group, column group)
+                 * steps of this one */
+                const int steps = (kcn + KP - 1) / KP * ((rows + TR - 1) / TR) * NV;
+                molmo_x86_l2_ahead f;
+                const int quota = molmo_x86_l2_next_panel(&f, a->w, ldw, j0, NR, n1, kcn == nb, steps);
                 for (int pb0 = 0; pb0 < kcn; pb0 += KP) {
                     const int np = kcn - pb0 < KP ? kcn - pb0 : KP;
                     pack_panel(q8, a->w, ldw, j0, nr, kb0 + pb0, np, pw);

@@ -24,7 +24,6 @@
  * f32 sums of a 16 x 32 output block (alternating between row groups). */
 #include <immintrin.h>
 #include <stdint.h>
-#include <string.h>
 
 #include "kernels/x86/avx512_math.h"
 #include "kernels/x86/x86.h"
@@ -43,18 +42,11 @@
 #define KC 8       /* k steps per K block (256 k): its weight panel (16 KiB) stays in L1 */
 #define TILE 1024  /* bytes of one tile */
 
-typedef struct tile_config {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} tile_config;
-
+/* Seven tiles of 16 rows x 64 bytes (the roles in the file header). */
 static void configure_tiles(void) {
-    tile_config c;
-    memset(&c, 0, sizeof c);
-    c.palette = 1;
-    for (int t = 0; t < 7; t++) c.rows[t] = TR, c.colsb[t] = 64;
-    _tile_loadconfig(&c);
+    static const uint8_t rows[7] = {TR, TR, TR, TR, TR, TR, TR};
+    static const uint16_t colsb[7] = {64, 64, 64, 64, 64, 64, 64};
+    molmo_x86_amx_configure(7, rows, colsb);
 }
 
 /* Rows [0, rows) of x (stride ldx), k in [k0, k0 + 32 ks) (zero beyond K), into groups of 16

@@ -121,13 +121,13 @@ static void quantize_rows(const float *x, size_t ldx, int rows, int kb0, int kc,
 
 INLINE void store(uint8_t *p, __m512i v) { _mm512_store_si512((__m512i *)p, v); }
 
-/* Prefetching into L2 while packing (avx512_math.h), a few lines between the loads of the pack:
- * the ~100 lines of a panel block issued at once would stall on the fill buffers. */
-typedef avx512_l2_ahead pf;
+/* Prefetching into L2 while packing (x86.h), a few lines between the loads of the pack: the
+ * ~100 lines of a panel block issued at once would stall on the fill buffers. */
+typedef molmo_x86_l2_ahead pf;
 
 #define PF_LINES 12 /* per call; a Q4_K (Q6_K) block calls 12 (18) times for ~108 (~158) lines */
 
-INLINE void pf_lines(pf *f, int n) { avx512_l2_ahead_lines(f, n); }
+INLINE void pf_lines(pf *f, int n) { molmo_x86_l2_ahead_lines(f, n); }
 
 /* Byte b (0..3) of every dword, zero-extended. */
 INLINE __m512i byte_of(__m512i v, int b) {

@@ -147,19 +147,6 @@ static inline __attribute__((always_inline)) void avx512_load_cols16x16(const ui
     h[3] = _mm512_unpackhi_epi64(t1, t3);
 }
 
-/* A region of W prefetched into L2 a few lines at a time, spread over the work of the previous
- * panel or block: issuing a panel's ~100-1600 lines at once would stall on the fill buffers.
- * Packing reads 16-48 rows of W at once, more streams than the hardware prefetchers follow. */
-typedef struct avx512_l2_ahead {
-    const uint8_t *p;
-    size_t at, end; /* bytes done, bytes due */
-} avx512_l2_ahead;
-
-static inline __attribute__((always_inline)) void avx512_l2_ahead_lines(avx512_l2_ahead *f, int n) {
-    for (int i = 0; i < n && f->at < f->end; i++, f->at += 64)
-        _mm_prefetch((const char *)f->p + f->at, _MM_HINT_T1);
-}
-
 /* In-register transpose of a 16x16 block of 32-bit lanes: r[i][j] -> r[j][i] (f32 GEMM panels,
  * bf16 pair tiles). */
 static inline __attribute__((always_inline)) void avx512_transpose16_ps(__m512 r[16]) {

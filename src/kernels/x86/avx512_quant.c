@@ -292,23 +292,17 @@ static void qmatmul(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, 
                 const int nr = n1 - j0 < NR ? n1 - j0 : NR;
                 __mmask16 mk[NV];
                 for (int v = 0; v < NV; v++) mk[v] = avx512_tail(nr - 16 * v);
-                /* the next column panel's rows into L2 meanwhile, as in avx512_amx.c */
-                const int nn = n1 - j0 - NR < NR ? n1 - j0 - NR : NR;
-                avx512_l2_ahead f = {a->w, 0, 0};
-                int quota = 0;
-                if (nn > 0 && kcn == nb) {
-                    f.at = (size_t)(j0 + NR) * ldw;
-                    f.end = f.at + (size_t)nn * ldw;
-                    const int steps = (kcn + KP - 1) / KP * ((mb1 - mb0 + MR - 1) / MR);
-                    quota = (int)((f.end - f.at + 64 * (size_t)steps - 1) / (64 * (size_t)steps));
-                }
+                /* the next column panel's rows into L2 over the register tiles of this one */
+                const int steps = (kcn + KP - 1) / KP * ((mb1 - mb0 + MR - 1) / MR);
+                molmo_x86_l2_ahead f;
+                const int quota = molmo_x86_l2_next_panel(&f, a->w, ldw, j0, NR, n1, kcn == nb, steps);
                 for (int pb0 = 0; pb0 < kcn; pb0 += KP) {
                     const int np = kcn - pb0 < KP ? kcn - pb0 : KP;
                     pack_panel(q8, a->w, ldw, j0, nr, kb0 + pb0, np, pw);
                     const int first = kb0 + pb0 == 0, last = kb0 + pb0 + np == nb;
                     const float *bias = last && a->bias ? a->bias + j0 : NULL;
                     for (int i0 = mb0; i0 < mb1; i0 += MR) {
-                        avx512_l2_ahead_lines(&f, quota);
+                        molmo_x86_l2_ahead_lines(&f, quota);
                         const uint8_t *q = xc + (size_t)(i0 - mb0) * ldq;
                         tile_any(mb1 - i0 < MR ? mb1 - i0 : MR, np, q + 32 * pb0,
                                  q + 32 * (size_t)kcn + 4 * pb0, q + 36 * (size_t)kcn + 4 * pb0,
