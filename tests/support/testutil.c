@@ -29,6 +29,15 @@ const char *tu_data_path(char *out, size_t cap, const char *rel) {
     return out;
 }
 
+molmo_model *tu_load_model(const char *name) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/models/%s", MOLMO_TEST_DATA, name);
+    molmo_error err = {0};
+    molmo_model *m = NULL;
+    if (molmo_model_load(path, NULL, &m, &err) != MOLMO_OK) fail_msg("%s", err.msg);
+    return m;
+}
+
 void tu_golden_open(molmo_safetensors *st, const char *model, const char *case_name) {
     char path[1024];
     snprintf(path, sizeof path, "%s/golden/%s/%s.safetensors", MOLMO_TEST_DATA, model, case_name);

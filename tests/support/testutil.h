@@ -16,6 +16,10 @@
  * result is written to out[cap]). */
 const char *tu_data_path(char *out, size_t cap, const char *rel);
 
+/* Loads the fixture model tests/data/models/<name> (free with molmo_model_free); fails the test
+ * with the loader's message when it cannot. */
+molmo_model *tu_load_model(const char *name);
+
 /* Opens tests/data/golden/<model>/<case>.safetensors; fails the test when it cannot. */
 void tu_golden_open(molmo_safetensors *st, const char *model, const char *case_name);
 /* Returns the named golden tensor; fails the test when it is absent. */

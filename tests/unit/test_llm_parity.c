@@ -69,12 +69,10 @@ static void check_step(const float *logits, int E, json_t *step, int i, const ch
 }
 
 static void run_case(const char *model, const char *case_name, int n_batch) {
-    char p[1024], rel[256], label[256];
-    snprintf(rel, sizeof rel, "models/%s", model);
+    char rel[256], label[256];
     snprintf(label, sizeof label, "%s/%s", model, case_name);
     molmo_error err = {0};
-    molmo_model *m = NULL;
-    assert_int_equal(molmo_model_load(tu_data_path(p, sizeof p, rel), NULL, &m, &err), MOLMO_OK);
+    molmo_model *m = tu_load_model(model);
     const molmo_config *cfg = &m->cfg;
     json_t *j = tu_golden_json(model, case_name);
     molmo_safetensors g;
@@ -181,11 +179,8 @@ static void test_chunked_prefill(void **state) {
  * against 1 thread with the same chunks: chunking itself may change the f32 summation order,
  * a MoE expert with at most 4 rows in a chunk takes the GEMV path). */
 static void threads_case(const char *model, const char *case_name) {
-    char p[1024], rel[256];
-    snprintf(rel, sizeof rel, "models/%s", model);
     molmo_error err = {0};
-    molmo_model *m = NULL;
-    assert_int_equal(molmo_model_load(tu_data_path(p, sizeof p, rel), NULL, &m, &err), MOLMO_OK);
+    molmo_model *m = tu_load_model(model);
     molmo_safetensors g;
     tu_golden_open(&g, model, case_name);
     const molmo_st_tensor *ids_t = tu_golden_tensor(&g, "input_ids");

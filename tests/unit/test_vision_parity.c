@@ -30,11 +30,8 @@ static void on_trace(void *user, const char *name, const float *data, int n_dims
 
 /* Runs one golden case; returns the image features (caller frees). */
 static float *run_case(const char *model, const char *case_name, int n_threads, int check) {
-    char p[1024], rel[256];
-    snprintf(rel, sizeof rel, "models/%s", model);
     molmo_error err = {0};
-    molmo_model *m = NULL;
-    assert_int_equal(molmo_model_load(tu_data_path(p, sizeof p, rel), NULL, &m, &err), MOLMO_OK);
+    molmo_model *m = tu_load_model(model);
     molmo_safetensors g;
     tu_golden_open(&g, model, case_name);
     const molmo_st_tensor *images = tu_golden_tensor(&g, "images");
@@ -100,11 +97,9 @@ static void test_reference_kernels(void **state) {
  * §4 measures vit_features moving by up to 1.8e-4 from that alone, hence 5e-4 there).
  * image_features: 1e-4 absolute, plus 1e-3 relative on the 12-crop cases. */
 static void engine_case(const char *model, const char *case_name) {
-    char p[1024], rel[256], what[256];
-    snprintf(rel, sizeof rel, "models/%s", model);
+    char p[1024], what[256];
     molmo_error err = {0};
-    molmo_model *m = NULL;
-    assert_int_equal(molmo_model_load(tu_data_path(p, sizeof p, rel), NULL, &m, &err), MOLMO_OK);
+    molmo_model *m = tu_load_model(model);
     json_t *j = tu_golden_json(model, case_name);
     molmo_image *img = NULL;
     const char *file = json_string_value(json_object_get(j, "image"));
