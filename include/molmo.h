@@ -436,6 +436,11 @@ typedef struct molmo_context_params {
     int n_batch;               /* prompt tokens per forward chunk; <= 0: 1024               */
     molmo_trace_fn trace;      /* optional stage trace                                     */
     void *trace_user;
+    molmo_dtype kv_type;       /* KV cache: MOLMO_DTYPE_F32 (default: the official model's
+                                  values) or MOLMO_DTYPE_F16 (half the cache memory and the
+                                  decode attention's reads; keys and values rounded to half:
+                                  logits move slightly, docs/gguf.md). Other types:
+                                  MOLMO_ERR_INVALID_ARG                                     */
 } molmo_context_params;
 
 MOLMO_API molmo_context_params molmo_context_default_params(void);

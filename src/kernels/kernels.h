@@ -14,6 +14,7 @@
 #define MOLMO_KERNELS_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "molmo.h"
 
@@ -40,13 +41,21 @@ typedef struct molmo_matmul_args {
 typedef struct molmo_attn_args {
     float *out;
     int ldo;
-    const float *q, *k, *v;
-    int ldq, ldk, ldv;
-    size_t ldh;            /* floats from kv head g to g + 1 in k and v (hd: side by side) */
+    const float *q;
+    const void *k, *v;     /* elements of kv_type                                          */
+    molmo_dtype kv_type;   /* MOLMO_DTYPE_F32, or MOLMO_DTYPE_F16 (a half-precision KV cache:
+                              each element is converted to f32 exactly where it is read)   */
+    int ldq, ldk, ldv;     /* in elements                                                  */
+    size_t ldh;            /* elements from kv head g to g + 1 in k and v (hd: side by side) */
     int n_q, n_kv, n_heads, n_kv_heads, hd;
     float scale;
     int causal, q_pos0;
 } molmo_attn_args;
+
+/* Bytes per element of K and V. */
+static inline size_t molmo_attn_kv_bytes(molmo_dtype kv_type) {
+    return kv_type == MOLMO_DTYPE_F16 ? 2 : 4;
+}
 
 /* Query rows per work item: n_q split into ceil(n_q / MOLMO_ATTN_QB) near-equal blocks, rounded
  * up to a multiple of 6 (the f32 GEMM's register tile), at most MOLMO_ATTN_QB. The 577 ViT
@@ -98,6 +107,9 @@ typedef struct molmo_kernels {
                  const float *cos_t, const float *sin_t);
     /* out[0..n) = w[0..n) as f32 (exact; block types: n a multiple of 32). */
     void (*to_f32)(float *out, const void *w, molmo_dtype wt, size_t n);
+    /* out[0..n) = x[0..n) as IEEE half, rounded to nearest even (vcvtps2ph's rounding: NaN
+     * quieted, beyond the half range inf): molmo_f32_to_f16 for every element. */
+    void (*to_f16)(uint16_t *out, const float *x, size_t n);
 } molmo_kernels;
 
 /* The table ops run on now (honours force_reference). Never NULL. */

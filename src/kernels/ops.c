@@ -382,15 +382,16 @@ void molmo_op_attention(molmo_pool *p, float *out, int ldo, const float *q, int 
                         const float *k, int ldk, const float *v, int ldv, int n_q, int n_kv,
                         int n_heads, int n_kv_heads, int hd, float scale, int causal, int q_pos0,
                         float *scratch) {
-    molmo_op_attention_ldh(p, out, ldo, q, ldq, k, ldk, v, ldv, (size_t)hd, n_q, n_kv, n_heads,
-                           n_kv_heads, hd, scale, causal, q_pos0, scratch);
+    molmo_op_attention_ldh(p, out, ldo, q, ldq, k, ldk, v, ldv, MOLMO_DTYPE_F32, (size_t)hd, n_q,
+                           n_kv, n_heads, n_kv_heads, hd, scale, causal, q_pos0, scratch);
 }
 
 void molmo_op_attention_ldh(molmo_pool *p, float *out, int ldo, const float *q, int ldq,
-                            const float *k, int ldk, const float *v, int ldv, size_t ldh, int n_q,
-                            int n_kv, int n_heads, int n_kv_heads, int hd, float scale, int causal,
-                            int q_pos0, float *scratch) {
+                            const void *k, int ldk, const void *v, int ldv, molmo_dtype kv_type,
+                            size_t ldh, int n_q, int n_kv, int n_heads, int n_kv_heads, int hd,
+                            float scale, int causal, int q_pos0, float *scratch) {
     assert(n_kv_heads > 0 && n_heads % n_kv_heads == 0); /* checked by the config loader */
+    assert(kv_type == MOLMO_DTYPE_F32 || kv_type == MOLMO_DTYPE_F16);
     if (n_q <= 0 || n_heads <= 0 || hd <= 0) return;
     if (n_kv <= 0) { /* nothing to attend to: the empty weighted sum */
         for (int i = 0; i < n_q; i++)
@@ -399,10 +400,10 @@ void molmo_op_attention_ldh(molmo_pool *p, float *out, int ldo, const float *q, 
     }
     attn_task t = {.k = molmo_kernels_get(),
                    .pool = p,
-                   .a = {.out = out, .ldo = ldo, .q = q, .k = k, .v = v, .ldq = ldq, .ldk = ldk,
-                         .ldv = ldv, .ldh = ldh, .n_q = n_q, .n_kv = n_kv, .n_heads = n_heads,
-                         .n_kv_heads = n_kv_heads, .hd = hd, .scale = scale, .causal = causal,
-                         .q_pos0 = q_pos0}};
+                   .a = {.out = out, .ldo = ldo, .q = q, .k = k, .v = v, .kv_type = kv_type,
+                         .ldq = ldq, .ldk = ldk, .ldv = ldv, .ldh = ldh, .n_q = n_q, .n_kv = n_kv,
+                         .n_heads = n_heads, .n_kv_heads = n_kv_heads, .hd = hd, .scale = scale,
+                         .causal = causal, .q_pos0 = q_pos0}};
     t.scratch = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     t.n_items = n_heads * molmo_attn_qblocks(n_q);
     const double flops = 4.0 * n_q * (double)n_kv * hd * n_heads;
@@ -465,4 +466,8 @@ void molmo_op_gather_rows(float *out, const void *w, molmo_dtype wt, int K, cons
 
 void molmo_op_to_f32(float *out, const void *w, molmo_dtype wt, size_t n) {
     molmo_kernels_get()->to_f32(out, w, wt, n);
+}
+
+void molmo_op_to_f16(uint16_t *out, const float *x, size_t n) {
+    molmo_kernels_get()->to_f16(out, x, n);
 }

@@ -16,6 +16,7 @@
 #define MOLMO_KERNELS_OPS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/threadpool.h"
 #include "molmo.h"
@@ -92,13 +93,15 @@ void molmo_op_attention(molmo_pool *p, float *out, int ldo, const float *q, int 
                         const float *k, int ldk, const float *v, int ldv, int n_q, int n_kv,
                         int n_heads, int n_kv_heads, int hd, float scale, int causal, int q_pos0,
                         float *scratch);
-/* The same with kv head g at k + g*ldh (v likewise) instead of k + g*hd: ldh = hd is
- * molmo_op_attention; ldh = n_ctx*hd with ldk = ldv = hd is a head-major cache, where each
- * head's keys are one contiguous run (the decoder's KV cache). Same values for the same data. */
+/* The same with K and V of type kv_type (MOLMO_DTYPE_F32, or MOLMO_DTYPE_F16: an f16 KV cache,
+ * read as the f32 values it holds) and kv head g at element g*ldh of k (v likewise) instead of
+ * g*hd: ldh = hd is molmo_op_attention; ldh = n_ctx*hd with ldk = ldv = hd is a head-major
+ * cache, where each head's keys are one contiguous run (the decoder's KV cache). Strides in
+ * elements. Same values for the same data. */
 void molmo_op_attention_ldh(molmo_pool *p, float *out, int ldo, const float *q, int ldq,
-                            const float *k, int ldk, const float *v, int ldv, size_t ldh, int n_q,
-                            int n_kv, int n_heads, int n_kv_heads, int hd, float scale, int causal,
-                            int q_pos0, float *scratch);
+                            const void *k, int ldk, const void *v, int ldv, molmo_dtype kv_type,
+                            size_t ldh, int n_q, int n_kv, int n_heads, int n_kv_heads, int hd,
+                            float scale, int causal, int q_pos0, float *scratch);
 
 /* RoPE tables, "llama" half-split (fact sheet §2.4), all in f32 as HF computes them:
  * inv_freq[i] = 1 / theta^((2i)/hd), angle[p,i] = p * inv_freq[i], cos/sin of the angle.
@@ -122,6 +125,9 @@ void molmo_op_gather_rows(float *out, const void *w, molmo_dtype wt, int K, cons
 
 /* out[0..n) = w[0..n) converted exactly to f32 (block types: n a multiple of 32, dequantized). */
 void molmo_op_to_f32(float *out, const void *w, molmo_dtype wt, size_t n);
+
+/* out[0..n) = x[0..n) as IEEE half, rounded to nearest even (molmo_f32_to_f16's bits). */
+void molmo_op_to_f16(uint16_t *out, const float *x, size_t n);
 
 /* Debug/test switch: 1 makes every op run the plain-C reference kernels (ref/), 0 restores the
  * fastest kernels of the machine. Atomic: may be flipped while other threads run ops (an op in

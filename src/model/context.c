@@ -56,8 +56,8 @@ molmo_status molmo_context_create(const molmo_model *model, const molmo_context_
     int nth = c->pool ? molmo_pool_size(c->pool) : 1;
     if (s == MOLMO_OK) s = molmo_vision_create(model, nth, &c->vision, err);
     if (s == MOLMO_OK)
-        s = molmo_decoder_create(model, c->params.n_ctx, c->params.n_batch, nth, &c->dec,
-                                 err);
+        s = molmo_decoder_create(model, c->params.n_ctx, c->params.n_batch, nth,
+                                 c->params.kv_type, &c->dec, err);
     if (s == MOLMO_OK) {
         size_t n_ctx = (size_t)molmo_decoder_n_ctx(c->dec);
         c->logits = molmo_calloc((size_t)model->cfg.embedding_size, sizeof(float));

@@ -23,8 +23,11 @@ struct molmo_decoder {
     int n_ctx, n_batch, n_past;
     int n_threads;             /* of the pool that will run it: sizes the attention scratch */
     int d, kvd, qkvd, ff;      /* widths: model, kv (n_kv*hd), fused qkv, fused ff_proj */
-    float *kv;                 /* [n_layers][2][n_kv_heads][n_ctx][hd], anonymous mapping */
+    void *kv;                  /* [n_layers][2][n_kv_heads][n_ctx][hd] of kv_type, anonymous
+                                  mapping */
     size_t kv_bytes;
+    molmo_dtype kv_type;       /* F32 (the official model's values) or F16 (half the memory and
+                                  the decode attention's reads; K and V rounded to half) */
     float *rope_cos, *rope_sin; /* [n_ctx, hd/2] */
     int *pos;                  /* [n_batch] */
     float *x, *h, *qkv, *att, *ffb; /* workspace for n_batch tokens */
@@ -35,8 +38,21 @@ struct molmo_decoder {
 
 static const float *f32(const molmo_tensor *t) { return t->data; }
 
-static float *kv_at(const molmo_decoder *d, int layer, int which) {
-    return d->kv + ((size_t)layer * 2 + (size_t)which) * (size_t)d->n_ctx * (size_t)d->kvd;
+/* Element size of the cache. */
+static size_t kv_es(const molmo_decoder *d) { return d->kv_type == MOLMO_DTYPE_F16 ? 2 : 4; }
+
+/* The K (which 0) or V (1) cache of a layer. */
+static char *kv_at(const molmo_decoder *d, int layer, int which) {
+    return (char *)d->kv +
+           ((size_t)layer * 2 + (size_t)which) * (size_t)d->n_ctx * (size_t)d->kvd * kv_es(d);
+}
+
+/* hd values of a K or V row into the cache (converted to half for an f16 cache). */
+static void kv_store(const molmo_decoder *d, char *dst, const float *src, int hd) {
+    if (d->kv_type == MOLMO_DTYPE_F16)
+        molmo_op_to_f16((uint16_t *)dst, src, (size_t)hd);
+    else
+        memcpy(dst, src, (size_t)hd * sizeof(float));
 }
 
 static molmo_status alloc_workspace(molmo_decoder *d, molmo_error *err) {
@@ -54,12 +70,16 @@ static molmo_status alloc_workspace(molmo_decoder *d, molmo_error *err) {
 }
 
 molmo_status molmo_decoder_create(const molmo_model *m, int n_ctx, int n_batch, int n_threads,
-                                  molmo_decoder **out, molmo_error *err) {
+                                  molmo_dtype kv_type, molmo_decoder **out, molmo_error *err) {
     const molmo_config *c = &m->cfg;
     *out = NULL;
+    if (kv_type != MOLMO_DTYPE_F32 && kv_type != MOLMO_DTYPE_F16)
+        return molmo_err(err, MOLMO_ERR_INVALID_ARG, "KV cache type %s: only f32 and f16 are "
+                         "supported", molmo_dtype_name(kv_type));
     molmo_decoder *d = molmo_calloc(1, sizeof *d);
     if (!d) return molmo_err(err, MOLMO_ERR_NOMEM, "out of memory");
     d->m = m;
+    d->kv_type = kv_type;
     d->n_ctx = n_ctx > 0 ? n_ctx : c->max_position_embeddings;
     d->n_batch = n_batch > 0 ? n_batch : 1024;
     d->n_threads = n_threads > 0 ? n_threads : 1;
@@ -73,7 +93,7 @@ molmo_status molmo_decoder_create(const molmo_model *m, int n_ctx, int n_batch, 
         s = molmo_err(err, MOLMO_ERR_INVALID_ARG, "context of %d tokens exceeds the model's %d "
                       "positions", d->n_ctx, c->max_position_embeddings);
     /* The KV cache is mapped, not calloc'd: untouched positions cost no memory. */
-    d->kv_bytes = (size_t)c->n_layers * 2 * (size_t)d->n_ctx * (size_t)d->kvd * sizeof(float);
+    d->kv_bytes = (size_t)c->n_layers * 2 * (size_t)d->n_ctx * (size_t)d->kvd * kv_es(d);
     if (s == MOLMO_OK) {
         void *p = mmap(NULL, d->kv_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS |
                        MAP_NORESERVE, -1, 0);
@@ -166,7 +186,8 @@ static void qkv_tokens(const qkv_task *w, int t0, int t1) {
     }
     molmo_op_rope(q, Q, n, c->n_heads, hd, d->pos + t0, d->rope_cos, d->rope_sin);
     molmo_op_rope(k, Q, n, c->n_kv_heads, hd, d->pos + t0, d->rope_cos, d->rope_sin);
-    float *kc = kv_at(d, w->layer, 0), *vc = kv_at(d, w->layer, 1);
+    char *kc = kv_at(d, w->layer, 0), *vc = kv_at(d, w->layer, 1);
+    const size_t es = kv_es(d);
     /* Head-major: each kv head's keys are one contiguous run that decode attention streams
      * (rows of all heads side by side put every key of a head on its own page, 4-8 KiB apart,
      * which the hardware prefetchers do not follow). */
@@ -175,8 +196,8 @@ static void qkv_tokens(const qkv_task *w, int t0, int t1) {
         for (int t = 0; t < n; t++) {
             const size_t src = (size_t)t * Q + (size_t)g * hd;
             const size_t dst = head + (size_t)d->pos[t0 + t] * hd;
-            memcpy(kc + dst, k + src, (size_t)hd * sizeof(float));
-            memcpy(vc + dst, v + src, (size_t)hd * sizeof(float));
+            kv_store(d, kc + dst * es, k + src, hd);
+            kv_store(d, vc + dst * es, v + src, hd);
         }
     }
 }
@@ -205,10 +226,9 @@ static void attention(molmo_decoder *d, molmo_pool *pool, const molmo_llm_layer 
         qkv_tokens(&w, 0, n);
     else
         molmo_pool_run(pool, qkv_worker, (void *)&w);
-    const float *q = d->qkv, *kc = kv_at(d, layer, 0), *vc = kv_at(d, layer, 1);
-    molmo_op_attention_ldh(pool, d->att, D, q, Q, kc, hd, vc, hd, (size_t)d->n_ctx * hd, n,
-                           d->pos[0] + n, c->n_heads, c->n_kv_heads, hd, 1.0f / sqrtf((float)hd),
-                           1, d->pos[0], d->scratch);
+    molmo_op_attention_ldh(pool, d->att, D, d->qkv, Q, kv_at(d, layer, 0), hd, kv_at(d, layer, 1),
+                           hd, d->kv_type, (size_t)d->n_ctx * hd, n, d->pos[0] + n, c->n_heads,
+                           c->n_kv_heads, hd, 1.0f / sqrtf((float)hd), 1, d->pos[0], d->scratch);
     molmo_op_matmul(pool, d->h, D, d->att, D, L->attn_out.data, L->attn_out.dtype, NULL, n, D, D);
     if (c->norm_after) molmo_op_rmsnorm(pool, d->h, d->h, f32(&L->attn_norm), n, D, c->norm_eps);
 }

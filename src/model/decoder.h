@@ -13,10 +13,12 @@
 
 typedef struct molmo_decoder molmo_decoder;
 
-/* n_ctx <= 0: the model's max_position_embeddings. n_batch <= 0: 512. n_threads: the size of
- * the pool that will run forward (molmo_pool_size), which sizes the attention scratch. */
+/* n_ctx <= 0: the model's max_position_embeddings. n_batch <= 0: 1024. n_threads: the size of
+ * the pool that will run forward (molmo_pool_size), which sizes the attention scratch.
+ * kv_type: MOLMO_DTYPE_F32 (the reference's values) or MOLMO_DTYPE_F16 (keys and values rounded
+ * to half as they enter the cache); anything else is MOLMO_ERR_INVALID_ARG. */
 molmo_status molmo_decoder_create(const molmo_model *m, int n_ctx, int n_batch, int n_threads,
-                                  molmo_decoder **out, molmo_error *err);
+                                  molmo_dtype kv_type, molmo_decoder **out, molmo_error *err);
 void molmo_decoder_free(molmo_decoder *d);
 
 int molmo_decoder_n_ctx(const molmo_decoder *d);

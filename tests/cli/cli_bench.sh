@@ -37,6 +37,19 @@ grep -qE "^- build: commit [0-9a-f]+(-dirty)? \(|^- build: commit unknown \(" "$
 awk -F'|' '/memory read bandwidth|f32 FMA peak/ { split($5, a, " "); if (a[1] + 0 <= 0) bad = 1 }
            /\| decode \|/ { if ($5 !~ /tok\/s/ || $6 !~ /GB\/s/ || $7 !~ /% of read bw/) bad = 1 }
            END { exit bad }' "$tmp/md" || fail "figures: $(cat "$tmp/md")"
+# decode's traffic counts the weights and the KV cache (f32 by default; f16 halves it)
+grep -qE "^\| decode \| 1 \| 4 tokens after [0-9]+ \(f32; [0-9.]+ GB weights \+ [0-9.]+ GB f32 KV per token\)" \
+  "$tmp/md" || fail "decode traffic: $(cat "$tmp/md")"
+grep -q "; f32 KV cache$" "$tmp/md" || fail "no KV cache type in the header: $(head -8 "$tmp/md")"
+"$MOLMO" bench --model "$DATA/models/olmoe" --stages decode --tokens 4 --reps 1 --threads 1 \
+  --kv-type f16 --json -q > "$tmp/j16" || fail "bench --kv-type f16"
+python3 - "$tmp/j16" <<'PY' || fail "f16 json: $(cat "$tmp/j16")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["kv_type"] == "f16", j
+d = [r for r in j["rows"] if r["stage"] == "decode"][0]
+assert "GB f16 KV per token" in d["measure"] and d["value"] > 0, d
+PY
 
 # the other stages, as JSON
 "$MOLMO" bench -m "$DATA/models/olmoe" --stages vision,prefill,e2e -n 2 --reps 2 --read-mib 16 \
@@ -84,6 +97,7 @@ check_err "unknown model 'molmo-13b'" --model molmo-13b
 check_err "q5_1" --type q5_1
 check_err "unknown stage 'vison'" --model "$DATA/models/olmoe" --stages machine,vison
 check_err "--threads" --threads 0
+check_err "--kv-type" --kv-type bf16
 check_err "--threads" --threads 1,,x
 check_err "--image" --image 640x0
 check_err "--reps" --reps 0

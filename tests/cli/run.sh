@@ -28,6 +28,16 @@ for k in ("load_ms", "image_ms", "prefill_ms", "decode_ms", "prefill_tok_s", "de
     assert k in out["timings"]
 PY
 
+# an f16 KV cache keeps this case's golden tokens (test_llm_parity measures all of them)
+"$MOLMO" run -m "$DATA/models/olmoe" -i "$DATA/images/tall_200x900.png" \
+  -p "$prompt" -n 24 --json --kv-type f16 > "$tmp/out16.json" || fail "run --kv-type f16"
+python3 - "$tmp/out.json" "$tmp/out16.json" <<'PY' || fail "f16 KV tokens"
+import json, sys
+a = json.load(open(sys.argv[1])); b = json.load(open(sys.argv[2]))
+assert a["tokens"] == b["tokens"], (a["tokens"], b["tokens"])
+PY
+"$MOLMO" run --help | grep -q -- "--kv-type" || fail "run --help: --kv-type"
+
 # streaming text == JSON text (multi-turn through --messages)
 cat > "$tmp/msgs.json" <<'JS'
 [{"role": "user", "content": "What is this?"}, {"role": "assistant", "content": "A test."},
@@ -54,4 +64,5 @@ check_err "bad.json" "$MOLMO" run -m "$DATA/models/qwen2" --messages "$tmp/bad.j
 check_err "context" "$MOLMO" run -m "$DATA/models/qwen2" -p "a long question that will not fit" --ctx 16
 check_err "/nonexistent" "$MOLMO" run -m /nonexistent -p hi
 check_err "--temperature" "$MOLMO" run -m "$DATA/models/qwen2" -p hi --temperature abc
+check_err "--kv-type" "$MOLMO" run -m "$DATA/models/qwen2" -p hi --kv-type q8_0
 echo ok

@@ -117,7 +117,7 @@ static void run_ids(const char *path, int n_threads, const int *ids, int n_promp
     molmo_decoder *d = NULL;
     if (molmo_model_load(path, NULL, &m, &err) != MOLMO_OK) fail_msg("%s: %s", path, err.msg);
     assert_int_equal(molmo_pool_create(n_threads, &pool, &err), MOLMO_OK);
-    assert_int_equal(molmo_decoder_create(m, 256, 0, n_threads, &d, &err), MOLMO_OK);
+    assert_int_equal(molmo_decoder_create(m, 256, 0, n_threads, MOLMO_DTYPE_F32, &d, &err), MOLMO_OK);
     const int D = m->cfg.d_model;
     r->E = m->cfg.embedding_size;
     r->n_steps = n_steps;

@@ -204,20 +204,33 @@ static const attn_case ATTN_CASES[] = {
     {1, 4095, 2, 1, 64, 1, 4094, 0}, {4, 4, 16, 16, 64, 0, 0, 0},
 };
 
-/* Keys/values in rows of ldk (kv head g at column g*hd) when ldh == 0, else head-major: head g
- * at kk + g*ldh, rows of hd. */
-static void attn_run_ldh(const molmo_kernels *k, const attn_case *c, float *out, const float *q,
-                         const float *kk, const float *v, size_t ldh, float *scratch) {
+/* Keys/values (of type kt) in rows of ldk (kv head g at column g*hd) when ldh == 0, else
+ * head-major: head g at element g*ldh, rows of hd. */
+static void attn_run_kv(const molmo_kernels *k, const attn_case *c, float *out, const float *q,
+                        const void *kk, const void *v, molmo_dtype kt, size_t ldh, float *scratch) {
     const int ldq = c->n_heads * c->hd + c->pad;
     const int ldk = ldh ? c->hd : c->n_kv_heads * c->hd + c->pad;
     const molmo_attn_args a = {.out = out, .ldo = c->n_heads * c->hd, .q = q, .k = kk, .v = v,
-                               .ldq = ldq, .ldk = ldk, .ldv = ldk,
+                               .kv_type = kt, .ldq = ldq, .ldk = ldk, .ldv = ldk,
                                .ldh = ldh ? ldh : (size_t)c->hd, .n_q = c->n_q, .n_kv = c->n_kv,
                                .n_heads = c->n_heads, .n_kv_heads = c->n_kv_heads, .hd = c->hd,
                                .scale = 1.0f / sqrtf((float)c->hd), .causal = c->causal,
                                .q_pos0 = c->q_pos0};
     const int n_items = c->n_heads * molmo_attn_qblocks(c->n_q);
     k->attention(&a, 0, n_items, scratch, g_ws, WS_FLOATS);
+}
+
+static void attn_run_ldh(const molmo_kernels *k, const attn_case *c, float *out, const float *q,
+                         const float *kk, const float *v, size_t ldh, float *scratch) {
+    attn_run_kv(k, c, out, q, kk, v, MOLMO_DTYPE_F32, ldh, scratch);
+}
+
+/* x as IEEE half (h) and as the f32 values of those halves (r), n elements. */
+static void to_half(const float *x, size_t n, uint16_t *h, float *r) {
+    for (size_t i = 0; i < n; i++) {
+        h[i] = molmo_f32_to_f16(x[i]);
+        r[i] = molmo_f16_to_f32(h[i]);
+    }
 }
 
 static void attn_run(const molmo_kernels *k, const attn_case *c, float *out, const float *q,
@@ -297,6 +310,27 @@ static void test_attention_vs_ref(void **state) {
             if (memcmp(g, hm, n_out * sizeof(float)) != 0)
                 fail_msg("%s attention %s: head-major cache differs from rows", all[si]->name, what);
         }
+        /* An f16 cache gives the bits of an f32 cache holding the same (rounded) values, in every
+         * set and both paths (GEMM for n_q >= 16, dot products below). */
+        const size_t n_kvh = (size_t)c->n_kv_heads * n_ctx * c->hd;
+        uint16_t *kh16 = malloc(n_kvh * 2), *vh16 = malloc(n_kvh * 2);
+        float *kr = malloc(n_kvh * sizeof(float)), *vr = malloc(n_kvh * sizeof(float));
+        float *h16 = malloc(n_out * sizeof(float));
+        to_half(kh, n_kvh, kh16, kr);
+        to_half(vh, n_kvh, vh16, vr);
+        for (int si = 0; si < 1 + n_sets; si++) {
+            attn_run_ldh(all[si], c, hm, q, kr, vr, (size_t)n_ctx * c->hd, scratch);
+            attn_run_kv(all[si], c, h16, q, kh16, vh16, MOLMO_DTYPE_F16, (size_t)n_ctx * c->hd,
+                        scratch);
+            if (memcmp(h16, hm, n_out * sizeof(float)) != 0)
+                fail_msg("%s attention %s: f16 cache differs from f32 of the same values",
+                         all[si]->name, what);
+        }
+        free(kh16);
+        free(vh16);
+        free(kr);
+        free(vr);
+        free(h16);
         free(kh);
         free(vh);
         free(hm);
@@ -541,6 +575,49 @@ static void test_to_f32_and_gather(void **state) {
     free(g);
 }
 
+/* to_f16 of every set is molmo_f32_to_f16 bit for bit: signed zeros, f32 subnormals, half
+ * subnormals and the underflow edge, ties (to even), the overflow edge (65519.99 -> 65504,
+ * 65520 -> inf), infinities and NaN payloads, then every f32 exponent; lengths with tails. */
+static void test_to_f16(void **state) {
+    (void)state;
+    enum { N = 1027 };
+    static const uint32_t specials[] = {
+        0x00000000, 0x80000000, 0x00000001, 0x807fffff, 0x33000000, 0x33000001, 0xb3800000,
+        0x33c00000, 0x38800000, 0x387fc000, 0x387fe000, 0x3f801000, 0x3f803000, 0x3f800fff,
+        0x477fefff, 0x477ff000, 0xc77fe000, 0x7f800000, 0xff800000, 0x7fc00000, 0x7f800001,
+        0xffc01234, 0x7f7fffff, 0x3f800000, 0x47800000, 0x4f000000};
+    float *x = malloc(N * sizeof(float));
+    for (int i = 0; i < N; i++) { /* every exponent, varied mantissas */
+        const uint32_t u = ((uint32_t)(i % 2) << 31) | ((uint32_t)(i % 256) << 23) |
+                           ((uint32_t)i * 2654435761u >> 9);
+        memcpy(&x[i], &u, 4);
+    }
+    memcpy(x, specials, sizeof specials);
+    uint16_t *r = malloc(N * 2), *g = malloc(N * 2);
+    for (int i = 0; i < N; i++) r[i] = molmo_f32_to_f16(x[i]);
+    assert_int_equal(r[14], 0x7bff); /* 65519.99 */
+    assert_int_equal(r[15], 0x7c00); /* 65520 */
+    assert_int_equal(r[11], 0x3c00); /* 1 + 2^-11: a tie, to even */
+    assert_int_equal(r[12], 0x3c02); /* 1 + 3 * 2^-11: a tie, to even (up) */
+    const molmo_kernels *all[3] = {molmo_kernels_ref(), molmo_kernels_avx2(), molmo_kernels_avx512()};
+    for (int si = 0; si < 3; si++) {
+        if (!all[si]) continue;
+        for (size_t n = 1; n <= N; n = n * 3 + 2) {
+            memset(g, 0xa5, N * 2);
+            all[si]->to_f16(g, x, n);
+            for (size_t i = 0; i < n; i++)
+                if (g[i] != r[i])
+                    fail_msg("%s to_f16 (n %zu) element %zu: 0x%08x -> 0x%04x, want 0x%04x",
+                             all[si]->name, n, i, (unsigned)((const uint32_t *)(const void *)x)[i],
+                             g[i], r[i]);
+            for (size_t i = n; i < N; i++) assert_int_equal(g[i], 0xa5a5); /* nothing beyond n */
+        }
+    }
+    free(x);
+    free(r);
+    free(g);
+}
+
 int main(int argc, char **argv) {
     kernel_check_init(argc, argv);
     const struct CMUnitTest tests[] = {
@@ -553,6 +630,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_matmul_many),
         cmocka_unit_test(test_rope),
         cmocka_unit_test(test_to_f32_and_gather),
+        cmocka_unit_test(test_to_f16),
         cmocka_unit_test(test_print_summary),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

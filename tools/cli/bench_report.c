@@ -156,8 +156,9 @@ static void print_header(const bench_report *r) {
                "BF16 %s\n", m->cpu, m->n_physical, m->n_logical, m->kernels, m->fma_isa,
                m->vnni_isa, m->bf16_isa);
     if (r->n_prompt)
-        printf("- input: %dx%d image (%d crops), \"%s\": %d prompt tokens; %d new tokens\n",
-               r->image_w, r->image_h, r->n_crops, r->prompt, r->n_prompt, r->tokens);
+        printf("- input: %dx%d image (%d crops), \"%s\": %d prompt tokens; %d new tokens; "
+               "%s KV cache\n", r->image_w, r->image_h, r->n_crops, r->prompt, r->n_prompt,
+               r->tokens, r->kv_type ? r->kv_type : "f32");
     printf("- %d repetition%s per figure (mean ± standard deviation); ratios are to the "
            "baselines of the same run and threads; targets (issue #8) are judged at all "
            "physical cores; memory: the stage's peak resident set (mapped weights it touched "
@@ -253,7 +254,9 @@ void bench_print_json(const bench_report *r) {
     js(r->llm_type);
     printf(",\"vision_type\":");
     js(r->vision_type);
-    printf(",\"gb\":%.3f},\"cpu\":", r->model_gb);
+    printf(",\"gb\":%.3f},\"kv_type\":", r->model_gb);
+    js(r->kv_type ? r->kv_type : "f32");
+    printf(",\"cpu\":");
     js(m ? m->cpu : "");
     printf(",\"physical_cores\":%d,\"kernels\":", molmo_bench_physical_cores());
     js(m ? m->kernels : "");

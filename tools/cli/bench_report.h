@@ -12,7 +12,7 @@
 typedef struct bench_row {
     const char *stage;           /* "machine", "vision", "prefill", "decode", "e2e"          */
     int threads;
-    char measure[72];            /* what was measured, in words                            */
+    char measure[96];            /* what was measured, in words                            */
     double value, sd;            /* the figure and its standard deviation                  */
     const char *unit;            /* "s", "tok/s", "GB/s", "GFLOP/s", "GOP/s"               */
     double rate;                 /* the work rate behind it (GFLOP/s, GOP/s, GB/s)         */
@@ -36,6 +36,7 @@ typedef struct bench_report {
     const char *model_path;
     const char *weights;         /* "random", "zeros" or NULL (a model from disk)           */
     const char *llm_type, *vision_type;
+    const char *kv_type;         /* the KV cache's type ("f32", "f16")                      */
     double model_gb;             /* weights as stored                                       */
     int image_w, image_h, n_crops, n_prompt, tokens, reps;
     const char *prompt;

@@ -27,6 +27,7 @@ typedef struct bench_opts {
     int threads[BENCH_MAX_THREADS], n_threads;
     unsigned stages;
     int tokens, crops, width, height, reps, json, quiet;
+    molmo_dtype kv_type;         /* --kv-type: the contexts' KV cache */
     long read_mib;
     char dir[4096];
     const char *prompt;
@@ -37,7 +38,7 @@ static void usage(FILE *f) {
             "usage: molmo bench [--model NAME|MODEL] [--type T] [--vision-type T]\n"
             "                   [--threads N[,N...]] [--stages LIST] [--tokens N] [--crops N]\n"
             "                   [--image WxH] [--reps N] [--dir DIR] [--weights random|zeros]\n"
-            "                   [--read-mib N] [--json] [-q]\n"
+            "                   [--kv-type f32|f16] [--read-mib N] [--json] [-q]\n"
             "\n"
             "Measures this machine (memory read bandwidth; f32 FMA, int8 VNNI and bf16 peaks)\n"
             "and molmo.c on the full-size shapes of a released model, with weights generated\n"
@@ -64,6 +65,8 @@ static void usage(FILE *f) {
             "                          $XDG_CACHE_HOME/molmo/bench or ~/.cache/molmo/bench)\n"
             "      --weights W         random (default: MoE routing spreads like a trained\n"
             "                          model's) or zeros (a sparse file: no disk, no wait)\n"
+            "      --kv-type T         KV cache f32 (default) or f16; decode's traffic counts\n"
+            "                          the weights it reads and the cache at its positions\n"
             "      --read-mib N        buffer of the bandwidth loop in MiB (default 1024)\n"
             "      --json              one JSON object instead of the markdown table\n"
             "  -q, --quiet             no progress on stderr\n"
@@ -172,6 +175,7 @@ static int take_option(bench_opts *o, int c, const char *arg) {
         else if (!strcmp(arg, "zeros")) o->mp.weights = MOLMO_BENCH_WEIGHTS_ZEROS;
         else return fprintf(stderr, "molmo: --weights expects random or zeros\n"), 0;
         return 1;
+    case 'k': return cli_parse_kv_type(arg, &o->kv_type);
     case 'j': o->json = 1; return 1;
     case 'q': o->quiet = 1; return 1;
     default: return 0;
@@ -187,6 +191,7 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
         {"crops", required_argument, 0, 'C'},   {"image", required_argument, 0, 'I'},
         {"reps", required_argument, 0, 'R'},    {"dir", required_argument, 0, 'D'},
         {"read-mib", required_argument, 0, 'B'}, {"weights", required_argument, 0, 'W'},
+        {"kv-type", required_argument, 0, 'k'},
         {"json", no_argument, 0, 'j'},          {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     int c;
@@ -503,6 +508,12 @@ static int ensure_prompt(bench_run *b, molmo_context *ctx) {
                : cli_fail(&err, NULL);
 }
 
+/* Bytes of keys and values one position holds in the KV cache, all layers. */
+static double kv_bytes_per_position(const bench_run *b) {
+    const double f32 = (double)b->info.kv_cache_bytes_per_token;
+    return b->o->kv_type == MOLMO_DTYPE_F16 ? f32 / 2 : f32;
+}
+
 static int stage_decode(bench_run *b, molmo_context *ctx, const molmo_bench_machine *m) {
     molmo_bench_stat st;
     molmo_error err;
@@ -511,14 +522,19 @@ static int stage_decode(bench_run *b, molmo_context *ctx, const molmo_bench_mach
         return cli_fail(&err, "decode");
     bench_row *w = bench_add_row(b->r, "decode", m->n_threads);
     if (!w) return 0;
-    snprintf(w->measure, sizeof w->measure, "%d tokens after %d (%s, %.2f GB/token)",
-             b->o->tokens, b->r->n_prompt, molmo_dtype_name(b->costs.llm_type),
-             (double)b->costs.decode_bytes * 1e-9);
+    /* A step reads the weights it uses and the cache's keys and values of every earlier
+     * position: on average, those of the middle step of the run. */
+    const double kv = kv_bytes_per_position(b) * (b->r->n_prompt + (b->o->tokens + 1) / 2.0);
+    const double bytes = (double)b->costs.decode_bytes + kv;
+    snprintf(w->measure, sizeof w->measure, "%d tokens after %d (%s; %.2f GB weights + %.2f GB "
+             "%s KV per token)", b->o->tokens, b->r->n_prompt,
+             molmo_dtype_name(b->costs.llm_type), (double)b->costs.decode_bytes * 1e-9, kv * 1e-9,
+             molmo_dtype_name(b->o->kv_type));
     as_rate(w, 1.0, &st, "tok/s");
-    w->rate = (double)b->costs.decode_bytes / st.mean_s * 1e-9;
+    w->rate = bytes / st.mean_s * 1e-9;
     w->rate_unit = "GB/s";
     w->pct_read = pct(w->rate, m->read_gbs);
-    w->bound = m->read_gbs * 1e9 / (double)b->costs.decode_bytes; /* tok/s at 100% of it */
+    w->bound = m->read_gbs * 1e9 / bytes; /* tok/s at 100% of it */
     judge(b, w);
     return 0;
 }
@@ -532,6 +548,7 @@ static int e2e_once(bench_run *b, int threads, double *t, double part[4], int *n
     molmo_generation *g = NULL;
     molmo_context_params cp = molmo_context_default_params();
     cp.n_threads = threads;
+    cp.kv_type = b->o->kv_type;
     molmo_generate_params gp = molmo_generate_default_params();
     gp.max_new_tokens = b->o->tokens;
     gp.max_crops = b->o->crops;
@@ -590,6 +607,7 @@ static int run_threads(bench_run *b, int threads) {
     const molmo_bench_machine *m = &b->r->machine[b->r->n_machine - 1];
     molmo_context_params cp = molmo_context_default_params();
     cp.n_threads = threads;
+    cp.kv_type = o->kv_type;
     molmo_context *ctx = NULL;
     molmo_error err;
     if (molmo_context_create(b->model, &cp, &ctx, &err) != MOLMO_OK) return cli_fail(&err, NULL);
@@ -624,6 +642,7 @@ static int open_model(bench_run *b, const char *path) {
     b->preset = identify(&b->info);
     b->r->llm_type = type_label(b->costs.llm_type);
     b->r->vision_type = type_label(b->costs.vision_type);
+    b->r->kv_type = molmo_dtype_name(b->o->kv_type);
     b->r->model_gb = (double)b->info.weight_bytes * 1e-9;
     if (!b->info.has_tokenizer && (b->o->stages & ~(unsigned)(ST_MACHINE | ST_VISION))) {
         fprintf(stderr, "molmo: %s has no tokenizer.json: only the machine and vision stages "

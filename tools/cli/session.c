@@ -50,8 +50,18 @@ int cli_gen_option(cli_gen_opts *o, int c, const char *arg) {
     case 'L': if (!cli_parse_int("--top-logprobs", arg, 0, 20, &v)) return -1;
               o->gp.top_logprobs = (int)v; return 1;
     case 'U': o->pull = 1; return 1;
+    case 'k': return cli_parse_kv_type(arg, &o->kv_type) ? 1 : -1;
     default: return 0;
     }
+}
+
+int cli_parse_kv_type(const char *s, molmo_dtype *out) {
+    if (!strcmp(s, "f32") || !strcmp(s, "f16")) {
+        *out = !strcmp(s, "f16") ? MOLMO_DTYPE_F16 : MOLMO_DTYPE_F32;
+        return 1;
+    }
+    fprintf(stderr, "molmo: --kv-type expects f32 or f16, got '%s'\n", s);
+    return 0;
 }
 
 double cli_now_ms(void) {
@@ -106,6 +116,7 @@ molmo_status cli_session_open(cli_session *s, const cli_gen_opts *o, molmo_error
     molmo_context_params cp = molmo_context_default_params();
     cp.n_threads = o->threads;
     cp.n_ctx = o->n_ctx;
+    cp.kv_type = o->kv_type;
     if (st == MOLMO_OK) st = molmo_context_create(s->model, &cp, &s->ctx, err);
     if (st != MOLMO_OK) cli_session_close(s);
     return st;

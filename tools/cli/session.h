@@ -10,6 +10,7 @@
 typedef struct cli_gen_opts {
     const char *model, *image;
     int threads, n_ctx;
+    molmo_dtype kv_type;         /* --kv-type (default f32) */
     int pull;                    /* --pull: download MODEL first when it is not cached */
     const char *stops[16];
     molmo_generate_params gp;
@@ -24,7 +25,7 @@ typedef struct cli_gen_opts {
         {"seed", required_argument, 0, 'S'}, {"stop", required_argument, 0, 's'},              \
         {"max-crops", required_argument, 0, 'C'}, {"threads", required_argument, 0, 't'},      \
         {"ctx", required_argument, 0, 'c'}, {"top-logprobs", required_argument, 0, 'L'},        \
-        {"pull", no_argument, 0, 'U'}
+        {"pull", no_argument, 0, 'U'}, {"kv-type", required_argument, 0, 'k'}
 
 /* Help lines of the options above except -m, -i and --top-logprobs (commands word those). */
 #define CLI_GEN_HELP                                                                            \
@@ -37,6 +38,9 @@ typedef struct cli_gen_opts {
     "      --max-crops N       high-res crops per image, 1..64 (default: the model's 12)\n"     \
     "      --threads N         threads (default: physical cores)\n"                             \
     "      --ctx N             context length (default: the model's maximum)\n"                \
+    "      --kv-type T         KV cache f32 (default: the official model's values) or f16\n"   \
+    "                          (half the cache memory and decode attention reads; logits\n"    \
+    "                          move by ~1e-3 in log-probability, docs/gguf.md)\n"              \
     "      --pull              download MODEL (a repo id) first when it is not cached\n"
 
 void cli_gen_opts_init(cli_gen_opts *o);
@@ -44,6 +48,9 @@ void cli_gen_opts_init(cli_gen_opts *o);
 /* Handles option `c` of CLI_GEN_LONG_OPTIONS. Returns 1 when handled, 0 when `c` is not a
  * generation option, -1 when the value is bad (a one-line message was printed). */
 int cli_gen_option(cli_gen_opts *o, int c, const char *arg);
+
+/* Parses a --kv-type value (f32, f16); prints an error and returns 0 when invalid. */
+int cli_parse_kv_type(const char *s, molmo_dtype *out);
 
 /* Parses a float option value in [lo, hi]; prints an error and returns 0 when invalid. */
 int cli_parse_float(const char *opt, const char *s, float lo, float hi, float *out);

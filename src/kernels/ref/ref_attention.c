@@ -2,10 +2,17 @@
  * "math" form of PyTorch's F.scaled_dot_product_attention; molmo-architecture.md §2.2 step 7,
  * §3 attention). Per query row: s_j = scale * (q · k_j) with the dot product summed in order in
  * f32; p_j = expf(s_j - max_j s_j); out = (sum_j p_j v_j, in order, f32) * (1 / sum_j p_j), the
- * normaliser summed in double. Causal rows see keys 0 .. q_pos0 + i only. */
+ * normaliser summed in double. Causal rows see keys 0 .. q_pos0 + i only. K and V may be f16
+ * (an f16 KV cache), read as the f32 values they hold. */
 #include <math.h>
 
+#include "base/fp16.h"
 #include "kernels/ref/ref.h"
+
+/* Element i of K or V as f32 (exact for f16). */
+static float kv_at(const void *p, molmo_dtype t, size_t i) {
+    return t == MOLMO_DTYPE_F16 ? molmo_f16_to_f32(((const uint16_t *)p)[i]) : ((const float *)p)[i];
+}
 
 /* Keys visible to query row i. */
 static int row_len(const molmo_attn_args *a, int i) {
@@ -21,9 +28,9 @@ static void one_row(const molmo_attn_args *a, int h, int i, float *s) {
     const int len = row_len(a, i);
     float mx = -INFINITY;
     for (int j = 0; j < len; j++) {
-        const float *k = a->k + (size_t)j * (size_t)a->ldk + (size_t)g * a->ldh;
+        const size_t k = (size_t)j * (size_t)a->ldk + (size_t)g * a->ldh;
         float dot = 0.0f;
-        for (int d = 0; d < hd; d++) dot += q[d] * k[d];
+        for (int d = 0; d < hd; d++) dot += q[d] * kv_at(a->k, a->kv_type, k + (size_t)d);
         s[j] = a->scale * dot;
         if (s[j] > mx) mx = s[j];
     }
@@ -36,7 +43,8 @@ static void one_row(const molmo_attn_args *a, int h, int i, float *s) {
     for (int d = 0; d < hd; d++) {
         float acc = 0.0f;
         for (int j = 0; j < len; j++)
-            acc += s[j] * a->v[(size_t)j * (size_t)a->ldv + (size_t)g * a->ldh + (size_t)d];
+            acc += s[j] * kv_at(a->v, a->kv_type,
+                                (size_t)j * (size_t)a->ldv + (size_t)g * a->ldh + (size_t)d);
         o[d] = acc * inv;
     }
 }

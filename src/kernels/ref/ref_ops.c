@@ -11,6 +11,7 @@
  * PyTorch's cascaded f32 sums also approximate closely. */
 #include <math.h>
 
+#include "kernels/quant.h"
 #include "kernels/ref/ref.h"
 
 static void layernorm_ref(float *y, const float *x, const float *w, const float *b, int n,
@@ -83,6 +84,10 @@ static void rope_ref(float *x, int ldx, int n_tok, int n_heads, int hd, const in
     }
 }
 
+static void to_f16_ref(uint16_t *out, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = molmo_f32_to_f16(x[i]);
+}
+
 const molmo_kernels molmo_kernels_ref_table = {
     .name = "ref",
     .matmul = molmo_k_matmul_f32_ref,
@@ -96,4 +101,5 @@ const molmo_kernels molmo_kernels_ref_table = {
     .attention = molmo_k_attention_f32_ref,
     .rope = rope_ref,
     .to_f32 = molmo_k_to_f32_ref,
+    .to_f16 = to_f16_ref,
 };

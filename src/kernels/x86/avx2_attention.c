@@ -1,7 +1,8 @@
 /* avx2_attention.c — scaled-dot-product attention with grouped-query heads, AVX2. The same
  * algorithm as avx512_attention.c (read its header): GEMM path for n_q >= 16 through
  * avx2_gemm.c; for decode, 8 keys per score block with a transposing 8-way horizontal sum and
- * P·V over groups of 2 rows x 32 columns. */
+ * P·V over groups of 2 rows x 32 columns. f16 K and V (an f16 KV cache) are converted to f32
+ * exactly where they are loaded (F16C). */
 #include <immintrin.h>
 #include <math.h>
 
@@ -29,26 +30,28 @@ INLINE __m256 reduce8(const __m256 v[8]) {
                          _mm256_permute2f128_ps(b[0], b[1], 0x31));
 }
 
-static void scores_row(const float *q, const float *k, size_t ldk, int hd, int len, float scale,
-                       float *s) {
+/* s[j] = scale * (q · k_j) for j < len; k_j at element j*ldk of k (type kt). */
+INLINE void scores_row(const float *q, molmo_dtype kt, const void *k, size_t ldk, int hd, int len,
+                       float scale, float *s) {
     const __m256 sc = _mm256_set1_ps(scale);
     for (int j = 0; j < len; j += 8) {
         const int nk = len - j < 8 ? len - j : 8;
-        const float *kr[8];
-        for (int t = 0; t < 8; t++) kr[t] = k + (size_t)(j + (t < nk ? t : nk - 1)) * ldk;
+        size_t kr[8];
+        for (int t = 0; t < 8; t++) kr[t] = (size_t)(j + (t < nk ? t : nk - 1)) * ldk;
         __m256 acc[8];
         for (int t = 0; t < 8; t++) acc[t] = _mm256_setzero_ps();
         for (int d = 0; d < hd; d += 8) {
             const int c = hd - d;
             const __m256 qv = avx2_load(q + d, c);
-            for (int t = 0; t < 8; t++) acc[t] = _mm256_fmadd_ps(qv, avx2_load(kr[t] + d, c), acc[t]);
+            for (int t = 0; t < 8; t++)
+                acc[t] = _mm256_fmadd_ps(qv, avx2_load_w8(k, kt, kr[t] + (size_t)d, c), acc[t]);
         }
         avx2_store(s + j, nk, _mm256_mul_ps(sc, reduce8(acc)));
     }
 }
 
-INLINE void pv_rows(const int nr, const float *p, size_t ld, int jmax, const float *v, size_t ldv,
-                    int hd, float *o, size_t ldo, const float *inv) {
+INLINE void pv_rows(const int nr, const float *p, size_t ld, int jmax, molmo_dtype vt,
+                    const void *v, size_t ldv, int hd, float *o, size_t ldo, const float *inv) {
     for (int d = 0; d < hd; d += 32) {
         int nc[4];
         for (int c = 0; c < 4; c++) nc[c] = hd - d - 8 * c;
@@ -56,9 +59,9 @@ INLINE void pv_rows(const int nr, const float *p, size_t ld, int jmax, const flo
         for (int r = 0; r < nr; r++)
             for (int c = 0; c < 4; c++) acc[r][c] = _mm256_setzero_ps();
         for (int j = 0; j < jmax; j++) {
-            const float *vr = v + (size_t)j * ldv + d;
+            const size_t vr = (size_t)j * ldv + (size_t)d;
             __m256 vv[4];
-            for (int c = 0; c < 4; c++) vv[c] = avx2_load(vr + 8 * c, nc[c]);
+            for (int c = 0; c < 4; c++) vv[c] = avx2_load_w8(v, vt, vr + 8 * (size_t)c, nc[c]);
             for (int r = 0; r < nr; r++) {
                 const __m256 pr = _mm256_broadcast_ss(p + r * ld + (size_t)j);
                 for (int c = 0; c < 4; c++) acc[r][c] = _mm256_fmadd_ps(pr, vv[c], acc[r][c]);
@@ -78,17 +81,20 @@ static int row_len(const molmo_attn_args *a, int i) {
     return last < a->n_kv ? (int)last : a->n_kv;
 }
 
-/* Few query rows (decode): dot products straight from K, see the file header. */
-static void item_dot(const molmo_attn_args *a, int h, int i0, int i1, float *S) {
+/* Few query rows (decode): dot products straight from K, see the file header. K and V of
+ * type kt (a constant in each instance below). */
+INLINE void item_dot_t(molmo_dtype kt, const molmo_attn_args *a, int h, int i0, int i1, float *S) {
     const size_t ld = molmo_attn_ld_scores(a->n_kv);
     const int hd = a->hd, g = h / (a->n_heads / a->n_kv_heads);
-    const float *k = a->k + (size_t)g * a->ldh, *v = a->v + (size_t)g * a->ldh;
+    const size_t es = molmo_attn_kv_bytes(kt);
+    const void *k = (const char *)a->k + (size_t)g * a->ldh * es;
+    const void *v = (const char *)a->v + (size_t)g * a->ldh * es;
     float inv[MOLMO_ATTN_QB];
     int len[MOLMO_ATTN_QB];
     for (int r = 0; r < i1 - i0; r++) {
         const float *q = a->q + (size_t)(i0 + r) * (size_t)a->ldq + (size_t)h * (size_t)hd;
         len[r] = row_len(a, i0 + r);
-        scores_row(q, k, (size_t)a->ldk, hd, len[r], a->scale, S + r * ld);
+        scores_row(q, kt, k, (size_t)a->ldk, hd, len[r], a->scale, S + r * ld);
         inv[r] = avx2_exp_sub_max(S + r * ld, len[r], 1.0f);
     }
     for (int r0 = 0; r0 < i1 - i0; r0 += 2) {
@@ -99,10 +105,17 @@ static void item_dot(const molmo_attn_args *a, int h, int i0, int i1, float *S) 
             for (int j = len[r]; j < jmax; j++) S[r * ld + (size_t)j] = 0.0f;
         float *o = a->out + (size_t)(i0 + r0) * (size_t)a->ldo + (size_t)h * (size_t)hd;
         if (nr == 1)
-            pv_rows(1, S + r0 * ld, ld, jmax, v, (size_t)a->ldv, hd, o, (size_t)a->ldo, inv + r0);
+            pv_rows(1, S + r0 * ld, ld, jmax, kt, v, (size_t)a->ldv, hd, o, (size_t)a->ldo, inv + r0);
         else
-            pv_rows(2, S + r0 * ld, ld, jmax, v, (size_t)a->ldv, hd, o, (size_t)a->ldo, inv + r0);
+            pv_rows(2, S + r0 * ld, ld, jmax, kt, v, (size_t)a->ldv, hd, o, (size_t)a->ldo, inv + r0);
     }
+}
+
+static void item_dot(const molmo_attn_args *a, int h, int i0, int i1, float *S) {
+    if (a->kv_type == MOLMO_DTYPE_F16)
+        item_dot_t(MOLMO_DTYPE_F16, a, h, i0, i1, S);
+    else
+        item_dot_t(MOLMO_DTYPE_F32, a, h, i0, i1, S);
 }
 
 /* Many query rows: S = q_block · K^T and O = P · V as two register-tiled GEMMs (the packing
@@ -118,17 +131,18 @@ static void item_gemm(const molmo_attn_args *a, int h, int i0, int i1, float *S,
         len[r] = row_len(a, i0 + r);
         lmax = len[r] > lmax ? len[r] : lmax;
     }
+    const size_t es = molmo_attn_kv_bytes(a->kv_type);
     const molmo_x86_gemm sc = {S, ld, a->q + (size_t)i0 * (size_t)a->ldq + (size_t)h * (size_t)hd,
-                               (size_t)a->ldq, a->k + (size_t)g * a->ldh, (size_t)a->ldk, 0,
-                               nr, lmax, hd};
+                               (size_t)a->ldq, (const char *)a->k + (size_t)g * a->ldh * es,
+                               a->kv_type, (size_t)a->ldk, 0, nr, lmax, hd};
     molmo_k_gemm_f32_avx2(&sc, ws, ws_floats);
     for (int r = 0; r < nr; r++) {
         inv[r] = avx2_exp_sub_max(S + r * ld, len[r], a->scale);
         for (int j = len[r]; j < lmax; j++) S[r * ld + (size_t)j] = 0.0f;
     }
     float *o = a->out + (size_t)i0 * (size_t)a->ldo + (size_t)h * (size_t)hd;
-    const molmo_x86_gemm pv = {o, (size_t)a->ldo, S, ld, a->v + (size_t)g * a->ldh,
-                               (size_t)a->ldv, 1, nr, hd, lmax};
+    const molmo_x86_gemm pv = {o, (size_t)a->ldo, S, ld, (const char *)a->v + (size_t)g * a->ldh * es,
+                               a->kv_type, (size_t)a->ldv, 1, nr, hd, lmax};
     molmo_k_gemm_f32_avx2(&pv, ws, ws_floats);
     for (int r = 0; r < nr; r++, o += a->ldo) {
         const __m256 iv = _mm256_set1_ps(inv[r]);

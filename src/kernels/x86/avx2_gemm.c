@@ -58,12 +58,12 @@ INLINE void pack_panel(molmo_dtype wt, const void *w, size_t ldw, int j0, int nr
 }
 
 /* The same panel when W is stored k-major, W[j][k] = w[k*ldw + j] (f32): row copies. */
-static void pack_panel_kmajor(const float *w, size_t ldw, int j0, int k0, int kc, const int nc[NV],
-                              float *pw) {
+INLINE void pack_panel_kmajor(molmo_dtype wt, const void *w, size_t ldw, int j0, int k0, int kc,
+                              const int nc[NV], float *pw) {
     for (int k = 0; k < kc; k++)
         for (int v = 0; v < NV; v++)
             _mm256_store_ps(pw + (size_t)k * NR + 8 * v,
-                            avx2_load(w + (size_t)(k0 + k) * ldw + (size_t)j0 + 8 * v, nc[v]));
+                            avx2_load_w8(w, wt, (size_t)(k0 + k) * ldw + (size_t)j0 + 8 * v, nc[v]));
 }
 
 INLINE void tile(const int mr, int kc, const float *x, size_t ldx, const float *pw, float *y,
@@ -112,7 +112,7 @@ static int panel_kc(float *ws, size_t ws_floats, float **pw) {
     return (int)kc & ~7;
 }
 
-/* y[m0:m1, n0:n1] = x · W^T (+ bias), W[j][k] = w[j*ldw + k] of dtype wt, or (kmajor, f32 only)
+/* y[m0:m1, n0:n1] = x · W^T (+ bias), W[j][k] = w[j*ldw + k] of dtype wt, or (kmajor, f32 or f16)
  * w[k*ldw + j]. */
 INLINE void gemm_core(molmo_dtype wt, int kmajor, const void *w, size_t ldw, const float *x,
                       size_t ldx, float *y, size_t ldy, const float *bias, int K, int m0, int m1,
@@ -128,7 +128,7 @@ INLINE void gemm_core(molmo_dtype wt, int kmajor, const void *w, size_t ldw, con
             int nc[NV];
             for (int v = 0; v < NV; v++) nc[v] = nr - 8 * v < 0 ? 0 : nr - 8 * v > 8 ? 8 : nr - 8 * v;
             if (kmajor)
-                pack_panel_kmajor(w, ldw, j0, k0, kc, nc, pw);
+                pack_panel_kmajor(wt, w, ldw, j0, k0, kc, nc, pw);
             else
                 pack_panel(wt, w, ldw, j0, nr, k0, kc, pw);
             const float *b = last && bias ? bias + j0 : NULL;
@@ -149,8 +149,12 @@ INLINE void gemm(molmo_dtype wt, const molmo_matmul_args *a, int m0, int m1, int
 
 void molmo_k_gemm_f32_avx2(const molmo_x86_gemm *g, float *ws, size_t ws_floats) {
     if (g->M <= 0 || g->N <= 0 || g->K <= 0) return;
-    gemm_core(MOLMO_DTYPE_F32, g->w_kmajor, g->w, g->ldw, g->x, g->ldx, g->y, g->ldy, NULL, g->K,
-              0, g->M, 0, g->N, ws, ws_floats);
+    if (g->wt == MOLMO_DTYPE_F16) /* an f16 KV cache: its own instance, f32 stays unbranched */
+        gemm_core(MOLMO_DTYPE_F16, g->w_kmajor, g->w, g->ldw, g->x, g->ldx, g->y, g->ldy, NULL,
+                  g->K, 0, g->M, 0, g->N, ws, ws_floats);
+    else
+        gemm_core(MOLMO_DTYPE_F32, g->w_kmajor, g->w, g->ldw, g->x, g->ldx, g->y, g->ldy, NULL,
+                  g->K, 0, g->M, 0, g->N, ws, ws_floats);
 }
 
 /* Dot-product path: rows i0 .. i0+mr-1 (mr <= 2) against columns n0..n1, four at a time. */

@@ -4,6 +4,7 @@
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "kernels/kquant.h"
 #include "kernels/x86/avx2_math.h"
@@ -141,6 +142,20 @@ static void to_f32_avx2(float *out, const void *w, molmo_dtype wt, size_t n) {
     }
 }
 
+static void to_f16_avx2(uint16_t *out, const float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(out + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(x + i),
+                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    if (i < n) { /* tail through a buffer: F16C has no masked store */
+        uint16_t h[8];
+        _mm_storeu_si128((__m128i *)h, _mm256_cvtps_ph(avx2_load(x + i, (int)(n - i)),
+                                                       _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        memcpy(out + i, h, (n - i) * sizeof(uint16_t));
+    }
+}
+
 const molmo_kernels molmo_kernels_avx2_table = {
     .name = "avx2",
     .matmul = molmo_k_matmul_f32_avx2,
@@ -154,4 +169,5 @@ const molmo_kernels molmo_kernels_avx2_table = {
     .attention = molmo_k_attention_f32_avx2,
     .rope = rope_avx2,
     .to_f32 = to_f32_avx2,
+    .to_f16 = to_f16_avx2,
 };

@@ -10,7 +10,9 @@
  * Softmax: exp(s - max) in place in the scratch row, sum in double (avx512_math.h), and the
  * output is scaled by 1/sum at the end. Rows that see fewer keys (causal) are padded with
  * zero weights up to the longest row of their group, which leaves every FMA chain unchanged.
- * Items are fixed by (head, block), so the result never depends on the thread split. */
+ * Items are fixed by (head, block), so the result never depends on the thread split.
+ * K and V may be f16 (an f16 KV cache): each element is converted to f32 exactly where it is
+ * loaded (vcvtph2ps), so the arithmetic is that of f32 K and V holding the same values. */
 #include <immintrin.h>
 #include <math.h>
 
@@ -41,29 +43,30 @@ INLINE __m512 reduce16(const __m512 v[16]) {
     return _mm512_add_ps(_mm512_shuffle_f32x4(c0, c1, 0x88), _mm512_shuffle_f32x4(c0, c1, 0xdd));
 }
 
-/* s[j] = scale * (q · k_j) for j < len. */
-static void scores_row(const float *q, const float *k, size_t ldk, int hd, int len, float scale,
-                       float *s) {
+/* s[j] = scale * (q · k_j) for j < len; k_j at element j*ldk of k (type kt). */
+INLINE void scores_row(const float *q, molmo_dtype kt, const void *k, size_t ldk, int hd, int len,
+                       float scale, float *s) {
     const __m512 sc = _mm512_set1_ps(scale);
     for (int j = 0; j < len; j += 16) {
         const int nk = len - j < 16 ? len - j : 16;
-        const float *kr[16];
-        for (int t = 0; t < 16; t++) kr[t] = k + (size_t)(j + (t < nk ? t : nk - 1)) * ldk;
+        size_t kr[16];
+        for (int t = 0; t < 16; t++) kr[t] = (size_t)(j + (t < nk ? t : nk - 1)) * ldk;
         __m512 acc[16];
         for (int t = 0; t < 16; t++) acc[t] = _mm512_setzero_ps();
         for (int d = 0; d < hd; d += 16) {
             const __mmask16 m = avx512_tail(hd - d);
             const __m512 qv = _mm512_maskz_loadu_ps(m, q + d);
             for (int t = 0; t < 16; t++)
-                acc[t] = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, kr[t] + d), acc[t]);
+                acc[t] = _mm512_fmadd_ps(qv, avx512_load_w16(k, kt, kr[t] + (size_t)d, m), acc[t]);
         }
         _mm512_mask_storeu_ps(s + j, avx512_tail(nk), _mm512_mul_ps(sc, reduce16(acc)));
     }
 }
 
-/* o[r, 0:hd] = (sum_j p[r, j] v_j) * inv[r] for nr rows, keys j < jmax. */
-INLINE void pv_rows(const int nr, const float *p, size_t ld, int jmax, const float *v, size_t ldv,
-                    int hd, float *o, size_t ldo, const float *inv) {
+/* o[r, 0:hd] = (sum_j p[r, j] v_j) * inv[r] for nr rows, keys j < jmax; v_j at element j*ldv
+ * of v (type vt). */
+INLINE void pv_rows(const int nr, const float *p, size_t ld, int jmax, molmo_dtype vt,
+                    const void *v, size_t ldv, int hd, float *o, size_t ldo, const float *inv) {
     for (int d = 0; d < hd; d += 64) {
         __mmask16 m[4];
         for (int c = 0; c < 4; c++) m[c] = avx512_tail(hd - d - 16 * c);
@@ -71,9 +74,9 @@ INLINE void pv_rows(const int nr, const float *p, size_t ld, int jmax, const flo
         for (int r = 0; r < nr; r++)
             for (int c = 0; c < 4; c++) acc[r][c] = _mm512_setzero_ps();
         for (int j = 0; j < jmax; j++) {
-            const float *vr = v + (size_t)j * ldv + d;
+            const size_t vr = (size_t)j * ldv + (size_t)d;
             __m512 vv[4];
-            for (int c = 0; c < 4; c++) vv[c] = _mm512_maskz_loadu_ps(m[c], vr + 16 * c);
+            for (int c = 0; c < 4; c++) vv[c] = avx512_load_w16(v, vt, vr + 16 * (size_t)c, m[c]);
             for (int r = 0; r < nr; r++) {
                 const __m512 pr = _mm512_set1_ps(p[r * ld + (size_t)j]);
                 for (int c = 0; c < 4; c++) acc[r][c] = _mm512_fmadd_ps(pr, vv[c], acc[r][c]);
@@ -87,13 +90,13 @@ INLINE void pv_rows(const int nr, const float *p, size_t ld, int jmax, const flo
     }
 }
 
-static void pv_any(int nr, const float *p, size_t ld, int jmax, const float *v, size_t ldv, int hd,
-                   float *o, size_t ldo, const float *inv) {
+INLINE void pv_any(int nr, const float *p, size_t ld, int jmax, molmo_dtype vt, const void *v,
+                   size_t ldv, int hd, float *o, size_t ldo, const float *inv) {
     switch (nr) {
-    case 1: pv_rows(1, p, ld, jmax, v, ldv, hd, o, ldo, inv); break;
-    case 2: pv_rows(2, p, ld, jmax, v, ldv, hd, o, ldo, inv); break;
-    case 3: pv_rows(3, p, ld, jmax, v, ldv, hd, o, ldo, inv); break;
-    default: pv_rows(4, p, ld, jmax, v, ldv, hd, o, ldo, inv); break;
+    case 1: pv_rows(1, p, ld, jmax, vt, v, ldv, hd, o, ldo, inv); break;
+    case 2: pv_rows(2, p, ld, jmax, vt, v, ldv, hd, o, ldo, inv); break;
+    case 3: pv_rows(3, p, ld, jmax, vt, v, ldv, hd, o, ldo, inv); break;
+    default: pv_rows(4, p, ld, jmax, vt, v, ldv, hd, o, ldo, inv); break;
     }
 }
 
@@ -103,17 +106,20 @@ static int row_len(const molmo_attn_args *a, int i) {
     return last < a->n_kv ? (int)last : a->n_kv;
 }
 
-/* Few query rows (decode): dot products straight from K, see the file header. */
-static void item_dot(const molmo_attn_args *a, int h, int i0, int i1, float *S) {
+/* Few query rows (decode): dot products straight from K, see the file header. K and V of
+ * type kt (a constant in each instance below). */
+INLINE void item_dot_t(molmo_dtype kt, const molmo_attn_args *a, int h, int i0, int i1, float *S) {
     const size_t ld = molmo_attn_ld_scores(a->n_kv);
     const int hd = a->hd, g = h / (a->n_heads / a->n_kv_heads);
-    const float *k = a->k + (size_t)g * a->ldh, *v = a->v + (size_t)g * a->ldh;
+    const size_t es = molmo_attn_kv_bytes(kt);
+    const void *k = (const char *)a->k + (size_t)g * a->ldh * es;
+    const void *v = (const char *)a->v + (size_t)g * a->ldh * es;
     float inv[MOLMO_ATTN_QB];
     int len[MOLMO_ATTN_QB];
     for (int r = 0; r < i1 - i0; r++) {
         const float *q = a->q + (size_t)(i0 + r) * (size_t)a->ldq + (size_t)h * (size_t)hd;
         len[r] = row_len(a, i0 + r);
-        scores_row(q, k, (size_t)a->ldk, hd, len[r], a->scale, S + r * ld);
+        scores_row(q, kt, k, (size_t)a->ldk, hd, len[r], a->scale, S + r * ld);
         inv[r] = avx512_exp_sub_max(S + r * ld, len[r], 1.0f);
     }
     for (int r0 = 0; r0 < i1 - i0; r0 += 4) {
@@ -123,8 +129,15 @@ static void item_dot(const molmo_attn_args *a, int h, int i0, int i1, float *S) 
         for (int r = r0; r < r0 + nr; r++)
             for (int j = len[r]; j < jmax; j++) S[r * ld + (size_t)j] = 0.0f;
         float *o = a->out + (size_t)(i0 + r0) * (size_t)a->ldo + (size_t)h * (size_t)hd;
-        pv_any(nr, S + r0 * ld, ld, jmax, v, (size_t)a->ldv, hd, o, (size_t)a->ldo, inv + r0);
+        pv_any(nr, S + r0 * ld, ld, jmax, kt, v, (size_t)a->ldv, hd, o, (size_t)a->ldo, inv + r0);
     }
+}
+
+static void item_dot(const molmo_attn_args *a, int h, int i0, int i1, float *S) {
+    if (a->kv_type == MOLMO_DTYPE_F16)
+        item_dot_t(MOLMO_DTYPE_F16, a, h, i0, i1, S);
+    else
+        item_dot_t(MOLMO_DTYPE_F32, a, h, i0, i1, S);
 }
 
 /* Many query rows: S = q_block · K^T and O = P · V as two register-tiled GEMMs (the packing
@@ -140,17 +153,18 @@ static void item_gemm(const molmo_attn_args *a, int h, int i0, int i1, float *S,
         len[r] = row_len(a, i0 + r);
         lmax = len[r] > lmax ? len[r] : lmax;
     }
+    const size_t es = molmo_attn_kv_bytes(a->kv_type);
     const molmo_x86_gemm sc = {S, ld, a->q + (size_t)i0 * (size_t)a->ldq + (size_t)h * (size_t)hd,
-                               (size_t)a->ldq, a->k + (size_t)g * a->ldh, (size_t)a->ldk, 0,
-                               nr, lmax, hd};
+                               (size_t)a->ldq, (const char *)a->k + (size_t)g * a->ldh * es,
+                               a->kv_type, (size_t)a->ldk, 0, nr, lmax, hd};
     molmo_k_gemm_f32_avx512(&sc, ws, ws_floats);
     for (int r = 0; r < nr; r++) {
         inv[r] = avx512_exp_sub_max(S + r * ld, len[r], a->scale);
         for (int j = len[r]; j < lmax; j++) S[r * ld + (size_t)j] = 0.0f;
     }
     float *o = a->out + (size_t)i0 * (size_t)a->ldo + (size_t)h * (size_t)hd;
-    const molmo_x86_gemm pv = {o, (size_t)a->ldo, S, ld, a->v + (size_t)g * a->ldh,
-                               (size_t)a->ldv, 1, nr, hd, lmax};
+    const molmo_x86_gemm pv = {o, (size_t)a->ldo, S, ld, (const char *)a->v + (size_t)g * a->ldh * es,
+                               a->kv_type, (size_t)a->ldv, 1, nr, hd, lmax};
     molmo_k_gemm_f32_avx512(&pv, ws, ws_floats);
     for (int r = 0; r < nr; r++, o += a->ldo) {
         const __m512 iv = _mm512_set1_ps(inv[r]);

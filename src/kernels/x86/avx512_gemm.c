@@ -48,13 +48,13 @@ INLINE void pack_panel(molmo_dtype wt, const void *w, size_t ldw, int j0, int nr
     }
 }
 
-/* The same panel when W is stored k-major, W[j][k] = w[k*ldw + j] (f32): row copies. */
-static void pack_panel_kmajor(const float *w, size_t ldw, int j0, int k0, int kc,
+/* The same panel when W is stored k-major, W[j][k] = w[k*ldw + j] (f32 or f16): row copies. */
+INLINE void pack_panel_kmajor(molmo_dtype wt, const void *w, size_t ldw, int j0, int k0, int kc,
                               const __mmask16 mk[NV], float *pw) {
     for (int k = 0; k < kc; k++)
         for (int v = 0; v < NV; v++)
             _mm512_store_ps(pw + (size_t)k * NR + 16 * v,
-                            _mm512_maskz_loadu_ps(mk[v], w + (size_t)(k0 + k) * ldw + (size_t)j0 + 16 * v));
+                            avx512_load_w16(w, wt, (size_t)(k0 + k) * ldw + (size_t)j0 + 16 * v, mk[v]));
 }
 
 /* The register tile: y[0:mr, 0:NR] (+)= x[0:mr, 0:kc] · pw[0:kc, 0:NR] (+ bias). */
@@ -106,8 +106,8 @@ static int panel_kc(float *ws, size_t ws_floats, float **pw) {
     return (int)kc & ~15;
 }
 
-/* y[m0:m1, n0:n1] = x · W^T (+ bias), W[j][k] = w[j*ldw + k] of dtype wt, or (kmajor, f32 only)
- * w[k*ldw + j]. */
+/* y[m0:m1, n0:n1] = x · W^T (+ bias), W[j][k] = w[j*ldw + k] of dtype wt, or (kmajor, f32 or
+ * f16) w[k*ldw + j]. */
 INLINE void gemm_core(molmo_dtype wt, int kmajor, const void *w, size_t ldw, const float *x,
                       size_t ldx, float *y, size_t ldy, const float *bias, int K, int m0, int m1,
                       int n0, int n1, float *ws, size_t ws_floats) {
@@ -122,7 +122,7 @@ INLINE void gemm_core(molmo_dtype wt, int kmajor, const void *w, size_t ldw, con
             __mmask16 mk[NV];
             for (int v = 0; v < NV; v++) mk[v] = avx512_tail(nr - 16 * v);
             if (kmajor)
-                pack_panel_kmajor(w, ldw, j0, k0, kc, mk, pw);
+                pack_panel_kmajor(wt, w, ldw, j0, k0, kc, mk, pw);
             else
                 pack_panel(wt, w, ldw, j0, nr, k0, kc, pw);
             const float *b = last && bias ? bias + j0 : NULL;
@@ -143,8 +143,12 @@ INLINE void gemm(molmo_dtype wt, const molmo_matmul_args *a, int m0, int m1, int
 
 void molmo_k_gemm_f32_avx512(const molmo_x86_gemm *g, float *ws, size_t ws_floats) {
     if (g->M <= 0 || g->N <= 0 || g->K <= 0) return;
-    gemm_core(MOLMO_DTYPE_F32, g->w_kmajor, g->w, g->ldw, g->x, g->ldx, g->y, g->ldy, NULL, g->K,
-              0, g->M, 0, g->N, ws, ws_floats);
+    if (g->wt == MOLMO_DTYPE_F16) /* an f16 KV cache: its own instance, f32 stays unbranched */
+        gemm_core(MOLMO_DTYPE_F16, g->w_kmajor, g->w, g->ldw, g->x, g->ldx, g->y, g->ldy, NULL,
+                  g->K, 0, g->M, 0, g->N, ws, ws_floats);
+    else
+        gemm_core(MOLMO_DTYPE_F32, g->w_kmajor, g->w, g->ldw, g->x, g->ldx, g->y, g->ldy, NULL,
+                  g->K, 0, g->M, 0, g->N, ws, ws_floats);
 }
 
 /* Dot-product path: rows i0 .. i0+mr-1 against columns n0..n1, four columns at a time. */

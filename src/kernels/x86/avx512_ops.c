@@ -151,6 +151,15 @@ static void to_f32_avx512(float *out, const void *w, molmo_dtype wt, size_t n) {
     }
 }
 
+static void to_f16_avx512(uint16_t *out, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i += 16) {
+        const __mmask16 m = avx512_tail_z(n - i);
+        const __m256i h = _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, x + i),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm256_mask_storeu_epi16(out + i, m, h);
+    }
+}
+
 const molmo_kernels molmo_kernels_avx512_table = {
     .name = "avx512",
     .matmul = molmo_k_matmul_f32_avx512,
@@ -164,4 +173,5 @@ const molmo_kernels molmo_kernels_avx512_table = {
     .attention = molmo_k_attention_f32_avx512,
     .rope = rope_avx512,
     .to_f32 = to_f32_avx512,
+    .to_f16 = to_f16_avx512,
 };

@@ -85,7 +85,8 @@ typedef struct molmo_x86_gemm {
     size_t ldy;
     const float *x;
     size_t ldx;
-    const float *w;
+    const void *w;
+    molmo_dtype wt; /* F32 or F16 (an f16 KV cache); BF16 too unless w_kmajor */
     size_t ldw;
     int w_kmajor;
     int M, N, K;
