@@ -206,6 +206,8 @@ static const attn_case ATTN_CASES[] = {
 
 /* Keys/values (of type kt) in rows of ldk (kv head g at column g*hd) when ldh == 0, else
  * head-major: head g at element g*ldh, rows of hd. */
+static size_t g_attn_ws = WS_FLOATS; /* workspace the attention runs get */
+
 static void attn_run_kv(const molmo_kernels *k, const attn_case *c, float *out, const float *q,
                         const void *kk, const void *v, molmo_dtype kt, size_t ldh, float *scratch) {
     const int ldq = c->n_heads * c->hd + c->pad;
@@ -217,7 +219,7 @@ static void attn_run_kv(const molmo_kernels *k, const attn_case *c, float *out, 
                                .scale = 1.0f / sqrtf((float)c->hd), .causal = c->causal,
                                .q_pos0 = c->q_pos0};
     const int n_items = c->n_heads * molmo_attn_qblocks(c->n_q);
-    k->attention(&a, 0, n_items, scratch, g_ws, WS_FLOATS);
+    k->attention(&a, 0, n_items, scratch, g_attn_ws ? g_ws : NULL, g_attn_ws);
 }
 
 static void attn_run_ldh(const molmo_kernels *k, const attn_case *c, float *out, const float *q,
@@ -298,6 +300,21 @@ static void test_attention_vs_ref(void **state) {
             attn_run(sets[si], c, g, q, k, v, scratch);
             check(sets[si]->name, "attention", g, r, n_out, what);
         }
+        /* Less workspace gives the same bits: a head's K and V packed once for all its query
+         * blocks (room for them), packed per block inside the GEMMs (48 KiB), or in a stack
+         * panel (none). */
+        static const size_t ws_sizes[2] = {12 * 1024, 0};
+        for (int wi = 0; wi < 2; wi++)
+            for (int si = 0; si < n_sets; si++) {
+                g_attn_ws = ws_sizes[wi];
+                attn_run(sets[si], c, r, q, k, v, scratch);
+                g_attn_ws = WS_FLOATS;
+                attn_run(sets[si], c, g, q, k, v, scratch);
+                if (memcmp(g, r, n_out * sizeof(float)) != 0)
+                    fail_msg("%s attention %s: %zu floats of workspace change the result",
+                             sets[si]->name, what, ws_sizes[wi]);
+            }
+        attn_run(molmo_kernels_ref(), c, r, q, k, v, scratch);
         /* A head-major cache (the decoder's) gives the same bits as rows, in every set. */
         const int n_ctx = c->n_kv + 7;
         float *kh = head_major(c, k, n_ctx), *vh = head_major(c, v, n_ctx);

@@ -58,22 +58,21 @@ static inline __m512 avx512_exp(__m512 x) {
 /* Softmax numerator in place: x[i] = exp(s[i] - max s) with s = scale * x (scale == 1: x
  * itself); returns 1 / sum (sum in double, then rounded to f32 as in the reference). n >= 1. */
 static inline float avx512_exp_sub_max(float *x, int n, float scale) {
+    /* scale * x is computed in both passes rather than stored by the first: the same product,
+     * so the same bits, for one pass of stores less */
     __m512 mx = _mm512_set1_ps(-INFINITY);
     const __m512 sc = _mm512_set1_ps(scale);
     for (int i = 0; i < n; i += 16) {
         const __mmask16 m = avx512_tail(n - i);
-        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
-        if (scale != 1.0f) {
-            v = _mm512_mul_ps(sc, v);
-            _mm512_mask_storeu_ps(x + i, m, v);
-        }
+        const __m512 v = _mm512_mul_ps(sc, _mm512_maskz_loadu_ps(m, x + i));
         mx = _mm512_mask_max_ps(mx, m, mx, v);
     }
     const __m512 mv = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
     __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
     for (int i = 0; i < n; i += 16) {
         const __mmask16 m = avx512_tail(n - i);
-        const __m512 e = _mm512_maskz_mov_ps(m, avx512_exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), mv)));
+        const __m512 v = _mm512_mul_ps(sc, _mm512_maskz_loadu_ps(m, x + i));
+        const __m512 e = _mm512_maskz_mov_ps(m, avx512_exp(_mm512_sub_ps(v, mv)));
         _mm512_mask_storeu_ps(x + i, m, e);
         s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
         s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(avx512_hi256(e)));

@@ -93,6 +93,13 @@ typedef struct molmo_x86_gemm {
 } molmo_x86_gemm;
 
 void molmo_k_gemm_f32_avx512(const molmo_x86_gemm *g, float *ws, size_t ws_floats);
+/* The same GEMM in two steps, for a W used by several calls: pack all of W (g's w, wt, ldw,
+ * w_kmajor, N and K; panels kp >= K steps apart) into molmo_k_gemm_packed_floats_avx512(N, kp)
+ * floats at pw (64-byte aligned), then run any x against it (g's K <= the packed K, N <= the
+ * packed N: leading columns and steps). Same bits as molmo_k_gemm_f32_avx512. */
+size_t molmo_k_gemm_packed_floats_avx512(int N, int kp);
+void molmo_k_gemm_pack_avx512(const molmo_x86_gemm *g, int kp, float *pw);
+void molmo_k_gemm_packed_f32_avx512(const molmo_x86_gemm *g, const float *pw, int kp);
 void molmo_k_gemm_f32_avx2(const molmo_x86_gemm *g, float *ws, size_t ws_floats);
 
 void molmo_k_matmul_f32_avx512(const molmo_matmul_args *a, int m0, int m1, int n0, int n1,
