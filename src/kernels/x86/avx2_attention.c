@@ -118,11 +118,12 @@ static void item_dot(const molmo_attn_args *a, int h, int i0, int i1, float *S) 
         item_dot_t(MOLMO_DTYPE_F32, a, h, i0, i1, S);
 }
 
-/* Many query rows: S = q_block · K^T and O = P · V as two register-tiled GEMMs (the packing
- * turns the strided K and V rows into contiguous panels), softmax in between, then O *= 1/sum.
- * Scores and outputs are FMA chains in order over the head dimension resp. the keys. */
-static void item_gemm(const molmo_attn_args *a, int h, int i0, int i1, float *S, float *ws,
-                      size_t ws_floats) {
+/* Many query rows: S = q_block · K^T and O = P · V as two register-tiled GEMMs, softmax in
+ * between, then O *= 1/sum; scores and outputs are FMA chains in order over the head dimension
+ * resp. the keys. K and V come packed: pk/pv (pack_head) or, without room for those, packed
+ * per block inside the GEMMs (NULL; same bits). */
+static void item_gemm(const molmo_attn_args *a, int h, int i0, int i1, float *S, const float *pk,
+                      const float *pv, float *ws, size_t ws_floats) {
     const size_t ld = molmo_attn_ld_scores(a->n_kv);
     const int hd = a->hd, g = h / (a->n_heads / a->n_kv_heads), nr = i1 - i0;
     float inv[MOLMO_ATTN_QB];
@@ -135,15 +136,21 @@ static void item_gemm(const molmo_attn_args *a, int h, int i0, int i1, float *S,
     const molmo_x86_gemm sc = {S, ld, a->q + (size_t)i0 * (size_t)a->ldq + (size_t)h * (size_t)hd,
                                (size_t)a->ldq, (const char *)a->k + (size_t)g * a->ldh * es,
                                a->kv_type, (size_t)a->ldk, 0, nr, lmax, hd};
-    molmo_k_gemm_f32_avx2(&sc, ws, ws_floats);
+    if (pk)
+        molmo_k_gemm_packed_f32_avx2(&sc, pk, hd);
+    else
+        molmo_k_gemm_f32_avx2(&sc, ws, ws_floats);
     for (int r = 0; r < nr; r++) {
         inv[r] = avx2_exp_sub_max(S + r * ld, len[r], a->scale);
         for (int j = len[r]; j < lmax; j++) S[r * ld + (size_t)j] = 0.0f;
     }
     float *o = a->out + (size_t)i0 * (size_t)a->ldo + (size_t)h * (size_t)hd;
-    const molmo_x86_gemm pv = {o, (size_t)a->ldo, S, ld, (const char *)a->v + (size_t)g * a->ldh * es,
-                               a->kv_type, (size_t)a->ldv, 1, nr, hd, lmax};
-    molmo_k_gemm_f32_avx2(&pv, ws, ws_floats);
+    const molmo_x86_gemm pvg = {o, (size_t)a->ldo, S, ld, (const char *)a->v + (size_t)g * a->ldh * es,
+                                a->kv_type, (size_t)a->ldv, 1, nr, hd, lmax};
+    if (pv)
+        molmo_k_gemm_packed_f32_avx2(&pvg, pv, a->n_kv);
+    else
+        molmo_k_gemm_f32_avx2(&pvg, ws, ws_floats);
     for (int r = 0; r < nr; r++, o += a->ldo) {
         const __m256 iv = _mm256_set1_ps(inv[r]);
         for (int d = 0; d < a->hd; d += 8)
@@ -151,14 +158,40 @@ static void item_gemm(const molmo_attn_args *a, int h, int i0, int i1, float *S,
     }
 }
 
+/* Floats that pack_head needs: every key of one kv head as K^T panels, every value as V panels. */
+static size_t head_pack_floats(const molmo_attn_args *a) {
+    return molmo_k_gemm_packed_floats_avx2(a->n_kv, a->hd) +
+           molmo_k_gemm_packed_floats_avx2(a->hd, a->n_kv);
+}
+
+/* Packs kv head g's K and V into pk and *pv, once per kv head per thread (as avx512_attention.c). */
+static void pack_head(const molmo_attn_args *a, int g, float *pk, float **pv) {
+    const size_t es = molmo_attn_kv_bytes(a->kv_type);
+    const molmo_x86_gemm k = {NULL, 0, NULL, 0, (const char *)a->k + (size_t)g * a->ldh * es,
+                              a->kv_type, (size_t)a->ldk, 0, 0, a->n_kv, a->hd};
+    const molmo_x86_gemm v = {NULL, 0, NULL, 0, (const char *)a->v + (size_t)g * a->ldh * es,
+                              a->kv_type, (size_t)a->ldv, 1, 0, a->hd, a->n_kv};
+    *pv = pk + molmo_k_gemm_packed_floats_avx2(a->n_kv, a->hd);
+    molmo_k_gemm_pack_avx2(&k, a->hd, pk);
+    molmo_k_gemm_pack_avx2(&v, a->n_kv, *pv);
+}
+
 void molmo_k_attention_f32_avx2(const molmo_attn_args *a, int it0, int it1, float *scratch,
                              float *ws, size_t ws_floats) {
+    const int packed = a->n_q >= GEMM_MIN_Q && ws && head_pack_floats(a) <= ws_floats;
+    int have = -1; /* the kv head whose panels are in ws */
+    float *pv = NULL;
     for (int it = it0; it < it1; it++) {
         int h, i0, i1;
         molmo_attn_item(a, it, &h, &i0, &i1);
-        if (a->n_q >= GEMM_MIN_Q)
-            item_gemm(a, h, i0, i1, scratch, ws, ws_floats);
-        else
+        const int g = h / (a->n_heads / a->n_kv_heads);
+        if (a->n_q < GEMM_MIN_Q) {
             item_dot(a, h, i0, i1, scratch);
+        } else if (packed) {
+            if (g != have) pack_head(a, g, ws, &pv), have = g;
+            item_gemm(a, h, i0, i1, scratch, ws, pv, NULL, 0);
+        } else {
+            item_gemm(a, h, i0, i1, scratch, NULL, NULL, ws, ws_floats);
+        }
     }
 }

@@ -141,6 +141,52 @@ INLINE void gemm_core(molmo_dtype wt, int kmajor, const void *w, size_t ldw, con
     }
 }
 
+/* Pre-packed W, as in avx512_gemm.c (read it): panel p (columns p*NR ..) at pw + p*kp*NR. */
+size_t molmo_k_gemm_packed_floats_avx2(int N, int kp) {
+    return (size_t)((N + NR - 1) / NR) * (size_t)kp * NR;
+}
+
+INLINE void pack_all_t(molmo_dtype wt, const molmo_x86_gemm *g, int kp, float *pw) {
+    for (int j0 = 0, p = 0; j0 < g->N; j0 += NR, p++) {
+        const int nr = g->N - j0 < NR ? g->N - j0 : NR;
+        float *pp = pw + (size_t)p * (size_t)kp * NR;
+        int nc[NV];
+        for (int v = 0; v < NV; v++) nc[v] = nr - 8 * v < 0 ? 0 : nr - 8 * v > 8 ? 8 : nr - 8 * v;
+        for (int k0 = 0; k0 < g->K; k0 += KC_MAX) {
+            const int kc = g->K - k0 < KC_MAX ? g->K - k0 : KC_MAX;
+            if (g->w_kmajor)
+                pack_panel_kmajor(wt, g->w, g->ldw, j0, k0, kc, nc, pp + (size_t)k0 * NR);
+            else
+                pack_panel(wt, g->w, g->ldw, j0, nr, k0, kc, pp + (size_t)k0 * NR);
+        }
+    }
+}
+
+void molmo_k_gemm_pack_avx2(const molmo_x86_gemm *g, int kp, float *pw) {
+    if (g->wt == MOLMO_DTYPE_F16)
+        pack_all_t(MOLMO_DTYPE_F16, g, kp, pw);
+    else
+        pack_all_t(MOLMO_DTYPE_F32, g, kp, pw);
+}
+
+void molmo_k_gemm_packed_f32_avx2(const molmo_x86_gemm *g, const float *pw, int kp) {
+    if (g->M <= 0 || g->N <= 0 || g->K <= 0) return;
+    for (int k0 = 0; k0 < g->K; k0 += KC_MAX) {
+        const int kc = g->K - k0 < KC_MAX ? g->K - k0 : KC_MAX;
+        for (int j0 = 0, p = 0; j0 < g->N; j0 += NR, p++) {
+            const int nr = g->N - j0 < NR ? g->N - j0 : NR;
+            int nc[NV];
+            for (int v = 0; v < NV; v++) nc[v] = nr - 8 * v < 0 ? 0 : nr - 8 * v > 8 ? 8 : nr - 8 * v;
+            const float *pp = pw + ((size_t)p * (size_t)kp + (size_t)k0) * NR;
+            for (int i0 = 0; i0 < g->M; i0 += MR) {
+                const int mr = g->M - i0 < MR ? g->M - i0 : MR;
+                tile_any(mr, kc, g->x + (size_t)i0 * g->ldx + (size_t)k0, g->ldx, pp,
+                         g->y + (size_t)i0 * g->ldy + (size_t)j0, g->ldy, k0 > 0, NULL, nc);
+            }
+        }
+    }
+}
+
 INLINE void gemm(molmo_dtype wt, const molmo_matmul_args *a, int m0, int m1, int n0, int n1,
                  float *ws, size_t ws_floats) {
     gemm_core(wt, 0, a->w, (size_t)a->K, a->x, (size_t)a->ldx, a->y, (size_t)a->ldy, a->bias,

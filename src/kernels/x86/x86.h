@@ -101,6 +101,9 @@ size_t molmo_k_gemm_packed_floats_avx512(int N, int kp);
 void molmo_k_gemm_pack_avx512(const molmo_x86_gemm *g, int kp, float *pw);
 void molmo_k_gemm_packed_f32_avx512(const molmo_x86_gemm *g, const float *pw, int kp);
 void molmo_k_gemm_f32_avx2(const molmo_x86_gemm *g, float *ws, size_t ws_floats);
+size_t molmo_k_gemm_packed_floats_avx2(int N, int kp);
+void molmo_k_gemm_pack_avx2(const molmo_x86_gemm *g, int kp, float *pw);
+void molmo_k_gemm_packed_f32_avx2(const molmo_x86_gemm *g, const float *pw, int kp);
 
 void molmo_k_matmul_f32_avx512(const molmo_matmul_args *a, int m0, int m1, int n0, int n1,
                                float *ws, size_t ws_floats);
