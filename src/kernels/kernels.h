@@ -28,6 +28,9 @@ typedef struct molmo_matmul_args {
     molmo_dtype wt;
     const float *bias;     /* [N] or NULL */
     int M, N, K;
+    int x_bf16;            /* every value of x is a bf16 (molmo_op_round_bf16): a BF16-weight
+                              GEMM may take one bf16 pass instead of an exact split of x
+                              (the same values); other kernels ignore it */
 } molmo_matmul_args;
 
 /* Most queries handled together by one attention work item; the scratch holds this many score
@@ -110,6 +113,9 @@ typedef struct molmo_kernels {
     /* out[0..n) = x[0..n) as IEEE half, rounded to nearest even (vcvtps2ph's rounding: NaN
      * quieted, beyond the half range inf): molmo_f32_to_f16 for every element. */
     void (*to_f16)(uint16_t *out, const float *x, size_t n);
+    /* In place: x[i] = the f32 value of bf16(x[i]) (molmo_f32_to_bf16: round to nearest even,
+     * NaN stays NaN). */
+    void (*round_bf16)(float *x, size_t n);
 } molmo_kernels;
 
 /* The table ops run on now (honours force_reference). Never NULL. */

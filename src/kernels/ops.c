@@ -185,7 +185,8 @@ static void mm_worker(void *arg, int ith, int nth) {
  * Tiling never changes a result (kernels.h). */
 static void mm_plan_one(mm_plan *t, const molmo_matmul_job *j, int nth) {
     t->a = (molmo_matmul_args){.y = j->y, .ldy = j->ldy, .x = j->x, .ldx = j->ldx, .w = j->w,
-                               .wt = j->wt, .bias = j->bias, .M = j->M, .N = j->N, .K = j->K};
+                               .wt = j->wt, .bias = j->bias, .M = j->M, .N = j->N, .K = j->K,
+                               .x_bf16 = j->x_bf16};
     const int M = j->M;
     t->nb = M <= 4 ? 16 : 64;
     t->n_nt = (j->N + t->nb - 1) / t->nb;
@@ -233,7 +234,13 @@ void molmo_op_matmul_many(molmo_pool *p, const molmo_matmul_job *jobs, int n_job
 
 void molmo_op_matmul(molmo_pool *p, float *y, int ldy, const float *x, int ldx, const void *w,
                      molmo_dtype wt, const float *bias, int M, int N, int K) {
-    const molmo_matmul_job j = {y, ldy, x, ldx, w, wt, bias, M, N, K};
+    const molmo_matmul_job j = {y, ldy, x, ldx, w, wt, bias, M, N, K, 0};
+    molmo_op_matmul_many(p, &j, 1);
+}
+
+void molmo_op_matmul_bf16x(molmo_pool *p, float *y, int ldy, const float *x, int ldx,
+                           const void *w, molmo_dtype wt, const float *bias, int M, int N, int K) {
+    const molmo_matmul_job j = {y, ldy, x, ldx, w, wt, bias, M, N, K, 1};
     molmo_op_matmul_many(p, &j, 1);
 }
 
@@ -292,7 +299,7 @@ void molmo_op_softmax_rows(float *x, int M, int N) {
  * pieces of whole 64-byte lines. */
 typedef struct ew_task {
     const molmo_kernels *k;
-    int op; /* 0: quick_gelu, 1: silu_mul */
+    int op; /* 0: quick_gelu, 1: silu_mul, 2: round_bf16 */
     float *out;
     const float *gate, *up;
     size_t n, ld;
@@ -302,6 +309,8 @@ typedef struct ew_task {
 static void ew_piece(const ew_task *t, size_t off, size_t len) {
     if (t->op == 0)
         t->k->quick_gelu(t->out + off, len);
+    else if (t->op == 2)
+        t->k->round_bf16(t->out + off, len);
     else
         t->k->silu_mul(t->out + off, t->gate + off, t->up + off, len);
 }
@@ -342,6 +351,12 @@ void molmo_op_silu_mul_rows(molmo_pool *p, float *out, const float *gate, const 
                             int M, size_t n, size_t ld) {
     if (M <= 0) return;
     ew_task t = {molmo_kernels_get(), 1, out, gate, up, n, ld, M};
+    run_elementwise(p, &t);
+}
+
+void molmo_op_round_bf16(molmo_pool *p, float *x, int M, size_t n, size_t ld) {
+    if (M <= 0) return;
+    ew_task t = {molmo_kernels_get(), 2, x, NULL, NULL, n, ld, M};
     run_elementwise(p, &t);
 }
 

@@ -31,6 +31,13 @@
 void molmo_op_matmul(molmo_pool *p, float *y, int ldy, const float *x, int ldx, const void *w,
                      molmo_dtype wt, const float *bias, int M, int N, int K);
 
+/* molmo_op_matmul for an x whose every value is a bf16 (molmo_op_round_bf16 made it so): the
+ * same product, but a GEMM with BF16 weights may then take its bf16 dot products in one pass
+ * (AMX-BF16) instead of splitting x exactly into three bf16 parts. Same values, to f32
+ * accuracy, as molmo_op_matmul on the same x. */
+void molmo_op_matmul_bf16x(molmo_pool *p, float *y, int ldy, const float *x, int ldx,
+                           const void *w, molmo_dtype wt, const float *bias, int M, int N, int K);
+
 /* Several independent matmuls (each as molmo_op_matmul; they must not write each other's
  * inputs) in one parallel run: the output tiles of all of them are dealt out to the threads
  * together, so many small products (the experts of a MoE layer at decode) cost one wake-up of
@@ -44,6 +51,7 @@ typedef struct molmo_matmul_job {
     molmo_dtype wt;
     const float *bias;
     int M, N, K;
+    int x_bf16; /* as molmo_op_matmul_bf16x */
 } molmo_matmul_job;
 void molmo_op_matmul_many(molmo_pool *p, const molmo_matmul_job *jobs, int n_jobs);
 
@@ -56,6 +64,10 @@ void molmo_op_layernorm(molmo_pool *p, float *y, const float *x, const float *w,
  * §2.3: normalise in f32, then multiply by the weight). w may be NULL (no weight). In place ok. */
 void molmo_op_rmsnorm(molmo_pool *p, float *y, const float *x, const float *w, int M, int N,
                       float eps);
+
+/* In place, M rows of n (row stride ld): x = the f32 value of bf16(x), rounded to nearest even
+ * (molmo_f32_to_bf16; NaN stays NaN): what PyTorch's autocast and llama.cpp feed a bf16 matmul. */
+void molmo_op_round_bf16(molmo_pool *p, float *x, int M, size_t n, size_t ld);
 
 /* In place, per row of x[M,N]: x = exp(x - max) * (1 / sum exp(x - max)). */
 void molmo_op_softmax_rows(float *x, int M, int N);

@@ -55,9 +55,11 @@ molmo_status molmo_context_create(const molmo_model *model, const molmo_context_
     molmo_status s = molmo_pool_create(c->params.n_threads, &c->pool, err);
     int nth = c->pool ? molmo_pool_size(c->pool) : 1;
     if (s == MOLMO_OK) s = molmo_vision_create(model, nth, &c->vision, err);
+    if (s == MOLMO_OK) molmo_vision_set_bf16_activations(c->vision, c->params.bf16_activations);
     if (s == MOLMO_OK)
         s = molmo_decoder_create(model, c->params.n_ctx, c->params.n_batch, nth,
                                  c->params.kv_type, &c->dec, err);
+    if (s == MOLMO_OK) molmo_decoder_set_bf16_activations(c->dec, c->params.bf16_activations);
     if (s == MOLMO_OK) {
         size_t n_ctx = (size_t)molmo_decoder_n_ctx(c->dec);
         c->logits = molmo_calloc((size_t)model->cfg.embedding_size, sizeof(float));

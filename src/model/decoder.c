@@ -28,6 +28,7 @@ struct molmo_decoder {
     size_t kv_bytes;
     molmo_dtype kv_type;       /* F32 (the official model's values) or F16 (half the memory and
                                   the decode attention's reads; K and V rounded to half) */
+    int bf16x;                 /* bf16 activations (molmo_decoder_set_bf16_activations) */
     float *rope_cos, *rope_sin; /* [n_ctx, hd/2] */
     int *pos;                  /* [n_batch] */
     float *x, *h, *qkv, *att, *ffb; /* workspace for n_batch tokens */
@@ -128,6 +129,34 @@ void molmo_decoder_free(molmo_decoder *d) {
 }
 
 int molmo_decoder_n_ctx(const molmo_decoder *d) { return d->n_ctx; }
+
+void molmo_decoder_set_bf16_activations(molmo_decoder *d, int on) {
+    d->bf16x = on != 0;
+    if (d->moe) molmo_moe_set_bf16_activations(d->moe, on);
+}
+
+/* y[n, N] = x[n, K] · wᵀ (+ b). With bf16 activations and BF16 weights x is first rounded to
+ * bf16 in place: callers pass temporaries (normed rows, attention output, the gated hidden
+ * rows), or copy the residual stream into d->h first (norm-after layers, see below). */
+static void mm(molmo_decoder *d, molmo_pool *pool, float *y, int ldy, float *x, int ldx,
+               const molmo_tensor *w, const float *b, int n, int N, int K) {
+    if (d->bf16x && w->dtype == MOLMO_DTYPE_BF16) {
+        molmo_op_round_bf16(pool, x, n, (size_t)K, (size_t)ldx);
+        molmo_op_matmul_bf16x(pool, y, ldy, x, ldx, w->data, w->dtype, b, n, N, K);
+    } else {
+        molmo_op_matmul(pool, y, ldy, x, ldx, w->data, w->dtype, b, n, N, K);
+    }
+}
+
+/* The input of a sub-layer: the normed rows in d->h, or for a norm-after layer the residual
+ * stream itself, which bf16 activations must not round: then a copy in d->h (free until the
+ * sub-layer's output projection writes it). */
+static float *sublayer_input(molmo_decoder *d, int n) {
+    if (!d->m->cfg.norm_after) return d->h;
+    if (!d->bf16x) return d->x;
+    memcpy(d->h, d->x, (size_t)n * (size_t)d->d * sizeof(float));
+    return d->h;
+}
 int molmo_decoder_n_past(const molmo_decoder *d) { return d->n_past; }
 
 void molmo_decoder_truncate(molmo_decoder *d, int n_keep) {
@@ -214,13 +243,9 @@ static void attention(molmo_decoder *d, molmo_pool *pool, const molmo_llm_layer 
                       int n) {
     const molmo_config *c = &d->m->cfg;
     int D = d->d, Q = d->qkvd, hd = c->head_dim;
-    const float *in = d->x;
-    if (!c->norm_after) {
-        molmo_op_rmsnorm(pool, d->h, d->x, f32(&L->attn_norm), n, D, c->norm_eps);
-        in = d->h;
-    }
-    molmo_op_matmul(pool, d->qkv, Q, in, D, L->att_proj.data, L->att_proj.dtype,
-                    c->qkv_bias ? f32(&L->att_proj_bias) : NULL, n, Q, D);
+    if (!c->norm_after) molmo_op_rmsnorm(pool, d->h, d->x, f32(&L->attn_norm), n, D, c->norm_eps);
+    mm(d, pool, d->qkv, Q, sublayer_input(d, n), D, &L->att_proj,
+       c->qkv_bias ? f32(&L->att_proj_bias) : NULL, n, Q, D);
     const qkv_task w = {d, L, layer, n};
     if (n < 16) /* decode: not worth waking the pool */
         qkv_tokens(&w, 0, n);
@@ -229,7 +254,7 @@ static void attention(molmo_decoder *d, molmo_pool *pool, const molmo_llm_layer 
     molmo_op_attention_ldh(pool, d->att, D, d->qkv, Q, kv_at(d, layer, 0), hd, kv_at(d, layer, 1),
                            hd, d->kv_type, (size_t)d->n_ctx * hd, n, d->pos[0] + n, c->n_heads,
                            c->n_kv_heads, hd, 1.0f / sqrtf((float)hd), 1, d->pos[0], d->scratch);
-    molmo_op_matmul(pool, d->h, D, d->att, D, L->attn_out.data, L->attn_out.dtype, NULL, n, D, D);
+    mm(d, pool, d->h, D, d->att, D, &L->attn_out, NULL, n, D, D);
     if (c->norm_after) molmo_op_rmsnorm(pool, d->h, d->h, f32(&L->attn_norm), n, D, c->norm_eps);
 }
 
@@ -238,21 +263,16 @@ static void feed_forward(molmo_decoder *d, molmo_pool *pool, const molmo_llm_lay
                          int n, molmo_trace_fn trace, void *tu) {
     const molmo_config *c = &d->m->cfg;
     int D = d->d, F = c->d_ff;
-    const float *in = d->x;
-    if (!c->norm_after) {
-        molmo_op_rmsnorm(pool, d->h, d->x, f32(&L->ff_norm), n, D, c->norm_eps);
-        in = d->h;
-    }
-    if (c->n_experts) {
-        molmo_moe_forward(d->moe, pool, L, in, n, d->att, layer, trace, tu);
+    if (!c->norm_after) molmo_op_rmsnorm(pool, d->h, d->x, f32(&L->ff_norm), n, D, c->norm_eps);
+    if (c->n_experts) { /* the router reads the input unrounded; moe.c rounds its own copy */
+        molmo_moe_forward(d->moe, pool, L, c->norm_after ? d->x : d->h, n, d->att, layer, trace,
+                          tu);
         memcpy(d->h, d->att, (size_t)n * D * sizeof(float));
     } else {
-        molmo_op_matmul(pool, d->ffb, 2 * F, in, D, L->ff_proj.data, L->ff_proj.dtype, NULL, n,
-                        2 * F, D);
+        mm(d, pool, d->ffb, 2 * F, sublayer_input(d, n), D, &L->ff_proj, NULL, n, 2 * F, D);
         /* rows: [up | gate] -> silu(gate) * up, in place */
         molmo_op_silu_mul_rows(pool, d->ffb, d->ffb + F, d->ffb, n, (size_t)F, 2 * (size_t)F);
-        molmo_op_matmul(pool, d->h, D, d->ffb, 2 * F, L->ff_out.data, L->ff_out.dtype, NULL, n,
-                        D, F);
+        mm(d, pool, d->h, D, d->ffb, 2 * F, &L->ff_out, NULL, n, D, F);
     }
     if (c->norm_after) molmo_op_rmsnorm(pool, d->h, d->h, f32(&L->ff_norm), n, D, c->norm_eps);
 }
@@ -296,8 +316,8 @@ molmo_status molmo_decoder_forward(molmo_decoder *d, molmo_pool *pool, const flo
     molmo_op_rmsnorm(NULL, hid, d->x + (size_t)last * D, f32(&d->m->w.ln_f), 1, D, c->norm_eps);
     trace_row(trace, tu, hid, 1, D, "llm.hidden", 0); /* the format ignores the index */
     if (logits) {
-        molmo_op_matmul(pool, logits, c->embedding_size, hid, D, d->m->w.lm_head.data,
-                        d->m->w.lm_head.dtype, NULL, 1, c->embedding_size, D);
+        mm(d, pool, logits, c->embedding_size, hid, D, &d->m->w.lm_head, NULL, 1,
+           c->embedding_size, D);
         trace_row(trace, tu, logits, 1, c->embedding_size, "llm.logits", 0);
     }
     return MOLMO_OK;

@@ -22,6 +22,9 @@ molmo_status molmo_decoder_create(const molmo_model *m, int n_ctx, int n_batch, 
 void molmo_decoder_free(molmo_decoder *d);
 
 int molmo_decoder_n_ctx(const molmo_decoder *d);
+/* bf16 activations (molmo_context_params.bf16_activations): the inputs of the matmuls with
+ * BF16 weights are rounded to bf16 first (the MoE router stays f32). */
+void molmo_decoder_set_bf16_activations(molmo_decoder *d, int on);
 /* Positions already in the KV cache. */
 int molmo_decoder_n_past(const molmo_decoder *d);
 /* Forgets every position from n_keep on (0 <= n_keep <= n_past). */

@@ -12,6 +12,7 @@
 struct molmo_moe {
     const molmo_model *m;
     int n_batch, E, k, D, F;
+    int bf16x;     /* bf16 activations for BF16 experts (molmo_moe_set_bf16_activations) */
     float *probs;  /* [B, E] router probabilities */
     int *top_ids;  /* [B, k] */
     float *top_w;  /* [B, k] */
@@ -157,23 +158,29 @@ static void run_experts(molmo_moe *e, molmo_pool *pool, const molmo_llm_layer *L
     int n_up = 0, n_down = 0;
     rows_task rt = {e, in, out, base, n_rows, n_tok};
     run_rows(pool, gather_worker, &rt);
+    /* bf16 activations: the gathered rows and the gated hidden rows are temporaries */
+    const int r = e->bf16x && L->experts[x0].gate.dtype == MOLMO_DTYPE_BF16;
+    if (r) molmo_op_round_bf16(pool, e->xb, n_rows, (size_t)D, (size_t)D);
     for (int x = x0; x < x1; x++) {
         const size_t off = (size_t)(e->start[x] - base);
         const int m = e->start[x + 1] - e->start[x];
         const molmo_expert *ex = &L->experts[x];
         if (m == 0) continue;
         up[n_up++] = (molmo_matmul_job){e->g + off * F, F, e->xb + off * D, D, ex->gate.data,
-                                        ex->gate.dtype, NULL, m, F, D};
+                                        ex->gate.dtype, NULL, m, F, D, r};
         up[n_up++] = (molmo_matmul_job){e->u + off * F, F, e->xb + off * D, D, ex->up.data,
-                                        ex->up.dtype, NULL, m, F, D};
+                                        ex->up.dtype, NULL, m, F, D, r};
         down[n_down++] = (molmo_matmul_job){e->y + off * D, D, e->g + off * F, F, ex->down.data,
-                                            ex->down.dtype, NULL, m, D, F};
+                                            ex->down.dtype, NULL, m, D, F, r};
     }
     molmo_op_matmul_many(pool, up, n_up);
     molmo_op_silu_mul(pool, e->g, e->g, e->u, (size_t)n_rows * F);
+    if (r) molmo_op_round_bf16(pool, e->g, n_rows, (size_t)F, (size_t)F);
     molmo_op_matmul_many(pool, down, n_down);
     run_rows(pool, scatter_worker, &rt);
 }
+
+void molmo_moe_set_bf16_activations(molmo_moe *e, int on) { e->bf16x = on != 0; }
 
 void molmo_moe_forward(molmo_moe *e, molmo_pool *pool, const molmo_llm_layer *L, const float *in,
                        int n, float *out, int layer, molmo_trace_fn trace, void *tu) {

@@ -12,6 +12,8 @@ typedef struct molmo_moe molmo_moe;
 molmo_status molmo_moe_create(const molmo_model *m, int n_batch, molmo_moe **out,
                               molmo_error *err);
 void molmo_moe_free(molmo_moe *moe);
+/* bf16 activations for BF16 experts: their inputs are rounded to bf16 (the router stays f32). */
+void molmo_moe_set_bf16_activations(molmo_moe *moe, int on);
 
 /* out[n, d] = MoE(in[n, d]) for layer L (n <= n_batch). Traces "llm.block{i}.topk_ids" and
  * "llm.block{i}.topk_weights" [n, k] when trace is set. */

@@ -22,6 +22,7 @@ struct molmo_vision {
     int n_tok, n_patch, grid, W, F, n_heads, hd, patch_dim;
     int pool_grid, n_pooled, H, d;
     int last_block; /* deepest block whose output is needed */
+    int bf16x;      /* bf16 activations (molmo_vision_set_bf16_activations) */
     /* workspace, one block: */
     float *x;      /* [n_tok, W] residual stream */
     float *h;      /* [n_tok, W] normed input */
@@ -39,6 +40,26 @@ struct molmo_vision {
 };
 
 static const float *f32(const molmo_tensor *t) { return t->data; }
+
+void molmo_vision_set_bf16_activations(molmo_vision *v, int on) { v->bf16x = on != 0; }
+
+/* Whether x, M rows of K (stride ldx) about to meet weights w, is rounded to bf16 first (and
+ * then rounds it, in place: every caller passes a temporary that nothing else reads unrounded). */
+static int round_input(molmo_vision *v, molmo_pool *pool, float *x, int ldx, const molmo_tensor *w,
+                       int M, int K) {
+    if (!v->bf16x || w->dtype != MOLMO_DTYPE_BF16) return 0;
+    molmo_op_round_bf16(pool, x, M, (size_t)K, (size_t)ldx);
+    return 1;
+}
+
+/* y[M, N] = x[M, K] · wᵀ (+ b), x a temporary (see round_input). */
+static void mm(molmo_vision *v, molmo_pool *pool, float *y, int ldy, float *x, int ldx,
+               const molmo_tensor *w, const float *b, int M, int N, int K) {
+    if (round_input(v, pool, x, ldx, w, M, K))
+        molmo_op_matmul_bf16x(pool, y, ldy, x, ldx, w->data, w->dtype, b, M, N, K);
+    else
+        molmo_op_matmul(pool, y, ldy, x, ldx, w->data, w->dtype, b, M, N, K);
+}
 
 molmo_status molmo_vision_create(const molmo_model *m, int n_threads, molmo_vision **out,
                                  molmo_error *err) {
@@ -105,19 +126,20 @@ static void vit_block(molmo_vision *v, molmo_pool *pool, const molmo_vit_layer *
     float eps = v->m->cfg.vit_norm_eps;
     float *q = v->qkv, *k = v->qkv + (size_t)T * W, *vv = v->qkv + 2 * (size_t)T * W;
     molmo_op_layernorm(pool, v->h, v->x, f32(&L->ln1_w), f32(&L->ln1_b), T, W, eps);
+    const int r = round_input(v, pool, v->h, W, &L->wq, T, W); /* q, k, v: one dtype */
     const molmo_matmul_job qkv[3] = {
-        {q, W, v->h, W, L->wq.data, L->wq.dtype, f32(&L->bq), T, W, W},
-        {k, W, v->h, W, L->wk.data, L->wk.dtype, f32(&L->bk), T, W, W},
-        {vv, W, v->h, W, L->wv.data, L->wv.dtype, f32(&L->bv), T, W, W}};
+        {q, W, v->h, W, L->wq.data, L->wq.dtype, f32(&L->bq), T, W, W, r},
+        {k, W, v->h, W, L->wk.data, L->wk.dtype, f32(&L->bk), T, W, W, r},
+        {vv, W, v->h, W, L->wv.data, L->wv.dtype, f32(&L->bv), T, W, W, r}};
     molmo_op_matmul_many(pool, qkv, 3); /* one run: three products share the pool's wake-up */
     molmo_op_attention(pool, v->att, W, q, W, k, W, vv, W, T, T, v->n_heads, v->n_heads, v->hd,
                        1.0f / sqrtf((float)v->hd), 0, 0, v->scratch);
-    molmo_op_matmul(pool, v->h, W, v->att, W, L->wo.data, L->wo.dtype, f32(&L->bo), T, W, W);
+    mm(v, pool, v->h, W, v->att, W, &L->wo, f32(&L->bo), T, W, W);
     molmo_op_add(v->x, v->h, (size_t)T * W);
     molmo_op_layernorm(pool, v->h, v->x, f32(&L->ln2_w), f32(&L->ln2_b), T, W, eps);
-    molmo_op_matmul(pool, v->mlp, v->F, v->h, W, L->w1.data, L->w1.dtype, f32(&L->b1), T, v->F, W);
+    mm(v, pool, v->mlp, v->F, v->h, W, &L->w1, f32(&L->b1), T, v->F, W);
     molmo_op_quick_gelu(pool, v->mlp, (size_t)T * v->F);
-    molmo_op_matmul(pool, v->h, W, v->mlp, v->F, L->w2.data, L->w2.dtype, f32(&L->b2), T, W, v->F);
+    mm(v, pool, v->h, W, v->mlp, v->F, &L->w2, f32(&L->b2), T, W, v->F);
     molmo_op_add(v->x, v->h, (size_t)T * W);
 }
 
@@ -193,20 +215,16 @@ static void connector(molmo_vision *v, molmo_pool *pool, const float *mask, floa
     add_pad_embeds(v, mask);
     gather_windows(v);
     float *q = v->qkv, *k = v->qkv + (size_t)Q * W, *vv = k + (size_t)P * W;
-    molmo_op_matmul(pool, q, W, v->pq, Wi, w->pool_wq.data, w->pool_wq.dtype, f32(&w->pool_bq),
-                    Q, W, Wi);
-    molmo_op_matmul(pool, k, W, v->keys, Wi, w->pool_wk.data, w->pool_wk.dtype, f32(&w->pool_bk),
-                    P, W, Wi);
-    molmo_op_matmul(pool, vv, W, v->keys, Wi, w->pool_wv.data, w->pool_wv.dtype,
-                    f32(&w->pool_bv), P, W, Wi);
+    mm(v, pool, q, W, v->pq, Wi, &w->pool_wq, f32(&w->pool_bq), Q, W, Wi);
+    mm(v, pool, k, W, v->keys, Wi, &w->pool_wk, f32(&w->pool_bk), P, W, Wi);
+    mm(v, pool, vv, W, v->keys, Wi, &w->pool_wv, f32(&w->pool_bv), P, W, Wi);
     pool_attention(v, q, k, vv);
-    molmo_op_matmul(pool, v->pooled, W, v->att, W, w->pool_wo.data, w->pool_wo.dtype,
-                    f32(&w->pool_bo), Q, W, W);
+    mm(v, pool, v->pooled, W, v->att, W, &w->pool_wo, f32(&w->pool_bo), Q, W, W);
     float *a = v->proj, *b = v->proj + (size_t)Q * H;
-    molmo_op_matmul(pool, a, H, v->pooled, W, w->proj_w1.data, w->proj_w1.dtype, NULL, Q, H, W);
-    molmo_op_matmul(pool, b, H, v->pooled, W, w->proj_w3.data, w->proj_w3.dtype, NULL, Q, H, W);
+    mm(v, pool, a, H, v->pooled, W, &w->proj_w1, NULL, Q, H, W);
+    mm(v, pool, b, H, v->pooled, W, &w->proj_w3, NULL, Q, H, W);
     molmo_op_silu_mul(pool, a, a, b, (size_t)Q * H);
-    molmo_op_matmul(pool, out, v->d, a, H, w->proj_w2.data, w->proj_w2.dtype, NULL, Q, v->d, H);
+    mm(v, pool, out, v->d, a, H, &w->proj_w2, NULL, Q, v->d, H);
 }
 
 void molmo_vision_encode_crop(molmo_vision *v, molmo_pool *pool, const float *patches,

@@ -17,6 +17,9 @@ typedef struct molmo_vision molmo_vision;
 molmo_status molmo_vision_create(const molmo_model *m, int n_threads, molmo_vision **out,
                                  molmo_error *err);
 void molmo_vision_free(molmo_vision *v);
+/* bf16 activations (molmo_context_params.bf16_activations): the inputs of the matmuls with
+ * BF16 weights are rounded to bf16 first (the patch embedding keeps its f32 pixels). */
+void molmo_vision_set_bf16_activations(molmo_vision *v, int on);
 
 /*
  * Encodes one crop. patches: [n_patches, patch*patch*3] CLIP-normalised pixels (one row per

@@ -38,6 +38,25 @@ assert a["tokens"] == b["tokens"], (a["tokens"], b["tokens"])
 PY
 "$MOLMO" run --help | grep -q -- "--kv-type" || fail "run --help: --kv-type"
 
+# bf16 activations on the bf16 checkpoint keep its golden tokens (test_gguf_convert measures
+# the distributions)
+"$MOLMO" run -m "$DATA/models/qwen2-bf16" -i "$DATA/images/tiny_50x30.png" \
+  -p "Describe this image." -n 16 --json --top-logprobs 1 --bf16-activations > "$tmp/act.json" ||
+  fail "run --bf16-activations"
+"$MOLMO" run -m "$DATA/models/qwen2-bf16" -i "$DATA/images/tiny_50x30.png" \
+  -p "Describe this image." -n 16 --json --top-logprobs 1 > "$tmp/noact.json" || fail "run bf16"
+python3 - "$tmp/act.json" "$tmp/noact.json" "$DATA/golden/qwen2-bf16/tiny_50x30.json" <<'PY' ||
+import json, sys
+act, f32, gold = (json.load(open(p)) for p in sys.argv[1:4])
+assert act["tokens"] == gold["generated_ids"][:16], (act["tokens"], gold["generated_ids"][:16])
+a = [s[0]["logprob"] for s in act["top_logprobs"]]
+b = [s[0]["logprob"] for s in f32["top_logprobs"]]
+assert a != b, "--bf16-activations changed nothing"  # the option reaches the model
+assert max(abs(x - y) for x, y in zip(a, b)) < 0.1, (a, b)
+PY
+  fail "bf16 activations tokens"
+"$MOLMO" run --help | grep -q -- "--bf16-activations" || fail "run --help: --bf16-activations"
+
 # streaming text == JSON text (multi-turn through --messages)
 cat > "$tmp/msgs.json" <<'JS'
 [{"role": "user", "content": "What is this?"}, {"role": "assistant", "content": "A test."},

@@ -98,7 +98,7 @@ static void run_mm_case(const molmo_kernels *const *sets, int n_sets, const mm_s
     snprintf(what, sizeof what, "%dx%dx%d %s%s%s", M, N, K, molmo_dtype_name(wt),
              use_bias ? " bias" : "", s->pad ? " strided" : "");
     for (size_t i = 0; i < ny; i++) y0[i] = SENTINEL;
-    molmo_matmul_args a = {y0 + off, ldy, x, ldx, w, wt, bias, M, N, K};
+    molmo_matmul_args a = {y0 + off, ldy, x, ldx, w, wt, bias, M, N, K, 0};
     molmo_kernels_ref()->matmul(&a, 0, M, 0, N, NULL, 0);
     unpad(r, y0 + off, M, N, ldy);
     check_ref_exact(r, x, ldx, wf, bias, M, N, K, what);
@@ -137,6 +137,53 @@ static void test_matmul_vs_ref(void **state) {
 }
 
 /* K = 0: y = bias (or 0) for every kernel set. */
+/* x holding bf16 values (molmo_op_round_bf16) against BF16 weights: saying so (x_bf16, which
+ * lets the AMX-BF16 GEMM take one pass instead of three) gives the same bits in every set, and
+ * the reference's values to the usual tolerance; molmo_op_matmul_bf16x likewise on a pool. */
+static void test_matmul_bf16_x(void **state) {
+    (void)state;
+    const molmo_kernels *sets[2];
+    const int n_sets = fast_sets(sets);
+    molmo_pool *pool;
+    assert_int_equal(molmo_pool_create(2, &pool, NULL), MOLMO_OK);
+    for (size_t si = 0; si < sizeof MM_SHAPES / sizeof MM_SHAPES[0]; si++) {
+        const mm_shape *s = &MM_SHAPES[si];
+        const int M = s->M, N = s->N, K = s->K, ldx = K + s->pad;
+        float *x = frand((size_t)M * ldx, 2.0f), *wf;
+        for (size_t i = 0; i < (size_t)M * ldx; i++) x[i] = molmo_bf16_to_f32(molmo_f32_to_bf16(x[i]));
+        void *w = make_w(MOLMO_DTYPE_BF16, (size_t)N * K, 1.0f / sqrtf((float)K), &wf);
+        float *bias = frand((size_t)N, 0.5f);
+        const size_t ny = (size_t)M * N;
+        float *r = malloc(ny * 4), *g0 = malloc(ny * 4), *g1 = malloc(ny * 4);
+        char what[96];
+        snprintf(what, sizeof what, "%dx%dx%d bf16, bf16 x", M, N, K);
+        molmo_matmul_args a = {r, N, x, ldx, w, MOLMO_DTYPE_BF16, bias, M, N, K, 0};
+        molmo_kernels_ref()->matmul(&a, 0, M, 0, N, NULL, 0);
+        for (int k = 0; k < n_sets; k++) {
+            a.y = g0;
+            a.x_bf16 = 0;
+            sets[k]->matmul(&a, 0, M, 0, N, g_ws, WS_FLOATS);
+            a.y = g1;
+            a.x_bf16 = 1;
+            sets[k]->matmul(&a, 0, M, 0, N, g_ws, WS_FLOATS);
+            if (memcmp(g0, g1, ny * 4) != 0)
+                fail_msg("%s matmul %s: x_bf16 changes the result", sets[k]->name, what);
+            check(sets[k]->name, M <= 4 ? "matmul_gemv" : "matmul", g1, r, ny, what);
+        }
+        molmo_op_matmul_bf16x(pool, g1, N, x, ldx, w, MOLMO_DTYPE_BF16, bias, M, N, K);
+        molmo_op_matmul(pool, g0, N, x, ldx, w, MOLMO_DTYPE_BF16, bias, M, N, K);
+        assert_memory_equal(g0, g1, ny * 4);
+        free(r);
+        free(g0);
+        free(g1);
+        free(x);
+        free(wf);
+        free(w);
+        free(bias);
+    }
+    molmo_pool_free(pool);
+}
+
 static void test_matmul_empty_k(void **state) {
     (void)state;
     const molmo_kernels *sets[3] = {molmo_kernels_ref(), molmo_kernels_avx2(), molmo_kernels_avx512()};
@@ -145,7 +192,7 @@ static void test_matmul_empty_k(void **state) {
         if (!sets[si]) continue;
         float y[6] = {9, 9, 9, 9, 9, 9}, x[1] = {0};
         float w[1] = {0};
-        molmo_matmul_args a = {y, 3, x, 1, w, MOLMO_DTYPE_F32, bias, 2, 3, 0};
+        molmo_matmul_args a = {y, 3, x, 1, w, MOLMO_DTYPE_F32, bias, 2, 3, 0, 0};
         sets[si]->matmul(&a, 0, 2, 0, 3, NULL, 0);
         for (int i = 0; i < 6; i++) assert_true(y[i] == bias[i % 3]);
     }
@@ -174,7 +221,7 @@ static void test_matmul_threads(void **state) {
             }
             for (int i = 0; i < 3; i++)
                 molmo_op_matmul(pools[i], y[i], ldy, x, ldx, w, DTYPES[d], bias, s->M, s->N, s->K);
-            molmo_matmul_args a = {y[3], ldy, x, ldx, w, DTYPES[d], bias, s->M, s->N, s->K};
+            molmo_matmul_args a = {y[3], ldy, x, ldx, w, DTYPES[d], bias, s->M, s->N, s->K, 0};
             molmo_kernels_get()->matmul(&a, 0, s->M, 0, s->N, NULL, 0);
             for (int i = 1; i < 4; i++) assert_memory_equal(y[0], y[i], ny * sizeof(float));
             if ((double)s->M * s->N * s->K <= 4e6) { /* the reference is slow */
@@ -341,6 +388,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_dispatch),
         cmocka_unit_test(test_matmul_vs_ref),
         cmocka_unit_test(test_matmul_empty_k),
+        cmocka_unit_test(test_matmul_bf16_x),
         cmocka_unit_test(test_matmul_threads),
         cmocka_unit_test(test_print_summary),
     };

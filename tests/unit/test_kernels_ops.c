@@ -442,7 +442,7 @@ static void test_matmul_many(void **state) {
             w[i] = wf;
         }
         jobs[i] = (molmo_matmul_job){malloc((size_t)M * N * sizeof(float)), N, x, K, w[i], wt,
-                                     NULL, M, N, K};
+                                     NULL, M, N, K, 0};
         ref[i] = malloc((size_t)M * N * sizeof(float));
         molmo_op_matmul(NULL, ref[i], N, x, K, w[i], wt, NULL, M, N, K);
     }
@@ -635,6 +635,52 @@ static void test_to_f16(void **state) {
     free(g);
 }
 
+/* round_bf16 of every set is molmo_f32_to_bf16 (kept as f32) bit for bit: ties to even, the
+ * carry into the exponent, the largest finite values (rounding to inf), infinities, NaN
+ * payloads (quieted), subnormals, signed zeros; every exponent; lengths with tails. Also
+ * through molmo_op_round_bf16 on strided rows and a pool. */
+static void test_round_bf16(void **state) {
+    (void)state;
+    enum { N = 1027 };
+    static const uint32_t specials[] = {0x3f808000, 0x3f818000, 0x3f807fff, 0x3f7f8000, 0x7f7fffff,
+                                        0xff7f8000, 0x7f800000, 0xff800000, 0x7fc00001, 0x7f800001,
+                                        0xff812345, 0x00000001, 0x80008000, 0x00000000, 0x80000000};
+    float *x = malloc(N * sizeof(float)), *r = malloc(N * sizeof(float)), *g = malloc(N * sizeof(float));
+    for (int i = 0; i < N; i++) {
+        const uint32_t u = ((uint32_t)(i % 2) << 31) | ((uint32_t)(i % 256) << 23) |
+                           ((uint32_t)i * 2654435761u >> 9);
+        memcpy(&x[i], &u, 4);
+    }
+    memcpy(x, specials, sizeof specials);
+    for (int i = 0; i < N; i++) r[i] = molmo_bf16_to_f32(molmo_f32_to_bf16(x[i]));
+    assert_true(r[0] == 1.0f && r[1] == 0x1.04p0f && isinf(r[4]) && isnan(r[8]) && isnan(r[9]));
+    const molmo_kernels *all[3] = {molmo_kernels_ref(), molmo_kernels_avx2(), molmo_kernels_avx512()};
+    for (int si = 0; si < 3; si++) {
+        if (!all[si]) continue;
+        for (size_t n = 1; n <= N; n = n * 3 + 2) {
+            memcpy(g, x, N * sizeof(float));
+            all[si]->round_bf16(g, n);
+            if (memcmp(g, r, n * sizeof(float)) != 0)
+                fail_msg("%s round_bf16 (n %zu) differs from molmo_f32_to_bf16", all[si]->name, n);
+            assert_memory_equal(g + n, x + n, (N - n) * sizeof(float)); /* nothing beyond n */
+        }
+    }
+    molmo_pool *pool;
+    assert_int_equal(molmo_pool_create(2, &pool, NULL), MOLMO_OK);
+    float *big = malloc(300 * 1000 * sizeof(float));
+    for (int i = 0; i < 300 * 1000; i++) big[i] = x[i % N];
+    molmo_op_round_bf16(pool, big, 300, 999, 1000); /* rows of 999, stride 1000 */
+    for (int i = 0; i < 300 * 1000; i++) {
+        const float want = i % 1000 < 999 ? r[i % N] : x[i % N];
+        assert_true(memcmp(&big[i], &want, 4) == 0);
+    }
+    molmo_pool_free(pool);
+    free(big);
+    free(x);
+    free(r);
+    free(g);
+}
+
 int main(int argc, char **argv) {
     kernel_check_init(argc, argv);
     const struct CMUnitTest tests[] = {
@@ -648,6 +694,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_rope),
         cmocka_unit_test(test_to_f32_and_gather),
         cmocka_unit_test(test_to_f16),
+        cmocka_unit_test(test_round_bf16),
         cmocka_unit_test(test_print_summary),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -419,7 +419,7 @@ static void run_q_case(const molmo_kernels *const *sets, int n_sets, const qshap
     char what[96];
     snprintf(what, sizeof what, "%dx%dx%d %s%s%s", M, N, K, molmo_dtype_name(qt),
              use_bias ? " bias" : "", s->pad ? " strided" : "");
-    molmo_matmul_args a = {NULL, ldy, x, ldx, w, qt, bias, M, N, K};
+    molmo_matmul_args a = {NULL, ldy, x, ldx, w, qt, bias, M, N, K, 0};
     /* ref: exact against double, and the same bits as the f32 kernel on the dequantized W */
     run_kernel(molmo_kernels_ref()->matmul, a, ybuf, ny, off, NULL, 0, r);
     if ((double)M * N * K <= 5e7) check_ref_exact(r, x, ldx, wf, bias, M, N, K, what);
@@ -496,7 +496,7 @@ static void test_qmatmul_amx(void **state) {
             const uint8_t *w = make_qw(QTYPES[t], N, K, 0, &wbase, &wf);
             float *sp = malloc(nmn * 4), *g = malloc(nmn * 4);
             assert_true(sp && g);
-            molmo_matmul_args a = {sp, ldy, x, ldx, w, QTYPES[t], bias, M, N, K};
+            molmo_matmul_args a = {sp, ldy, x, ldx, w, QTYPES[t], bias, M, N, K, 0};
             molmo_k_matmul_qdot_ref(&a, 0, M, 0, N);
             const size_t ws_sizes[2] = {WS_FLOATS, min_floats};
             for (int wi = 0; wi < 2; wi++) {
@@ -539,7 +539,7 @@ static void test_qmatmul_nonfinite(void **state) {
     const int n_sets = fast_sets(sets);
     for (int t = 0; t < 2; t++) {
         const uint8_t *w = make_qw(QTYPES[t], N, K, 0, &wbase, &wf);
-        molmo_matmul_args a = {sp, N, x, K, w, QTYPES[t], NULL, M, N, K};
+        molmo_matmul_args a = {sp, N, x, K, w, QTYPES[t], NULL, M, N, K, 0};
         molmo_k_matmul_qdot_ref(&a, 0, M, 0, N);
         for (int j = 0; j < N; j++) {
             assert_true(isfinite(sp[j]));
@@ -580,7 +580,7 @@ static void test_qmatmul_threads(void **state) {
             }
             for (int p = 0; p < 3; p++)
                 molmo_op_matmul(pools[p], y[p], ldy, x, ldx, w, QTYPES[t], bias, s->M, s->N, s->K);
-            const molmo_matmul_args a = {y[3], ldy, x, ldx, w, QTYPES[t], bias, s->M, s->N, s->K};
+            const molmo_matmul_args a = {y[3], ldy, x, ldx, w, QTYPES[t], bias, s->M, s->N, s->K, 0};
             molmo_kernels_get()->matmul(&a, 0, s->M, 0, s->N, g_ws, WS_FLOATS);
             for (int p = 1; p < 4; p++) assert_memory_equal(y[0], y[p], ny * sizeof(float));
             molmo_kernels_allow_amx(0); /* the VNNI kernel where AMX ran: same bits */
@@ -590,7 +590,7 @@ static void test_qmatmul_threads(void **state) {
             molmo_kernels_force_reference(1);
             molmo_op_matmul(pools[1], y[4], ldy, x, ldx, w, QTYPES[t], bias, s->M, s->N, s->K);
             molmo_kernels_force_reference(0);
-            const molmo_matmul_args ar = {y[3], ldy, x, ldx, w, QTYPES[t], bias, s->M, s->N, s->K};
+            const molmo_matmul_args ar = {y[3], ldy, x, ldx, w, QTYPES[t], bias, s->M, s->N, s->K, 0};
             molmo_kernels_ref()->matmul(&ar, 0, s->M, 0, s->N, NULL, 0);
             assert_memory_equal(y[3], y[4], ny * sizeof(float));
             for (int i = 0; i < 5; i++) free(y[i]);

@@ -157,8 +157,9 @@ static void print_header(const bench_report *r) {
                m->vnni_isa, m->bf16_isa);
     if (r->n_prompt)
         printf("- input: %dx%d image (%d crops), \"%s\": %d prompt tokens; %d new tokens; "
-               "%s KV cache\n", r->image_w, r->image_h, r->n_crops, r->prompt, r->n_prompt,
-               r->tokens, r->kv_type ? r->kv_type : "f32");
+               "%s KV cache%s\n", r->image_w, r->image_h, r->n_crops, r->prompt, r->n_prompt,
+               r->tokens, r->kv_type ? r->kv_type : "f32",
+               r->bf16_act ? "; bf16 activations for the bf16 matmuls" : "");
     printf("- %d repetition%s per figure (mean ± standard deviation); ratios are to the "
            "baselines of the same run and threads; targets (issue #8) are judged at all "
            "physical cores; memory: the stage's peak resident set (mapped weights it touched "
@@ -256,7 +257,7 @@ void bench_print_json(const bench_report *r) {
     js(r->vision_type);
     printf(",\"gb\":%.3f},\"kv_type\":", r->model_gb);
     js(r->kv_type ? r->kv_type : "f32");
-    printf(",\"cpu\":");
+    printf(",\"bf16_activations\":%s,\"cpu\":", r->bf16_act ? "true" : "false");
     js(m ? m->cpu : "");
     printf(",\"physical_cores\":%d,\"kernels\":", molmo_bench_physical_cores());
     js(m ? m->kernels : "");

@@ -28,6 +28,7 @@ typedef struct bench_opts {
     unsigned stages;
     int tokens, crops, width, height, reps, json, quiet;
     molmo_dtype kv_type;         /* --kv-type: the contexts' KV cache */
+    int bf16_act;                /* --bf16-activations */
     long read_mib;
     char dir[4096];
     const char *prompt;
@@ -38,7 +39,8 @@ static void usage(FILE *f) {
             "usage: molmo bench [--model NAME|MODEL] [--type T] [--vision-type T]\n"
             "                   [--threads N[,N...]] [--stages LIST] [--tokens N] [--crops N]\n"
             "                   [--image WxH] [--reps N] [--dir DIR] [--weights random|zeros]\n"
-            "                   [--kv-type f32|f16] [--read-mib N] [--json] [-q]\n"
+            "                   [--kv-type f32|f16] [--bf16-activations] [--read-mib N]\n"
+            "                   [--json] [-q]\n"
             "\n"
             "Measures this machine (memory read bandwidth; f32 FMA, int8 VNNI and bf16 peaks)\n"
             "and molmo.c on the full-size shapes of a released model, with weights generated\n"
@@ -67,6 +69,7 @@ static void usage(FILE *f) {
             "                          model's) or zeros (a sparse file: no disk, no wait)\n"
             "      --kv-type T         KV cache f32 (default) or f16; decode's traffic counts\n"
             "                          the weights it reads and the cache at its positions\n"
+            "      --bf16-activations  bf16 inputs for the bf16-weight matmuls (molmo run's option)\n"
             "      --read-mib N        buffer of the bandwidth loop in MiB (default 1024)\n"
             "      --json              one JSON object instead of the markdown table\n"
             "  -q, --quiet             no progress on stderr\n"
@@ -176,6 +179,7 @@ static int take_option(bench_opts *o, int c, const char *arg) {
         else return fprintf(stderr, "molmo: --weights expects random or zeros\n"), 0;
         return 1;
     case 'k': return cli_parse_kv_type(arg, &o->kv_type);
+    case 'A': o->bf16_act = 1; return 1;
     case 'j': o->json = 1; return 1;
     case 'q': o->quiet = 1; return 1;
     default: return 0;
@@ -191,7 +195,7 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
         {"crops", required_argument, 0, 'C'},   {"image", required_argument, 0, 'I'},
         {"reps", required_argument, 0, 'R'},    {"dir", required_argument, 0, 'D'},
         {"read-mib", required_argument, 0, 'B'}, {"weights", required_argument, 0, 'W'},
-        {"kv-type", required_argument, 0, 'k'},
+        {"kv-type", required_argument, 0, 'k'}, {"bf16-activations", no_argument, 0, 'A'},
         {"json", no_argument, 0, 'j'},          {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     int c;
@@ -432,6 +436,11 @@ static double compute_peak(molmo_dtype t, const molmo_bench_machine *m) {
     return int8 ? m->vnni_gops : m->fma_gflops;
 }
 
+/* ", bf16 activations" where --bf16-activations changes the stage's matmuls. */
+static const char *act_note(const bench_run *b, molmo_dtype t) {
+    return b->o->bf16_act && t == MOLMO_DTYPE_BF16 ? ", bf16 activations" : "";
+}
+
 static int stage_vision(bench_run *b, molmo_context *ctx, const molmo_bench_machine *m) {
     molmo_bench_stat st;
     molmo_error err;
@@ -440,8 +449,8 @@ static int stage_vision(bench_run *b, molmo_context *ctx, const molmo_bench_mach
         return cli_fail(&err, "vision");
     bench_row *w = bench_add_row(b->r, "vision", m->n_threads);
     if (!w) return 0;
-    snprintf(w->measure, sizeof w->measure, "ViT + connector, per crop (%s)",
-             molmo_dtype_name(b->costs.vision_type));
+    snprintf(w->measure, sizeof w->measure, "ViT + connector, per crop (%s%s)",
+             molmo_dtype_name(b->costs.vision_type), act_note(b, b->costs.vision_type));
     w->value = st.mean_s;
     w->sd = st.sd_s;
     w->unit = "s";
@@ -476,8 +485,8 @@ static int stage_prefill(bench_run *b, molmo_context *ctx, const molmo_bench_mac
         return cli_fail(&err, NULL);
     bench_row *w = bench_add_row(b->r, "prefill", m->n_threads);
     if (!w) return 0;
-    snprintf(w->measure, sizeof w->measure, "%d-token image prompt (%s)", pr.n_prompt,
-             molmo_dtype_name(b->costs.llm_type));
+    snprintf(w->measure, sizeof w->measure, "%d-token image prompt (%s%s)", pr.n_prompt,
+             molmo_dtype_name(b->costs.llm_type), act_note(b, b->costs.llm_type));
     as_rate(w, pr.n_prompt, &pr.time, "tok/s");
     w->rate = b->costs.prefill_flop / pr.time.mean_s * 1e-9;
     w->rate_unit = "GOP/s";
@@ -549,6 +558,7 @@ static int e2e_once(bench_run *b, int threads, double *t, double part[4], int *n
     molmo_context_params cp = molmo_context_default_params();
     cp.n_threads = threads;
     cp.kv_type = b->o->kv_type;
+    cp.bf16_activations = b->o->bf16_act;
     molmo_generate_params gp = molmo_generate_default_params();
     gp.max_new_tokens = b->o->tokens;
     gp.max_crops = b->o->crops;
@@ -608,6 +618,7 @@ static int run_threads(bench_run *b, int threads) {
     molmo_context_params cp = molmo_context_default_params();
     cp.n_threads = threads;
     cp.kv_type = o->kv_type;
+    cp.bf16_activations = o->bf16_act;
     molmo_context *ctx = NULL;
     molmo_error err;
     if (molmo_context_create(b->model, &cp, &ctx, &err) != MOLMO_OK) return cli_fail(&err, NULL);
@@ -643,6 +654,7 @@ static int open_model(bench_run *b, const char *path) {
     b->r->llm_type = type_label(b->costs.llm_type);
     b->r->vision_type = type_label(b->costs.vision_type);
     b->r->kv_type = molmo_dtype_name(b->o->kv_type);
+    b->r->bf16_act = b->o->bf16_act;
     b->r->model_gb = (double)b->info.weight_bytes * 1e-9;
     if (!b->info.has_tokenizer && (b->o->stages & ~(unsigned)(ST_MACHINE | ST_VISION))) {
         fprintf(stderr, "molmo: %s has no tokenizer.json: only the machine and vision stages "

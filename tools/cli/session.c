@@ -51,6 +51,7 @@ int cli_gen_option(cli_gen_opts *o, int c, const char *arg) {
               o->gp.top_logprobs = (int)v; return 1;
     case 'U': o->pull = 1; return 1;
     case 'k': return cli_parse_kv_type(arg, &o->kv_type) ? 1 : -1;
+    case 'A': o->bf16_act = 1; return 1;
     default: return 0;
     }
 }
@@ -117,6 +118,7 @@ molmo_status cli_session_open(cli_session *s, const cli_gen_opts *o, molmo_error
     cp.n_threads = o->threads;
     cp.n_ctx = o->n_ctx;
     cp.kv_type = o->kv_type;
+    cp.bf16_activations = o->bf16_act;
     if (st == MOLMO_OK) st = molmo_context_create(s->model, &cp, &s->ctx, err);
     if (st != MOLMO_OK) cli_session_close(s);
     return st;

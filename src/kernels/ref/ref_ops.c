@@ -11,6 +11,7 @@
  * PyTorch's cascaded f32 sums also approximate closely. */
 #include <math.h>
 
+#include "base/fp16.h"
 #include "kernels/quant.h"
 #include "kernels/ref/ref.h"
 
@@ -88,6 +89,10 @@ static void to_f16_ref(uint16_t *out, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = molmo_f32_to_f16(x[i]);
 }
 
+static void round_bf16_ref(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = molmo_bf16_to_f32(molmo_f32_to_bf16(x[i]));
+}
+
 const molmo_kernels molmo_kernels_ref_table = {
     .name = "ref",
     .matmul = molmo_k_matmul_f32_ref,
@@ -102,4 +107,5 @@ const molmo_kernels molmo_kernels_ref_table = {
     .rope = rope_ref,
     .to_f32 = molmo_k_to_f32_ref,
     .to_f16 = to_f16_ref,
+    .round_bf16 = round_bf16_ref,
 };
