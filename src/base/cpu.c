@@ -71,6 +71,9 @@ static void detect_isa(molmo_cpu_features *f) {
     const int amx = f->avx512f ? amx_usable() : 0;
     f->amx_int8 = amx & 1;
     f->amx_bf16 = (amx >> 1) & f->avx512bf16;
+    unsigned v[4];
+    f->amd = __get_cpuid(0, &v[0], &v[1], &v[2], &v[3]) && v[1] == 0x68747541u /* "Auth" */ &&
+             v[3] == 0x69746e65u /* "enti" */ && v[2] == 0x444d4163u /* "cAMD" */;
 }
 #else
 static void detect_isa(molmo_cpu_features *f) { (void)f; }

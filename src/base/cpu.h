@@ -13,6 +13,8 @@ typedef struct molmo_cpu_features {
     int amx_int8;  /* AMX-TILE + AMX-INT8 usable: cpuid, the OS's XCR0 tile state and the
                     * process's permission for it (Linux arch_prctl, requested here) */
     int amx_bf16;  /* AMX-BF16 usable the same way (and AVX512-BF16 for the conversions) */
+    int amd;       /* an AMD CPU: VDPBF16PS runs at twice the FMA rate (Zen 4/5); on Intel
+                    * Xeons it measured at half (the bf16-activation GEMM picks by this) */
     int n_logical;                             /* CPUs this process may run on             */
     int n_physical;                            /* distinct cores among them (SMT siblings once) */
 } molmo_cpu_features;

@@ -129,6 +129,11 @@ int molmo_kernels_amx(void);
  * Unlike the int8 one it changes the summation order: f32 accuracy, not the FMA kernel's bits. */
 int molmo_kernels_amx_bf16(void);
 
+/* Whether the AVX-512 table multiplies BF16 weights by bf16 activations (x_bf16) with
+ * VDPBF16PS where AMX-BF16 does not run: an AMD CPU with AVX512-BF16 (Zen 4/5), MOLMO_KERNELS
+ * allowing avx512. */
+int molmo_kernels_bf16_dot(void);
+
 /* Individual tables, for tests and benchmarks: NULL where the CPU (or the build) lacks the ISA. */
 const molmo_kernels *molmo_kernels_ref(void);
 const molmo_kernels *molmo_kernels_avx2(void);

@@ -34,6 +34,9 @@ static const tol TOLS[] = {
     {"matmul_gemv", 1e-5, 5e-11,
      "M <= 4: 16 (8) lane partial sums and a tree, more accurate than ref's sequential sum; "
      "the difference is ref's own rounding error, sized as above"},
+    {"matmul_bf16dot", 1e-5, 5e-11,
+     "VDPBF16PS on bf16 x and W: exact products, two rounded adds per pair of k in order (an "
+     "FMA chain rounds once per k): the same f32 error size as matmul, denormals flushed"},
     {"layernorm", 2e-6, 1e-13,
      "statistics summed in double in another order: mean/rstd may differ by 1 f32 ulp; "
      "|y| <= ~4 so 1 ulp of rstd is ~5e-7, plus the weight/bias ops (identical)"},

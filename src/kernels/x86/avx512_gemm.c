@@ -289,7 +289,8 @@ void molmo_k_matmul_f32_avx512(const molmo_matmul_args *a, int m0, int m1, int n
     case MOLMO_DTYPE_BF16:
         if (!small && molmo_kernels_amx_bf16())
             molmo_k_matmul_bf16_amx(a, m0, m1, n0, n1, ws, ws_floats);
-        else
+        else if (!(!small && a->x_bf16 && molmo_kernels_bf16_dot() &&
+                   molmo_k_matmul_bf16_dot(a, m0, m1, n0, n1, ws, ws_floats)))
             (small ? gemv_bf16 : gemm_bf16)(a, m0, m1, n0, n1, ws, ws_floats);
         break;
     default: (small ? gemv_f32 : gemm_f32)(a, m0, m1, n0, n1, ws, ws_floats); break;

@@ -129,6 +129,12 @@ int molmo_k_matmul_q_amx(const molmo_matmul_args *a, int m0, int m1, int n0, int
  * bytes, the others none (avx512_amx.c). Only where molmo_kernels_amx() or
  * molmo_kernels_amx_bf16() is on. */
 void molmo_x86_amx_configure(int n, const unsigned char rows[], const unsigned short colsb[]);
+/* BF16 weights and an x of bf16 values (x_bf16) with VDPBF16PS (avx512_bf16dot.c), for
+ * problems of more than 4 rows on CPUs with AVX512-BF16: returns 0 (nothing done) when ws
+ * cannot hold a K block of 32 steps, and the caller runs the FMA kernel. */
+int molmo_k_matmul_bf16_dot(const molmo_matmul_args *a, int m0, int m1, int n0, int n1,
+                            float *ws, size_t ws_floats);
+
 /* BF16 weights on AMX-BF16 tiles (avx512_amx_bf16.c), for problems of more than 4 rows, where
  * molmo_kernels_amx_bf16() is on: f32 accuracy (three bf16 parts of x), another summation order
  * than the FMA kernel; the bits depend on the problem only (ws may be anything). K >= 1. */
