@@ -53,6 +53,10 @@ typedef struct molmo_attn_args {
     int n_q, n_kv, n_heads, n_kv_heads, hd;
     float scale;
     int causal, q_pos0;
+    int bf16;              /* bf16 activations: q, k and v hold bf16 values (the caller rounded
+                              them) and the softmax weights are rounded to bf16 before P·V (the
+                              sum they are normalised by is taken before the rounding), as a
+                              bf16 SDPA computes; then the AMX-BF16 tiles may run it */
 } molmo_attn_args;
 
 /* Bytes per element of K and V. */

@@ -105,6 +105,14 @@ void molmo_op_attention(molmo_pool *p, float *out, int ldo, const float *q, int 
                         const float *k, int ldk, const float *v, int ldv, int n_q, int n_kv,
                         int n_heads, int n_kv_heads, int hd, float scale, int causal, int q_pos0,
                         float *scratch);
+/* molmo_op_attention (no GQA, not causal) with bf16 activations: q, k and v hold bf16 values
+ * (the caller rounded them, molmo_op_round_bf16) and the softmax weights are rounded to bf16
+ * before P·V, as a bf16 SDPA computes; scores, sums and outputs stay f32. On AMX-BF16 CPUs
+ * the tiles run it. */
+void molmo_op_attention_bf16(molmo_pool *p, float *out, int ldo, const float *q, int ldq,
+                             const float *k, int ldk, const float *v, int ldv, int n_q, int n_kv,
+                             int n_heads, int hd, float scale, float *scratch);
+
 /* The same with K and V of type kv_type (MOLMO_DTYPE_F32, or MOLMO_DTYPE_F16: an f16 KV cache,
  * read as the f32 values it holds) and kv head g at element g*ldh of k (v likewise) instead of
  * g*hd: ldh = hd is molmo_op_attention; ldh = n_ctx*hd with ldk = ldv = hd is a head-major

@@ -132,8 +132,14 @@ static void vit_block(molmo_vision *v, molmo_pool *pool, const molmo_vit_layer *
         {k, W, v->h, W, L->wk.data, L->wk.dtype, f32(&L->bk), T, W, W, r},
         {vv, W, v->h, W, L->wv.data, L->wv.dtype, f32(&L->bv), T, W, W, r}};
     molmo_op_matmul_many(pool, qkv, 3); /* one run: three products share the pool's wake-up */
-    molmo_op_attention(pool, v->att, W, q, W, k, W, vv, W, T, T, v->n_heads, v->n_heads, v->hd,
-                       1.0f / sqrtf((float)v->hd), 0, 0, v->scratch);
+    if (v->bf16x) { /* bf16 activations: the attention's inputs too, whatever the weights */
+        molmo_op_round_bf16(pool, v->qkv, 3 * T, (size_t)W, (size_t)W);
+        molmo_op_attention_bf16(pool, v->att, W, q, W, k, W, vv, W, T, T, v->n_heads, v->hd,
+                                1.0f / sqrtf((float)v->hd), v->scratch);
+    } else {
+        molmo_op_attention(pool, v->att, W, q, W, k, W, vv, W, T, T, v->n_heads, v->n_heads,
+                           v->hd, 1.0f / sqrtf((float)v->hd), 0, 0, v->scratch);
+    }
     mm(v, pool, v->h, W, v->att, W, &L->wo, f32(&L->bo), T, W, W);
     molmo_op_add(v->x, v->h, (size_t)T * W);
     molmo_op_layernorm(pool, v->h, v->x, f32(&L->ln2_w), f32(&L->ln2_b), T, W, eps);

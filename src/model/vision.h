@@ -18,7 +18,9 @@ molmo_status molmo_vision_create(const molmo_model *m, int n_threads, molmo_visi
                                  molmo_error *err);
 void molmo_vision_free(molmo_vision *v);
 /* bf16 activations (molmo_context_params.bf16_activations): the inputs of the matmuls with
- * BF16 weights are rounded to bf16 first (the patch embedding keeps its f32 pixels). */
+ * BF16 weights are rounded to bf16 first (the patch embedding keeps its f32 pixels), and the
+ * ViT's attention runs on bf16 q, k, v and softmax weights (molmo_op_attention_bf16) whatever
+ * the weight type. */
 void molmo_vision_set_bf16_activations(molmo_vision *v, int on);
 
 /*

@@ -455,6 +455,7 @@ static void test_quantized_types(void **state) {
         {"qwen2", MOLMO_DTYPE_BF16, 0, 0, 0.95, 5e-4, 1},
         {"olmo", MOLMO_DTYPE_BF16, 0, 0, 0.9, 1.5e-3, 1},
         {"olmoe", MOLMO_DTYPE_BF16, 0, 0, 0.95, 4e-4, 1},
+        {"qwen2", MOLMO_DTYPE_Q8_0, 0, 0, 0.9, 5e-3, 1}, /* only the ViT attention changes */
     };
     print_message("kernels: %s\n| model | type | golden tokens | top-1 agreement | mean KL | "
                   "max KL | max golden top-5 |d logprob| |\n", molmo_kernels_name());

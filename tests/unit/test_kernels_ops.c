@@ -202,18 +202,22 @@ static const attn_case ATTN_CASES[] = {
     {145, 145, 16, 16, 64, 0, 0, 0}, {1, 100, 4, 2, 128, 1, 99, 0},  {5, 30, 4, 1, 128, 1, 25, 1},
     {16, 16, 2, 2, 16, 0, 0, 0},    {9, 20, 3, 3, 17, 0, 0, 2},     {20, 33, 2, 1, 80, 1, 13, 0},
     {1, 4095, 2, 1, 64, 1, 4094, 0}, {4, 4, 16, 16, 64, 0, 0, 0},
+    /* shapes of the AMX-BF16 path for bf16 activations (non-causal, hd % 32 == 0): the ViT's
+     * 577 x 64, hd 96 strided, hd 128 with GQA (two passes of output tiles), 33 keys */
+    {577, 577, 2, 2, 64, 0, 0, 0},  {40, 33, 3, 3, 96, 0, 0, 1},  {20, 300, 2, 1, 128, 0, 0, 0},
 };
 
 /* Keys/values (of type kt) in rows of ldk (kv head g at column g*hd) when ldh == 0, else
  * head-major: head g at element g*ldh, rows of hd. */
 static size_t g_attn_ws = WS_FLOATS; /* workspace the attention runs get */
+static int g_attn_bf16;               /* the attention runs' bf16 flag */
 
 static void attn_run_kv(const molmo_kernels *k, const attn_case *c, float *out, const float *q,
                         const void *kk, const void *v, molmo_dtype kt, size_t ldh, float *scratch) {
     const int ldq = c->n_heads * c->hd + c->pad;
     const int ldk = ldh ? c->hd : c->n_kv_heads * c->hd + c->pad;
     const molmo_attn_args a = {.out = out, .ldo = c->n_heads * c->hd, .q = q, .k = kk, .v = v,
-                               .kv_type = kt, .ldq = ldq, .ldk = ldk, .ldv = ldk,
+                               .kv_type = kt, .bf16 = g_attn_bf16, .ldq = ldq, .ldk = ldk, .ldv = ldk,
                                .ldh = ldh ? ldh : (size_t)c->hd, .n_q = c->n_q, .n_kv = c->n_kv,
                                .n_heads = c->n_heads, .n_kv_heads = c->n_kv_heads, .hd = c->hd,
                                .scale = 1.0f / sqrtf((float)c->hd), .causal = c->causal,
@@ -351,6 +355,26 @@ static void test_attention_vs_ref(void **state) {
         free(kh);
         free(vh);
         free(hm);
+        /* bf16 activations (q, k, v rounded; P rounded before P·V): every set (AVX-512 on AMX
+         * tiles where the CPU has AMX-BF16) against the reference of the same specification. */
+        {
+            const size_t nq = (size_t)c->n_q * ldq, nk = (size_t)c->n_kv * ldk;
+            float *q16 = malloc(nq * 4), *k16 = malloc(nk * 4), *v16 = malloc(nk * 4);
+            for (size_t i = 0; i < nq; i++) q16[i] = molmo_bf16_to_f32(molmo_f32_to_bf16(q[i]));
+            for (size_t i = 0; i < nk; i++) k16[i] = molmo_bf16_to_f32(molmo_f32_to_bf16(k[i]));
+            for (size_t i = 0; i < nk; i++) v16[i] = molmo_bf16_to_f32(molmo_f32_to_bf16(v[i]));
+            g_attn_bf16 = 1;
+            attn_run(molmo_kernels_ref(), c, r, q16, k16, v16, scratch);
+            for (int si = 0; si < n_sets; si++) {
+                attn_run(sets[si], c, g, q16, k16, v16, scratch);
+                check(sets[si]->name, "attention_bf16", g, r, n_out, what);
+            }
+            g_attn_bf16 = 0;
+            attn_run(molmo_kernels_ref(), c, r, q, k, v, scratch);
+            free(q16);
+            free(k16);
+            free(v16);
+        }
         /* Reference vs double on a sample of outputs (outputs are averages of |v| <= 1). */
         for (int i = 0; i < c->n_q; i += 1 + c->n_q / 5)
             for (int h = 0; h < c->n_heads; h += 1 + c->n_heads / 3)
@@ -390,6 +414,12 @@ static void test_attention_threads(void **state) {
                                c->n_kv_heads, c->hd, 0.125f, c->causal, c->q_pos0, scratch);
         }
         for (int i = 1; i < 3; i++) assert_memory_equal(o[0], o[i], n_out * sizeof(float));
+        if (!c->causal && c->n_heads == c->n_kv_heads) { /* bf16 activations likewise */
+            for (int i = 0; i < 3; i++)
+                molmo_op_attention_bf16(pools[i], o[i], D, q, D, k, Dk, v, Dk, c->n_q, c->n_kv,
+                                        c->n_heads, c->hd, 0.125f, scratch);
+            for (int i = 1; i < 3; i++) assert_memory_equal(o[0], o[i], n_out * sizeof(float));
+        }
         for (int i = 0; i < 3; i++) free(o[i]);
         free(q);
         free(k);

@@ -436,9 +436,12 @@ static double compute_peak(molmo_dtype t, const molmo_bench_machine *m) {
     return int8 ? m->vnni_gops : m->fma_gflops;
 }
 
-/* ", bf16 activations" where --bf16-activations changes the stage's matmuls. */
+/* ", bf16 activations" where --bf16-activations changes the stage: the matmuls with bf16
+ * weights, and the ViT's attention whatever the weights (t = MOLMO_DTYPE_COUNT: any). */
 static const char *act_note(const bench_run *b, molmo_dtype t) {
-    return b->o->bf16_act && t == MOLMO_DTYPE_BF16 ? ", bf16 activations" : "";
+    return b->o->bf16_act && (t == MOLMO_DTYPE_BF16 || t == MOLMO_DTYPE_COUNT)
+               ? ", bf16 activations"
+               : "";
 }
 
 static int stage_vision(bench_run *b, molmo_context *ctx, const molmo_bench_machine *m) {
@@ -450,7 +453,7 @@ static int stage_vision(bench_run *b, molmo_context *ctx, const molmo_bench_mach
     bench_row *w = bench_add_row(b->r, "vision", m->n_threads);
     if (!w) return 0;
     snprintf(w->measure, sizeof w->measure, "ViT + connector, per crop (%s%s)",
-             molmo_dtype_name(b->costs.vision_type), act_note(b, b->costs.vision_type));
+             molmo_dtype_name(b->costs.vision_type), act_note(b, MOLMO_DTYPE_COUNT));
     w->value = st.mean_s;
     w->sd = st.sd_s;
     w->unit = "s";

@@ -3,7 +3,8 @@
  * §3 attention). Per query row: s_j = scale * (q · k_j) with the dot product summed in order in
  * f32; p_j = expf(s_j - max_j s_j); out = (sum_j p_j v_j, in order, f32) * (1 / sum_j p_j), the
  * normaliser summed in double. Causal rows see keys 0 .. q_pos0 + i only. K and V may be f16
- * (an f16 KV cache), read as the f32 values they hold. */
+ * (an f16 KV cache), read as the f32 values they hold. With bf16 set, P is rounded to bf16
+ * after the sum is taken (kernels.h). */
 #include <math.h>
 
 #include "base/fp16.h"
@@ -39,6 +40,8 @@ static void one_row(const molmo_attn_args *a, int h, int i, float *s) {
         s[j] = expf(s[j] - mx);
         sum += s[j];
     }
+    if (a->bf16) /* bf16 activations: P rounded, its normaliser not */
+        for (int j = 0; j < len; j++) s[j] = molmo_bf16_to_f32(molmo_f32_to_bf16(s[j]));
     const float inv = 1.0f / (float)sum;
     for (int d = 0; d < hd; d++) {
         float acc = 0.0f;

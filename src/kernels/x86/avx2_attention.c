@@ -96,6 +96,7 @@ INLINE void item_dot_t(molmo_dtype kt, const molmo_attn_args *a, int h, int i0, 
         len[r] = row_len(a, i0 + r);
         scores_row(q, kt, k, (size_t)a->ldk, hd, len[r], a->scale, S + r * ld);
         inv[r] = avx2_exp_sub_max(S + r * ld, len[r], 1.0f);
+        if (a->bf16) avx2_round_bf16(S + r * ld, (size_t)len[r]);
     }
     for (int r0 = 0; r0 < i1 - i0; r0 += 2) {
         const int nr = i1 - i0 - r0 < 2 ? i1 - i0 - r0 : 2;
@@ -142,6 +143,7 @@ static void item_gemm(const molmo_attn_args *a, int h, int i0, int i1, float *S,
         molmo_k_gemm_f32_avx2(&sc, ws, ws_floats);
     for (int r = 0; r < nr; r++) {
         inv[r] = avx2_exp_sub_max(S + r * ld, len[r], a->scale);
+        if (a->bf16) avx2_round_bf16(S + r * ld, (size_t)len[r]);
         for (int j = len[r]; j < lmax; j++) S[r * ld + (size_t)j] = 0.0f;
     }
     float *o = a->out + (size_t)i0 * (size_t)a->ldo + (size_t)h * (size_t)hd;

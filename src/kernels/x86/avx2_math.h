@@ -46,6 +46,22 @@ static inline __m256 avx2_load_w8(const void *w, molmo_dtype wt, size_t idx, int
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
+/* molmo_f32_to_bf16 on 8 lanes, kept as f32 (as avx512_ops.c; AVX2 has no unsigned compare:
+ * |u| > inf as signed dwords, both non-negative). */
+static inline void avx2_round_bf16(float *x, size_t n) {
+    const __m256i abs = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
+    const __m256i bias = _mm256_set1_epi32(0x7fff), one = _mm256_set1_epi32(1);
+    const __m256i hi = _mm256_set1_epi32((int)0xffff0000u), quiet = _mm256_set1_epi32(0x400000);
+    for (size_t i = 0; i < n; i += 8) {
+        const int c = avx2_clamp8(n - i);
+        const __m256i u = _mm256_castps_si256(avx2_load(x + i, c));
+        const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, abs), inf);
+        const __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(bias, _mm256_and_si256(_mm256_srli_epi32(u, 16), one)));
+        const __m256i v = _mm256_blendv_epi8(r, _mm256_or_si256(u, quiet), nan);
+        avx2_store(x + i, c, _mm256_castsi256_ps(_mm256_and_si256(v, hi)));
+    }
+}
+
 /* Fixed-order horizontal sum. */
 static inline float avx2_hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));

@@ -122,6 +122,7 @@ INLINE void item_dot_t(molmo_dtype kt, const molmo_attn_args *a, int h, int i0, 
         len[r] = row_len(a, i0 + r);
         scores_row(q, kt, k, (size_t)a->ldk, hd, len[r], a->scale, S + r * ld);
         inv[r] = avx512_exp_sub_max(S + r * ld, len[r], 1.0f);
+        if (a->bf16) avx512_round_bf16(S + r * ld, (size_t)len[r]);
     }
     for (int r0 = 0; r0 < i1 - i0; r0 += 4) {
         const int nr = i1 - i0 - r0 < 4 ? i1 - i0 - r0 : 4;
@@ -165,6 +166,7 @@ static void item_gemm(const molmo_attn_args *a, int h, int i0, int i1, float *S,
         molmo_k_gemm_f32_avx512(&sc, ws, ws_floats);
     for (int r = 0; r < nr; r++) {
         inv[r] = avx512_exp_sub_max(S + r * ld, len[r], a->scale);
+        if (a->bf16) avx512_round_bf16(S + r * ld, (size_t)len[r]);
         for (int j = len[r]; j < lmax; j++) S[r * ld + (size_t)j] = 0.0f;
     }
     float *o = a->out + (size_t)i0 * (size_t)a->ldo + (size_t)h * (size_t)hd;
@@ -206,6 +208,9 @@ static void pack_head(const molmo_attn_args *a, int g, float *pk, float **pv) {
 
 void molmo_k_attention_f32_avx512(const molmo_attn_args *a, int it0, int it1, float *scratch,
                                float *ws, size_t ws_floats) {
+    if (a->bf16 && a->n_q >= GEMM_MIN_Q && molmo_kernels_amx_bf16() &&
+        molmo_k_attention_bf16_amx(a, it0, it1, scratch, ws, ws_floats))
+        return;
     const int packed = a->n_q >= GEMM_MIN_Q && ws && head_pack_floats(a) <= ws_floats;
     int have = -1; /* the kv head whose panels are in ws */
     float *pv = NULL;

@@ -160,21 +160,7 @@ static void to_f16_avx512(uint16_t *out, const float *x, size_t n) {
     }
 }
 
-/* molmo_f32_to_bf16 on 16 lanes, kept as f32: u + 0x7fff + bit 16, low half cleared; NaN
- * lanes keep their top bits and get the quiet bit (0x40 of the bf16). */
-static void round_bf16_avx512(float *x, size_t n) {
-    const __m512i abs = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
-    const __m512i bias = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1);
-    const __m512i hi = _mm512_set1_epi32((int)0xffff0000u), quiet = _mm512_set1_epi32(0x400000);
-    for (size_t i = 0; i < n; i += 16) {
-        const __mmask16 m = avx512_tail_z(n - i);
-        const __m512i u = _mm512_castps_si512(_mm512_maskz_loadu_ps(m, x + i));
-        const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, abs), inf);
-        __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(bias, _mm512_and_si512(_mm512_srli_epi32(u, 16), one)));
-        r = _mm512_mask_or_epi32(r, nan, u, quiet);
-        _mm512_mask_storeu_ps(x + i, m, _mm512_castsi512_ps(_mm512_and_si512(r, hi)));
-    }
-}
+static void round_bf16_avx512(float *x, size_t n) { avx512_round_bf16(x, n); }
 
 const molmo_kernels molmo_kernels_avx512_table = {
     .name = "avx512",

@@ -129,6 +129,12 @@ int molmo_k_matmul_q_amx(const molmo_matmul_args *a, int m0, int m1, int n0, int
  * bytes, the others none (avx512_amx.c). Only where molmo_kernels_amx() or
  * molmo_kernels_amx_bf16() is on. */
 void molmo_x86_amx_configure(int n, const unsigned char rows[], const unsigned short colsb[]);
+/* Attention with bf16 activations (a->bf16) on AMX-BF16 tiles (avx512_amx_attention.c): work
+ * items [it0, it1); returns 0 (nothing done) where it does not apply (causal, f16 K/V, hd not
+ * a multiple of 32 up to 128, too little workspace), and the FMA kernel runs instead. */
+int molmo_k_attention_bf16_amx(const molmo_attn_args *a, int it0, int it1, float *scratch,
+                               float *ws, size_t ws_floats);
+
 /* BF16 weights and an x of bf16 values (x_bf16) with VDPBF16PS (avx512_bf16dot.c), for
  * problems of more than 4 rows on CPUs with AVX512-BF16: returns 0 (nothing done) when ws
  * cannot hold a K block of 32 steps, and the caller runs the FMA kernel. */
