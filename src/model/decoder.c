@@ -157,6 +157,7 @@ static float *sublayer_input(molmo_decoder *d, int n) {
     memcpy(d->h, d->x, (size_t)n * (size_t)d->d * sizeof(float));
     return d->h;
 }
+
 int molmo_decoder_n_past(const molmo_decoder *d) { return d->n_past; }
 
 void molmo_decoder_truncate(molmo_decoder *d, int n_keep) {

@@ -70,6 +70,8 @@ static void print_text(const molmo_model *m, const molmo_model_info *i) {
            human(i->kv_cache_bytes_per_token * (uint64_t)i->max_position_embeddings, b3,
                  sizeof b3),
            i->max_position_embeddings, human(i->kv_cache_bytes_per_token, b4, sizeof b4));
+    printf("            (half the KV cache with --kv-type f16: %s/token)\n",
+           human(i->kv_cache_bytes_per_token / 2, b4, sizeof b4));
 }
 
 /* JSON string escaping for paths (the only free text printed). */
