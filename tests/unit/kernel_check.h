@@ -52,12 +52,14 @@ static const tol TOLS[] = {
      "relative; exp <= 2 ulp; P.V is an n_kv-term f32 sum whose result (a convex combination "
      "of |v| <= 1) can be ~1e-2 for n_kv = 4095, so NMSE ~ n_kv*u^2/12 = 1.2e-12, 40x margin "
      "as for matmul"},
-    {"attention_bf16", 4e-4, 2e-8,
-     "bf16 activations, same inputs: scores in another f32 order move a weight p by ~1e-6 "
+    {"attention_bf16", 4e-3, 1e-5,
+     "bf16 activations, same inputs: scores in another f32 order move a weight p by ~1e-7 "
      "relative, which flips its rounding to bf16 when it sits that close to a rounding "
-     "boundary; a flip moves p by one bf16 ulp (2^-8 p) and the output by that times |v| <= 1: "
-     "measured worst 4.1e-5 (AMX tiles), NMSE 1.7e-9 (300 keys: outputs ~0.05, so relative "
-     "errors weigh more); ~10x margin. A wrong tile layout gives errors of O(0.1)"},
+     "boundary; a flip moves p by one bf16 ulp (<= 2^-8 p) and the output by that times "
+     "|v| <= 1, so up to ~4e-3 for p near 1 (few keys). Over 24 seeds: worst 2.8e-4 (30 keys), "
+     "NMSE 6.9e-8 (one flip among 128 outputs of ~0.003: 4095 keys). A wrong tile layout "
+     "gives errors of O(0.1), NMSE ~1; the rounding itself is pinned by "
+     "test_attention_bf16_rounding"},
     {"add", 0, 0, "identical operations: one rounded sum"},
     {"scale_add", 0, 0, "identical operations: product then sum, no FMA (as PyTorch)"},
     {"rope", 0, 0, "identical operations: two rounded products and a rounded sum"},

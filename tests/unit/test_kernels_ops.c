@@ -622,6 +622,43 @@ static void test_to_f32_and_gather(void **state) {
     free(g);
 }
 
+/* bf16 activations round the softmax weights (after their sum is taken): with two keys whose
+ * scores differ by -1.1015625, p1 = exp(-1.1015625) = 0.33237 rounds to the bf16 0.33203125
+ * (far from a tie), so every output is 0.33203125 / (1 + p1) = 0.24921, against 0.24945
+ * unrounded. Every set, on 16 query rows of one head of 64 (the AMX tiles where they run). */
+static void test_attention_bf16_rounding(void **state) {
+    (void)state;
+    enum { NQ = 16, HD = 64 };
+    float *q = calloc(NQ * HD, 4), *k = calloc(2 * HD, 4), *v = calloc(2 * HD, 4);
+    float *o = malloc(NQ * HD * 4);
+    for (int i = 0; i < NQ; i++) q[i * HD] = 1.0f;
+    k[HD] = -8.8125f; /* a bf16; score scale 1/8 */
+    for (int d = 0; d < HD; d++) v[HD + d] = 1.0f;
+    const float p1 = expf(-1.1015625f);
+    const double want = (double)molmo_bf16_to_f32(molmo_f32_to_bf16(p1)) / (1.0 + p1);
+    const double unrounded = p1 / (1.0 + p1);
+    assert_true(fabs(want - unrounded) > 2e-4); /* the test can tell them apart */
+    float *scratch = aligned_alloc(64, (molmo_op_attention_scratch(2, 1) * 4 + 63) / 64 * 64);
+    const molmo_kernels *all[3] = {molmo_kernels_ref(), molmo_kernels_avx2(), molmo_kernels_avx512()};
+    for (int si = 0; si < 3; si++) {
+        if (!all[si]) continue;
+        const molmo_attn_args a = {.out = o, .ldo = HD, .q = q, .k = k, .v = v,
+                                   .kv_type = MOLMO_DTYPE_F32, .ldq = HD, .ldk = HD, .ldv = HD,
+                                   .ldh = HD, .n_q = NQ, .n_kv = 2, .n_heads = 1,
+                                   .n_kv_heads = 1, .hd = HD, .scale = 0.125f, .bf16 = 1};
+        all[si]->attention(&a, 0, molmo_attn_qblocks(NQ), scratch, g_ws, WS_FLOATS);
+        for (int i = 0; i < NQ * HD; i++)
+            if (fabs(o[i] - want) > 1e-6)
+                fail_msg("%s bf16 attention: output %d is %.8f, want %.8f (unrounded %.8f)",
+                         all[si]->name, i, (double)o[i], want, unrounded);
+    }
+    free(q);
+    free(k);
+    free(v);
+    free(o);
+    free(scratch);
+}
+
 /* to_f16 of every set is molmo_f32_to_f16 bit for bit: signed zeros, f32 subnormals, half
  * subnormals and the underflow edge, ties (to even), the overflow edge (65519.99 -> 65504,
  * 65520 -> inf), infinities and NaN payloads, then every f32 exponent; lengths with tails. */
@@ -724,6 +761,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_rope),
         cmocka_unit_test(test_to_f32_and_gather),
         cmocka_unit_test(test_to_f16),
+        cmocka_unit_test(test_attention_bf16_rounding),
         cmocka_unit_test(test_round_bf16),
         cmocka_unit_test(test_print_summary),
     };
