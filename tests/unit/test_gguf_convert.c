@@ -450,11 +450,12 @@ static void test_quantized_types(void **state) {
         {"qwen2", MOLMO_DTYPE_Q4_0, 0, 0, 0.6, 0.4, 0},
         {"olmo", MOLMO_DTYPE_Q4_0, 0, 0, 0.4, 1.0, 0},
         {"olmoe", MOLMO_DTYPE_Q4_0, 0, 0, 0.6, 0.5, 0},
-        /* bf16 activations for the bf16 matmuls */
-        {"qwen2-bf16", MOLMO_DTYPE_BF16, 0, 0, 0.95, 2e-4, 1},
-        {"qwen2", MOLMO_DTYPE_BF16, 0, 0, 0.95, 5e-4, 1},
-        {"olmo", MOLMO_DTYPE_BF16, 0, 0, 0.9, 1.5e-3, 1},
-        {"olmoe", MOLMO_DTYPE_BF16, 0, 0, 0.95, 4e-4, 1},
+        /* bf16 activations for the bf16 matmuls (top-1: the fixtures' close calls flip 1-2 of
+         * 32 steps depending on the kernel set; AVX2 and AVX-512 without AMX measured too) */
+        {"qwen2-bf16", MOLMO_DTYPE_BF16, 0, 0, 0.9, 2e-4, 1},
+        {"qwen2", MOLMO_DTYPE_BF16, 0, 0, 0.9, 5e-4, 1},
+        {"olmo", MOLMO_DTYPE_BF16, 0, 0, 0.85, 1.5e-3, 1},
+        {"olmoe", MOLMO_DTYPE_BF16, 0, 0, 0.9, 4e-4, 1},
         {"qwen2", MOLMO_DTYPE_Q8_0, 0, 0, 0.9, 5e-3, 1}, /* only the ViT attention changes */
     };
     print_message("kernels: %s\n| model | type | golden tokens | top-1 agreement | mean KL | "
