@@ -47,7 +47,11 @@ static void usage(FILE *f) {
             "to the same bits, float ones to f32 accuracy. MOLMO_KERNELS=ref|avx2|avx512|amx\n"
             "caps the choice, MOLMO_AMX=0 turns AMX off.\n"
             "Weights are memory-mapped; commands that run the model map all their pages up\n"
-            "front when the model takes at most half of the RAM (MOLMO_PREFAULT=0: on first use).\n");
+            "front when the model takes at most half of the RAM (MOLMO_PREFAULT=0: on first use).\n"
+            "Numerics are the official fp32 model's by default; two options of the generating\n"
+            "commands and bench trade a little of that for speed and memory, with their\n"
+            "accuracy measured in docs/gguf.md: --kv-type f16 (half the KV cache) and\n"
+            "--bf16-activations (bf16 inputs for bf16 matmuls and the ViT's attention).\n");
 }
 
 int cli_fail(const molmo_error *err, const char *fmt, ...) {
