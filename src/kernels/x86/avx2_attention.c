@@ -2,7 +2,8 @@
  * algorithm as avx512_attention.c (read its header): GEMM path for n_q >= 16 through
  * avx2_gemm.c; for decode, 8 keys per score block with a transposing 8-way horizontal sum and
  * P·V over groups of 2 rows x 32 columns. f16 K and V (an f16 KV cache) are converted to f32
- * exactly where they are loaded (F16C). */
+ * exactly where they are loaded (F16C); with bf16 activations the weights are rounded to bf16
+ * after their sum is taken. */
 #include <immintrin.h>
 #include <math.h>
 

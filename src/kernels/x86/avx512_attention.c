@@ -13,7 +13,10 @@
  * zero weights up to the longest row of their group, which leaves every FMA chain unchanged.
  * Items are fixed by (head, block), so the result never depends on the thread split.
  * K and V may be f16 (an f16 KV cache): each element is converted to f32 exactly where it is
- * loaded (vcvtph2ps), so the arithmetic is that of f32 K and V holding the same values. */
+ * loaded (vcvtph2ps), so the arithmetic is that of f32 K and V holding the same values.
+ * With bf16 activations (a->bf16) the weights are rounded to bf16 in the scratch rows after
+ * their sum is taken; where the CPU has AMX-BF16 the GEMM-path problems it can take go to
+ * avx512_amx_attention.c instead. */
 #include <immintrin.h>
 #include <math.h>
 
