@@ -442,13 +442,13 @@ typedef struct molmo_context_params {
                                   logits move slightly, docs/gguf.md). Other types:
                                   MOLMO_ERR_INVALID_ARG                                     */
     int bf16_activations;      /* nonzero: the inputs of every matmul with BF16 weights, and
-                                  the ViT's attention (q, k, v and the softmax weights), are
+                                  every attention (q, k, v, the softmax weights), are
                                   rounded to bf16 first (round to nearest even), as PyTorch's
                                   bf16 autocast (the model card's recipe) and llama.cpp do;
                                   products and sums stay f32. On AMX-BF16 CPUs the GEMMs then
-                                  take one tile pass instead of three and the ViT's attention
-                                  runs on tiles (MolmoE-1B ViT: bf16 ~1.45x, q8_0 ~1.15x
-                                  faster); logits move (docs/gguf.md). Default 0: f32
+                                  take one tile pass instead of three and attention runs on
+                                  tiles (MolmoE-1B ViT: bf16 ~1.45x, q8_0 ~1.15x faster);
+                                  logits move (docs/gguf.md). Default 0: f32
                                   activations, the official fp32 model's values             */
 } molmo_context_params;
 

@@ -449,12 +449,13 @@ void molmo_op_attention_bf16(molmo_pool *p, float *out, int ldo, const float *q,
 void molmo_op_attention_ldh(molmo_pool *p, float *out, int ldo, const float *q, int ldq,
                             const void *k, int ldk, const void *v, int ldv, molmo_dtype kv_type,
                             size_t ldh, int n_q, int n_kv, int n_heads, int n_kv_heads, int hd,
-                            float scale, int causal, int q_pos0, float *scratch) {
+                            float scale, int causal, int q_pos0, int bf16, float *scratch) {
     assert(kv_type == MOLMO_DTYPE_F32 || kv_type == MOLMO_DTYPE_F16);
     const molmo_attn_args a = {.out = out, .ldo = ldo, .q = q, .k = k, .v = v, .kv_type = kv_type,
                                .ldq = ldq, .ldk = ldk, .ldv = ldv, .ldh = ldh, .n_q = n_q,
                                .n_kv = n_kv, .n_heads = n_heads, .n_kv_heads = n_kv_heads,
-                               .hd = hd, .scale = scale, .causal = causal, .q_pos0 = q_pos0};
+                               .hd = hd, .scale = scale, .causal = causal, .q_pos0 = q_pos0,
+                               .bf16 = bf16};
     run_attention(p, &a, scratch);
 }
 

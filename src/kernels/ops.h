@@ -105,7 +105,8 @@ void molmo_op_attention(molmo_pool *p, float *out, int ldo, const float *q, int 
                         const float *k, int ldk, const float *v, int ldv, int n_q, int n_kv,
                         int n_heads, int n_kv_heads, int hd, float scale, int causal, int q_pos0,
                         float *scratch);
-/* molmo_op_attention (no GQA, not causal) with bf16 activations: q, k and v hold bf16 values
+/* molmo_op_attention (no GQA, not causal; molmo_op_attention_ldh has both) with bf16
+ * activations: q, k and v hold bf16 values
  * (the caller rounded them, molmo_op_round_bf16) and the softmax weights are rounded to bf16
  * before P·V, as a bf16 SDPA computes; scores, sums and outputs stay f32. On AMX-BF16 CPUs
  * the tiles run it. */
@@ -117,11 +118,12 @@ void molmo_op_attention_bf16(molmo_pool *p, float *out, int ldo, const float *q,
  * read as the f32 values it holds) and kv head g at element g*ldh of k (v likewise) instead of
  * g*hd: ldh = hd is molmo_op_attention; ldh = n_ctx*hd with ldk = ldv = hd is a head-major
  * cache, where each head's keys are one contiguous run (the decoder's KV cache). Strides in
- * elements. Same values for the same data. */
+ * elements. Same values for the same data. bf16: as molmo_op_attention_bf16 (q, k, v hold
+ * bf16 values; the softmax weights are rounded to bf16 before P·V). */
 void molmo_op_attention_ldh(molmo_pool *p, float *out, int ldo, const float *q, int ldq,
                             const void *k, int ldk, const void *v, int ldv, molmo_dtype kv_type,
                             size_t ldh, int n_q, int n_kv, int n_heads, int n_kv_heads, int hd,
-                            float scale, int causal, int q_pos0, float *scratch);
+                            float scale, int causal, int q_pos0, int bf16, float *scratch);
 
 /* RoPE tables, "llama" half-split (fact sheet §2.4), all in f32 as HF computes them:
  * inv_freq[i] = 1 / theta^((2i)/hd), angle[p,i] = p * inv_freq[i], cos/sin of the angle.

@@ -216,6 +216,8 @@ static void qkv_tokens(const qkv_task *w, int t0, int t1) {
     }
     molmo_op_rope(q, Q, n, c->n_heads, hd, d->pos + t0, d->rope_cos, d->rope_sin);
     molmo_op_rope(k, Q, n, c->n_kv_heads, hd, d->pos + t0, d->rope_cos, d->rope_sin);
+    if (d->bf16x) /* bf16 activations: q, k, v as bf16 values, in the cache too */
+        molmo_op_round_bf16(NULL, q, n, (size_t)Q, (size_t)Q);
     char *kc = kv_at(d, w->layer, 0), *vc = kv_at(d, w->layer, 1);
     const size_t es = kv_es(d);
     /* Head-major: each kv head's keys are one contiguous run that decode attention streams
@@ -254,7 +256,8 @@ static void attention(molmo_decoder *d, molmo_pool *pool, const molmo_llm_layer 
         molmo_pool_run(pool, qkv_worker, (void *)&w);
     molmo_op_attention_ldh(pool, d->att, D, d->qkv, Q, kv_at(d, layer, 0), hd, kv_at(d, layer, 1),
                            hd, d->kv_type, (size_t)d->n_ctx * hd, n, d->pos[0] + n, c->n_heads,
-                           c->n_kv_heads, hd, 1.0f / sqrtf((float)hd), 1, d->pos[0], d->scratch);
+                           c->n_kv_heads, hd, 1.0f / sqrtf((float)hd), 1, d->pos[0], d->bf16x,
+                           d->scratch);
     mm(d, pool, d->h, D, d->att, D, &L->attn_out, NULL, n, D, D);
     if (c->norm_after) molmo_op_rmsnorm(pool, d->h, d->h, f32(&L->attn_norm), n, D, c->norm_eps);
 }

@@ -23,7 +23,8 @@ void molmo_decoder_free(molmo_decoder *d);
 
 int molmo_decoder_n_ctx(const molmo_decoder *d);
 /* bf16 activations (molmo_context_params.bf16_activations): the inputs of the matmuls with
- * BF16 weights are rounded to bf16 first (the MoE router stays f32). */
+ * BF16 weights are rounded to bf16 first (the MoE router stays f32), and q, k, v after RoPE
+ * (so the KV cache holds bf16 values) with attention's softmax weights rounded too. */
 void molmo_decoder_set_bf16_activations(molmo_decoder *d, int on);
 /* Positions already in the KV cache. */
 int molmo_decoder_n_past(const molmo_decoder *d);

@@ -20,7 +20,7 @@ void molmo_vision_free(molmo_vision *v);
 /* bf16 activations (molmo_context_params.bf16_activations): the inputs of the matmuls with
  * BF16 weights are rounded to bf16 first (the patch embedding keeps its f32 pixels), and the
  * ViT's attention runs on bf16 q, k, v and softmax weights (molmo_op_attention_bf16) whatever
- * the weight type. */
+ * the weight type (the decoder's likewise, decoder.h). */
 void molmo_vision_set_bf16_activations(molmo_vision *v, int on);
 
 /*

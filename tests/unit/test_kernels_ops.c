@@ -202,9 +202,11 @@ static const attn_case ATTN_CASES[] = {
     {145, 145, 16, 16, 64, 0, 0, 0}, {1, 100, 4, 2, 128, 1, 99, 0},  {5, 30, 4, 1, 128, 1, 25, 1},
     {16, 16, 2, 2, 16, 0, 0, 0},    {9, 20, 3, 3, 17, 0, 0, 2},     {20, 33, 2, 1, 80, 1, 13, 0},
     {1, 4095, 2, 1, 64, 1, 4094, 0}, {4, 4, 16, 16, 64, 0, 0, 0},
-    /* shapes of the AMX-BF16 path for bf16 activations (non-causal, hd % 32 == 0): the ViT's
-     * 577 x 64, hd 96 strided, hd 128 with GQA (two passes of output tiles), 33 keys */
+    /* shapes of the AMX-BF16 path for bf16 activations (hd % 32 == 0): the ViT's 577 x 64,
+     * hd 96 strided, hd 128 with GQA (two passes of output tiles), 33 keys, and a causal chunk
+     * after 20 cached positions (prefill) */
     {577, 577, 2, 2, 64, 0, 0, 0},  {40, 33, 3, 3, 96, 0, 0, 1},  {20, 300, 2, 1, 128, 0, 0, 0},
+    {45, 65, 4, 2, 64, 1, 20, 0},
 };
 
 /* Keys/values (of type kt) in rows of ldk (kv head g at column g*hd) when ldh == 0, else
@@ -346,6 +348,30 @@ static void test_attention_vs_ref(void **state) {
             if (memcmp(h16, hm, n_out * sizeof(float)) != 0)
                 fail_msg("%s attention %s: f16 cache differs from f32 of the same values",
                          all[si]->name, what);
+        }
+        /* and with bf16 activations (q, k, v bf16 values, which f16 holds exactly here) */
+        {
+            const size_t nq = (size_t)c->n_q * ldq;
+            float *q16 = malloc(nq * 4);
+            for (size_t i = 0; i < nq; i++) q16[i] = molmo_bf16_to_f32(molmo_f32_to_bf16(q[i]));
+            for (size_t i = 0; i < n_kvh; i++) {
+                kr[i] = molmo_bf16_to_f32(molmo_f32_to_bf16(kh[i]));
+                vr[i] = molmo_bf16_to_f32(molmo_f32_to_bf16(vh[i]));
+                kh16[i] = molmo_f32_to_f16(kr[i]);
+                vh16[i] = molmo_f32_to_f16(vr[i]);
+                if (!isnan(kr[i])) assert_true(molmo_f16_to_f32(kh16[i]) == kr[i]);
+            }
+            g_attn_bf16 = 1;
+            for (int si = 0; si < 1 + n_sets; si++) {
+                attn_run_ldh(all[si], c, hm, q16, kr, vr, (size_t)n_ctx * c->hd, scratch);
+                attn_run_kv(all[si], c, h16, q16, kh16, vh16, MOLMO_DTYPE_F16,
+                            (size_t)n_ctx * c->hd, scratch);
+                if (memcmp(h16, hm, n_out * sizeof(float)) != 0)
+                    fail_msg("%s bf16 attention %s: f16 cache differs from f32 of the same values",
+                             all[si]->name, what);
+            }
+            g_attn_bf16 = 0;
+            free(q16);
         }
         free(kh16);
         free(vh16);

@@ -437,7 +437,7 @@ static double compute_peak(molmo_dtype t, const molmo_bench_machine *m) {
 }
 
 /* ", bf16 activations" where --bf16-activations changes the stage: the matmuls with bf16
- * weights, and the ViT's attention whatever the weights (t = MOLMO_DTYPE_COUNT: any). */
+ * weights, and attention whatever the weights (t = MOLMO_DTYPE_COUNT: any). */
 static const char *act_note(const bench_run *b, molmo_dtype t) {
     return b->o->bf16_act && (t == MOLMO_DTYPE_BF16 || t == MOLMO_DTYPE_COUNT)
                ? ", bf16 activations"
@@ -489,7 +489,7 @@ static int stage_prefill(bench_run *b, molmo_context *ctx, const molmo_bench_mac
     bench_row *w = bench_add_row(b->r, "prefill", m->n_threads);
     if (!w) return 0;
     snprintf(w->measure, sizeof w->measure, "%d-token image prompt (%s%s)", pr.n_prompt,
-             molmo_dtype_name(b->costs.llm_type), act_note(b, b->costs.llm_type));
+             molmo_dtype_name(b->costs.llm_type), act_note(b, MOLMO_DTYPE_COUNT));
     as_rate(w, pr.n_prompt, &pr.time, "tok/s");
     w->rate = b->costs.prefill_flop / pr.time.mean_s * 1e-9;
     w->rate_unit = "GOP/s";

@@ -51,7 +51,7 @@ static void usage(FILE *f) {
             "Numerics are the official fp32 model's by default; two options of the generating\n"
             "commands and bench trade a little of that for speed and memory, with their\n"
             "accuracy measured in docs/gguf.md: --kv-type f16 (half the KV cache) and\n"
-            "--bf16-activations (bf16 inputs for bf16 matmuls and the ViT's attention).\n");
+            "--bf16-activations (bf16 inputs for bf16 matmuls and attention).\n");
 }
 
 int cli_fail(const molmo_error *err, const char *fmt, ...) {

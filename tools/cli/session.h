@@ -43,9 +43,9 @@ typedef struct cli_gen_opts {
     "      --kv-type T         KV cache f32 (default: the official model's values) or f16\n"   \
     "                          (half the cache memory and decode attention reads; logits\n"    \
     "                          move by ~1e-3 in log-probability, docs/gguf.md)\n"              \
-    "      --bf16-activations  round the inputs of bf16-weight matmuls and of the ViT's\n"     \
-    "                          attention to bf16, as PyTorch's bf16 autocast and llama.cpp\n"  \
-    "                          do: faster on AMX-BF16 CPUs; logits move (docs/gguf.md)\n"      \
+    "      --bf16-activations  round the inputs of bf16-weight matmuls and of attention to\n"  \
+    "                          bf16, as PyTorch's bf16 autocast and llama.cpp do: faster\n"    \
+    "                          on AMX-BF16 CPUs; logits move (docs/gguf.md)\n"                 \
     "      --pull              download MODEL (a repo id) first when it is not cached\n"
 
 void cli_gen_opts_init(cli_gen_opts *o);

@@ -1,21 +1,26 @@
 /* avx512_amx_attention.c — attention with bf16 activations (molmo_attn_args.bf16: q, k and v
  * hold bf16 values, the softmax weights are rounded to bf16 before P·V) on AMX-BF16 tiles: the
- * ViT's attention under --bf16-activations. Non-causal, f32 K/V storage, hd a multiple of 32
- * up to 128; anything else returns 0 and the FMA kernel runs the same specification.
+ * ViT's attention and the language model's prefill under --bf16-activations. Causal or not,
+ * K/V stored as f32 or f16 (the values are bf16 either way), hd a multiple of 32 up to 128;
+ * anything else (or too little workspace for a kv head's K and V) returns 0 and the FMA kernel
+ * runs the same specification.
  *
  * Per work item (a head and up to 144 query rows), per group of 16 rows:
  *   S = Q·Kᵀ: Q's rows as bf16 tiles (16 rows x 32 dims), K as pair-layout tiles (row p: dims
- *     2p, 2p+1 of 16 keys), one 16 x 16 f32 tile of scores per 16 keys, stored into the
- *     scratch rows; products of bf16 values are exact and the tile sums them in f32;
- *   softmax in f32 on those rows (avx512_exp_sub_max, the normaliser before rounding), and the
- *     weights converted to bf16 tiles (16 rows x 32 keys; round to nearest even: the rounding
- *     the specification asks for);
+ *     2p, 2p+1 of 16 keys), one 16 x 16 f32 tile of scores per 16 keys (causal: up to the keys
+ *     the group's last row sees), stored into the scratch rows; products of bf16 values are
+ *     exact and the tile sums them in f32;
+ *   softmax in f32 on each row over its own keys (the normaliser before rounding), the weights
+ *     written straight into bf16 tiles (16 rows x 32 keys; round to nearest even: the rounding
+ *     the specification asks for; zero beyond a row's keys);
  *   O = P·V: V as pair-layout tiles (row p: keys 2p, 2p+1 of 16 columns), up to four 16 x 16
  *     f32 tiles of outputs at a time, scaled by 1/sum on the way out.
  * K and V of a kv head are packed once per thread for all its items (as avx512_attention.c).
  * Scores and outputs are f32 sums in another order than the FMA kernel's (the tile adds pairs
  * of products): the same values to f32 accuracy, tested against the reference. TDPBF16PS
- * flushes denormals: weights below 2^-126 count as zero. */
+ * flushes denormals: weights below 2^-126 count as zero. V's pairs are built from the bits of
+ * its values (the upper halves), exact for bf16 values; an f16 cache holds the decoder's bf16
+ * values exactly except below 2^-14 in magnitude, where the truncation is below 2^-22. */
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
@@ -50,6 +55,20 @@ static inline __m512i pairs32(const float *p, int n) {
     return (__m512i)_mm512_cvtne2ps_pbh(v1, v0);
 }
 
+/* The same for 32 elements of K or V from element idx of its storage (f32 or f16). */
+static inline __m512i kv_pairs32(const molmo_attn_args *a, const void *base, size_t idx) {
+    const __m512 v0 = avx512_load_w16(base, a->kv_type, idx, 0xffff);
+    const __m512 v1 = avx512_load_w16(base, a->kv_type, idx + 16, 0xffff);
+    return (__m512i)_mm512_cvtne2ps_pbh(v1, v0);
+}
+
+/* Keys visible to query row i (causal: up to its position). */
+static int row_len(const molmo_attn_args *a, int i) {
+    if (!a->causal) return a->n_kv;
+    const long last = (long)a->q_pos0 + i + 1;
+    return last < a->n_kv ? (int)last : a->n_kv;
+}
+
 typedef struct geo {
     int hs;  /* 32-dim steps of hd */
     int ht;  /* 16-column tiles of hd */
@@ -61,16 +80,17 @@ typedef struct geo {
  * 16kt .. 16kt + 15 (zero beyond n_kv). V as tiles vb[(ks * ht + t) KiB]: row p holds keys
  * 32ks + 2p, 2p + 1 of columns 16t .. 16t + 15. */
 static void pack_head(const molmo_attn_args *a, int g, const geo *G, uint8_t *kb, uint8_t *vb) {
-    const float *k = (const float *)a->k + (size_t)g * a->ldh;
-    const float *v = (const float *)a->v + (size_t)g * a->ldh;
+    const size_t es = molmo_attn_kv_bytes(a->kv_type);
+    const void *k = (const char *)a->k + (size_t)g * a->ldh * es;
+    const void *v = (const char *)a->v + (size_t)g * a->ldh * es;
     for (int kt = 0; kt < G->nkt; kt++)
         for (int s = 0; s < G->hs; s++) {
             __m512 r[16];
             for (int c = 0; c < 16; c++) {
                 const int key = 16 * kt + c;
-                r[c] = key < a->n_kv
-                           ? _mm512_castsi512_ps(pairs32(k + (size_t)key * (size_t)a->ldk + 32 * s, 32))
-                           : _mm512_setzero_ps();
+                r[c] = key < a->n_kv ? _mm512_castsi512_ps(kv_pairs32(
+                                           a, k, (size_t)key * (size_t)a->ldk + 32 * (size_t)s))
+                                     : _mm512_setzero_ps();
             }
             avx512_transpose16_ps(r); /* r[p]: pair p of the 16 keys */
             uint8_t *t = kb + ((size_t)kt * G->hs + (size_t)s) * TILE;
@@ -82,12 +102,14 @@ static void pack_head(const molmo_attn_args *a, int g, const geo *G, uint8_t *kb
             uint8_t *o = vb + ((size_t)ks * G->ht + (size_t)t) * TILE;
             for (int p = 0; p < 16; p++) {
                 const int k0 = 32 * ks + 2 * p;
-                const float *r0 = v + (size_t)k0 * (size_t)a->ldv + 16 * t;
+                const size_t r0 = (size_t)k0 * (size_t)a->ldv + 16 * (size_t)t;
                 /* bf16 values: their upper halves are the bf16 (exact); keys beyond: zero */
-                const __m512i lo = k0 < a->n_kv ? _mm512_castps_si512(_mm512_loadu_ps(r0))
-                                                : _mm512_setzero_si512();
+                const __m512i lo = k0 < a->n_kv
+                                       ? _mm512_castps_si512(avx512_load_w16(v, a->kv_type, r0, 0xffff))
+                                       : _mm512_setzero_si512();
                 const __m512i hi = k0 + 1 < a->n_kv
-                                       ? _mm512_castps_si512(_mm512_loadu_ps(r0 + a->ldv))
+                                       ? _mm512_castps_si512(avx512_load_w16(
+                                             v, a->kv_type, r0 + (size_t)a->ldv, 0xffff))
                                        : _mm512_setzero_si512();
                 const __m512i d = _mm512_or_si512(_mm512_and_si512(hi, hi16), _mm512_srli_epi32(lo, 16));
                 _mm512_store_si512((__m512i *)(o + 64 * p), d);
@@ -96,9 +118,10 @@ static void pack_head(const molmo_attn_args *a, int g, const geo *G, uint8_t *kb
     __asm__ volatile("" ::: "memory"); /* the tile loads read these stores */
 }
 
-/* Scores of rows [i0, i0 + mr) of head h into S (rows ld floats apart), 16 keys per tile. */
-static void scores(const molmo_attn_args *a, int h, int i0, int mr, const geo *G, const uint8_t *kb,
-                   uint8_t *qb, float *S, size_t ld) {
+/* Scores of rows [i0, i0 + mr) of head h into S (rows ld floats apart), 16 keys per tile, for
+ * the first nkt key tiles (those the group's rows see). */
+static void scores(const molmo_attn_args *a, int h, int i0, int mr, const geo *G, int nkt,
+                   const uint8_t *kb, uint8_t *qb, float *S, size_t ld) {
     for (int s = 0; s < G->hs; s++)
         for (int r = 0; r < 16; r++) {
             const float *q = a->q + (size_t)(i0 + r) * (size_t)a->ldq + (size_t)h * a->hd + 32 * s;
@@ -110,7 +133,7 @@ static void scores(const molmo_attn_args *a, int h, int i0, int mr, const geo *G
     if (G->hs > 1) _tile_loadd(1, qb + TILE, 64);
     if (G->hs > 2) _tile_loadd(2, qb + 2 * TILE, 64);
     if (G->hs > 3) _tile_loadd(3, qb + 3 * TILE, 64);
-    for (int kt = 0; kt < G->nkt; kt++) {
+    for (int kt = 0; kt < nkt; kt++) {
         const uint8_t *kt0 = kb + (size_t)kt * G->hs * TILE;
         float *dst = S + 16 * (size_t)kt;
 #define KEY_TILE(c)                                                                                \
@@ -173,23 +196,25 @@ static float softmax_row(const float *row, int n, float scale, uint8_t *pb, int 
     return 1.0f / (float)_mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
 }
 
-/* Softmax of the mr rows, as bf16 weight tiles pb[ks KiB] (16 rows x 32 keys; zero rows beyond
- * mr and keys beyond n_kv); inv[r] = 1 / sum. */
-static void weights(const molmo_attn_args *a, int mr, const geo *G, const float *S, size_t ld,
-                    uint8_t *pb, float inv[16]) {
+/* Softmax of the mr rows (row r over its len[r] keys), as bf16 weight tiles pb[ks KiB] for
+ * the first nks 32-key steps (16 rows x 32 keys; zero rows beyond mr and keys beyond a row's
+ * length); inv[r] = 1 / sum. */
+static void weights(const molmo_attn_args *a, int mr, const int len[16], int nks, const float *S,
+                    size_t ld, uint8_t *pb, float inv[16]) {
     for (int r = 0; r < 16; r++) {
         if (r < mr) {
-            inv[r] = softmax_row(S + (size_t)r * ld, a->n_kv, a->scale, pb + 64 * r, G->nks);
+            inv[r] = softmax_row(S + (size_t)r * ld, len[r], a->scale, pb + 64 * r, nks);
         } else {
-            for (int ks = 0; ks < G->nks; ks++)
+            for (int ks = 0; ks < nks; ks++)
                 _mm512_store_si512((__m512i *)(pb + (size_t)ks * TILE + 64 * r), _mm512_setzero_si512());
         }
     }
     __asm__ volatile("" ::: "memory");
 }
 
-/* out rows [i0, i0 + mr) of head h = (P · V) * inv, four 16-column tiles at a time. */
-static void outputs(const molmo_attn_args *a, int h, int i0, int mr, const geo *G,
+/* out rows [i0, i0 + mr) of head h = (P · V) * inv over the first nks 32-key steps, four
+ * 16-column tiles at a time. */
+static void outputs(const molmo_attn_args *a, int h, int i0, int mr, const geo *G, int nks,
                     const uint8_t *pb, const uint8_t *vb, const float inv[16], float *stage) {
     for (int t0 = 0; t0 < G->ht; t0 += 4) {
         const int nt = G->ht - t0 < 4 ? G->ht - t0 : 4;
@@ -197,7 +222,7 @@ static void outputs(const molmo_attn_args *a, int h, int i0, int mr, const geo *
         _tile_zero(3);
         _tile_zero(4);
         _tile_zero(5);
-        for (int ks = 0; ks < G->nks; ks++) {
+        for (int ks = 0; ks < nks; ks++) {
             const uint8_t *v0 = vb + ((size_t)ks * G->ht + (size_t)t0) * TILE;
             _tile_loadd(0, pb + (size_t)ks * TILE, 64);
             _tile_loadd(1, v0, 64);
@@ -231,8 +256,8 @@ static void outputs(const molmo_attn_args *a, int h, int i0, int mr, const geo *
 
 int molmo_k_attention_bf16_amx(const molmo_attn_args *a, int it0, int it1, float *scratch,
                                float *ws, size_t ws_floats) {
-    if (!a->bf16 || a->causal || a->kv_type != MOLMO_DTYPE_F32 || a->hd % 32 != 0 ||
-        a->hd > 32 * HS_MAX || !ws)
+    if (!a->bf16 || a->hd % 32 != 0 || a->hd > 32 * HS_MAX || !ws ||
+        (a->kv_type != MOLMO_DTYPE_F32 && a->kv_type != MOLMO_DTYPE_F16))
         return 0;
     const geo G = {a->hd / 32, a->hd / 16, (a->n_kv + 15) / 16, (a->n_kv + 31) / 32};
     const size_t kbytes = (size_t)G.nkt * G.hs * TILE, vbytes = (size_t)G.nks * G.ht * TILE;
@@ -256,9 +281,16 @@ int molmo_k_attention_bf16_amx(const molmo_attn_args *a, int it0, int it1, float
         for (int r0 = i0; r0 < i1; r0 += 16) {
             const int mr = i1 - r0 < 16 ? i1 - r0 : 16;
             float inv[16];
-            scores(a, h, r0, mr, &G, kb, qb, scratch, ld);
-            weights(a, mr, &G, scratch, ld, pb, inv);
-            outputs(a, h, r0, mr, &G, pb, vb, inv, stage);
+            int len[16], lmax = 0;
+            for (int r = 0; r < mr; r++) {
+                len[r] = row_len(a, r0 + r);
+                lmax = len[r] > lmax ? len[r] : lmax;
+            }
+            /* causal: the keys the group's last row sees, no further */
+            const int nkt = (lmax + 15) / 16, nks = (lmax + 31) / 32;
+            scores(a, h, r0, mr, &G, nkt, kb, qb, scratch, ld);
+            weights(a, mr, len, nks, scratch, ld, pb, inv);
+            outputs(a, h, r0, mr, &G, nks, pb, vb, inv, stage);
         }
     }
     _tile_release();

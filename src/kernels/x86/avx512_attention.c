@@ -15,8 +15,8 @@
  * K and V may be f16 (an f16 KV cache): each element is converted to f32 exactly where it is
  * loaded (vcvtph2ps), so the arithmetic is that of f32 K and V holding the same values.
  * With bf16 activations (a->bf16) the weights are rounded to bf16 in the scratch rows after
- * their sum is taken; where the CPU has AMX-BF16 the GEMM-path problems it can take go to
- * avx512_amx_attention.c instead. */
+ * their sum is taken; where the CPU has AMX-BF16 the GEMM-path problems it can take (causal
+ * or not) go to avx512_amx_attention.c instead. */
 #include <immintrin.h>
 #include <math.h>
 
