@@ -59,6 +59,14 @@ typedef struct molmo_attn_args {
                               bf16 SDPA computes; then the AMX-BF16 tiles may run it */
 } molmo_attn_args;
 
+/* Keys that query row i of problem a sees: all n_kv, or causal up to its position
+ * q_pos0 + i (and at most n_kv). */
+static inline int molmo_attn_row_len(const molmo_attn_args *a, int i) {
+    if (!a->causal) return a->n_kv;
+    const long last = (long)a->q_pos0 + i + 1;
+    return last < a->n_kv ? (int)last : a->n_kv;
+}
+
 /* Bytes per element of K and V. */
 static inline size_t molmo_attn_kv_bytes(molmo_dtype kv_type) {
     return kv_type == MOLMO_DTYPE_F16 ? 2 : 4;

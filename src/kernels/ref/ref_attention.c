@@ -15,18 +15,12 @@ static float kv_at(const void *p, molmo_dtype t, size_t i) {
     return t == MOLMO_DTYPE_F16 ? molmo_f16_to_f32(((const uint16_t *)p)[i]) : ((const float *)p)[i];
 }
 
-/* Keys visible to query row i. */
-static int row_len(const molmo_attn_args *a, int i) {
-    if (!a->causal) return a->n_kv;
-    long last = (long)a->q_pos0 + i + 1;
-    return last < a->n_kv ? (int)last : a->n_kv;
-}
 
 static void one_row(const molmo_attn_args *a, int h, int i, float *s) {
     const int hd = a->hd, group = a->n_heads / a->n_kv_heads, g = h / group;
     const float *q = a->q + (size_t)i * (size_t)a->ldq + (size_t)h * (size_t)hd;
     float *o = a->out + (size_t)i * (size_t)a->ldo + (size_t)h * (size_t)hd;
-    const int len = row_len(a, i);
+    const int len = molmo_attn_row_len(a, i);
     float mx = -INFINITY;
     for (int j = 0; j < len; j++) {
         const size_t k = (size_t)j * (size_t)a->ldk + (size_t)g * a->ldh;

@@ -63,11 +63,6 @@ static inline __m512i kv_pairs32(const molmo_attn_args *a, const void *base, siz
 }
 
 /* Keys visible to query row i (causal: up to its position). */
-static int row_len(const molmo_attn_args *a, int i) {
-    if (!a->causal) return a->n_kv;
-    const long last = (long)a->q_pos0 + i + 1;
-    return last < a->n_kv ? (int)last : a->n_kv;
-}
 
 typedef struct geo {
     int hs;  /* 32-dim steps of hd */
@@ -283,7 +278,7 @@ int molmo_k_attention_bf16_amx(const molmo_attn_args *a, int it0, int it1, float
             float inv[16];
             int len[16], lmax = 0;
             for (int r = 0; r < mr; r++) {
-                len[r] = row_len(a, r0 + r);
+                len[r] = molmo_attn_row_len(a, r0 + r);
                 lmax = len[r] > lmax ? len[r] : lmax;
             }
             /* causal: the keys the group's last row sees, no further */

@@ -3,9 +3,7 @@
  * Same specification as ref/ref_attention.c. One work item is MOLMO_ATTN_QB query rows of one
  * head. Two paths, chosen from n_q alone:
  *   n_q >= 16 (ViT, prefill): S = q_block · K_g^T and O = P · V_g as register-tiled GEMMs
- *     (avx512_gemm.c; packing copies the strided K/V rows of the head into contiguous panels,
- *     which also avoids the cache-set conflicts of a 4 KiB row stride; each thread packs a kv
- *     head once for all the query blocks it runs of it), softmax in between;
+ *     over packed K/V panels (attention_gemm.h, with avx512_gemm.c), softmax in between;
  *   n_q < 16 (decode): per row, scores 16 keys at a time (16 accumulators over head-dim chunks,
  *     one transposing horizontal sum), then P·V for rows in groups of 4 against 64 columns.
  * Softmax: exp(s - max) in place in the scratch row, sum in double (avx512_math.h), and the
@@ -20,6 +18,7 @@
 #include <immintrin.h>
 #include <math.h>
 
+#include "kernels/x86/attention_gemm.h"
 #include "kernels/x86/avx512_math.h"
 #include "kernels/x86/x86.h"
 
@@ -104,11 +103,6 @@ INLINE void pv_any(int nr, const float *p, size_t ld, int jmax, molmo_dtype vt, 
     }
 }
 
-static int row_len(const molmo_attn_args *a, int i) {
-    if (!a->causal) return a->n_kv;
-    const long last = (long)a->q_pos0 + i + 1;
-    return last < a->n_kv ? (int)last : a->n_kv;
-}
 
 /* Few query rows (decode): dot products straight from K, see the file header. K and V of
  * type kt (a constant in each instance below). */
@@ -122,7 +116,7 @@ INLINE void item_dot_t(molmo_dtype kt, const molmo_attn_args *a, int h, int i0, 
     int len[MOLMO_ATTN_QB];
     for (int r = 0; r < i1 - i0; r++) {
         const float *q = a->q + (size_t)(i0 + r) * (size_t)a->ldq + (size_t)h * (size_t)hd;
-        len[r] = row_len(a, i0 + r);
+        len[r] = molmo_attn_row_len(a, i0 + r);
         scores_row(q, kt, k, (size_t)a->ldk, hd, len[r], a->scale, S + r * ld);
         inv[r] = avx512_exp_sub_max(S + r * ld, len[r], 1.0f);
         if (a->bf16) avx512_round_bf16(S + r * ld, (size_t)len[r]);
@@ -145,89 +139,29 @@ static void item_dot(const molmo_attn_args *a, int h, int i0, int i1, float *S) 
         item_dot_t(MOLMO_DTYPE_F32, a, h, i0, i1, S);
 }
 
-/* Many query rows: S = q_block · K^T and O = P · V as two register-tiled GEMMs, softmax in
- * between, then O *= 1/sum; scores and outputs are FMA chains in order over the head dimension
- * resp. the keys. K and V come packed into contiguous panels: pk/pv (pack_head) or, without
- * room for those, per block inside the GEMMs (NULL; the same bits). */
-static void item_gemm(const molmo_attn_args *a, int h, int i0, int i1, float *S, const float *pk,
-                      const float *pv, float *ws, size_t ws_floats) {
-    const size_t ld = molmo_attn_ld_scores(a->n_kv);
-    const int hd = a->hd, g = h / (a->n_heads / a->n_kv_heads), nr = i1 - i0;
-    float inv[MOLMO_ATTN_QB];
-    int len[MOLMO_ATTN_QB], lmax = 0;
-    for (int r = 0; r < nr; r++) {
-        len[r] = row_len(a, i0 + r);
-        lmax = len[r] > lmax ? len[r] : lmax;
-    }
-    const size_t es = molmo_attn_kv_bytes(a->kv_type);
-    const molmo_x86_gemm sc = {S, ld, a->q + (size_t)i0 * (size_t)a->ldq + (size_t)h * (size_t)hd,
-                               (size_t)a->ldq, (const char *)a->k + (size_t)g * a->ldh * es,
-                               a->kv_type, (size_t)a->ldk, 0, nr, lmax, hd};
-    if (pk)
-        molmo_k_gemm_packed_f32_avx512(&sc, pk, hd);
-    else
-        molmo_k_gemm_f32_avx512(&sc, ws, ws_floats);
-    for (int r = 0; r < nr; r++) {
-        inv[r] = avx512_exp_sub_max(S + r * ld, len[r], a->scale);
-        if (a->bf16) avx512_round_bf16(S + r * ld, (size_t)len[r]);
-        for (int j = len[r]; j < lmax; j++) S[r * ld + (size_t)j] = 0.0f;
-    }
-    float *o = a->out + (size_t)i0 * (size_t)a->ldo + (size_t)h * (size_t)hd;
-    const molmo_x86_gemm pvg = {o, (size_t)a->ldo, S, ld, (const char *)a->v + (size_t)g * a->ldh * es,
-                                a->kv_type, (size_t)a->ldv, 1, nr, hd, lmax};
-    if (pv)
-        molmo_k_gemm_packed_f32_avx512(&pvg, pv, a->n_kv);
-    else
-        molmo_k_gemm_f32_avx512(&pvg, ws, ws_floats);
-    for (int r = 0; r < nr; r++, o += a->ldo) {
-        const __m512 iv = _mm512_set1_ps(inv[r]);
-        for (int d = 0; d < a->hd; d += 16) {
-            const __mmask16 m = avx512_tail(a->hd - d);
-            _mm512_mask_storeu_ps(o + d, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, o + d), iv));
-        }
+/* o[0..n) *= s */
+static void scale_row(float *o, int n, float s) {
+    const __m512 sv = _mm512_set1_ps(s);
+    for (int d = 0; d < n; d += 16) {
+        const __mmask16 m = avx512_tail(n - d);
+        _mm512_mask_storeu_ps(o + d, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, o + d), sv));
     }
 }
 
-/* Floats that pack_head needs: every key of one kv head as K^T panels, every value as V panels. */
-static size_t head_pack_floats(const molmo_attn_args *a) {
-    return molmo_k_gemm_packed_floats_avx512(a->n_kv, a->hd) +
-           molmo_k_gemm_packed_floats_avx512(a->hd, a->n_kv);
-}
-
-/* Packs kv head g's K (all n_kv keys) and V into pk and *pv. Done once per kv head per thread:
- * the query blocks of a head (and the heads of a GQA group) follow each other in a thread's
- * range of items, and all of them use these panels (ViT-shaped attention, 2 threads: 5.25 ->
- * 4.63 ms per layer against packing per block). */
-static void pack_head(const molmo_attn_args *a, int g, float *pk, float **pv) {
-    const size_t es = molmo_attn_kv_bytes(a->kv_type);
-    const molmo_x86_gemm k = {NULL, 0, NULL, 0, (const char *)a->k + (size_t)g * a->ldh * es,
-                              a->kv_type, (size_t)a->ldk, 0, 0, a->n_kv, a->hd};
-    const molmo_x86_gemm v = {NULL, 0, NULL, 0, (const char *)a->v + (size_t)g * a->ldh * es,
-                              a->kv_type, (size_t)a->ldv, 1, 0, a->hd, a->n_kv};
-    *pv = pk + molmo_k_gemm_packed_floats_avx512(a->n_kv, a->hd);
-    molmo_k_gemm_pack_avx512(&k, a->hd, pk);
-    molmo_k_gemm_pack_avx512(&v, a->n_kv, *pv);
-}
+static const molmo_x86_attn_isa ISA = {
+    molmo_k_gemm_f32_avx512, molmo_k_gemm_packed_floats_avx512, molmo_k_gemm_pack_avx512,
+    molmo_k_gemm_packed_f32_avx512, avx512_exp_sub_max, avx512_round_bf16, scale_row};
 
 void molmo_k_attention_f32_avx512(const molmo_attn_args *a, int it0, int it1, float *scratch,
                                float *ws, size_t ws_floats) {
-    if (a->bf16 && a->n_q >= GEMM_MIN_Q && molmo_kernels_amx_bf16() &&
-        molmo_k_attention_bf16_amx(a, it0, it1, scratch, ws, ws_floats))
-        return;
-    const int packed = a->n_q >= GEMM_MIN_Q && ws && head_pack_floats(a) <= ws_floats;
-    int have = -1; /* the kv head whose panels are in ws */
-    float *pv = NULL;
-    for (int it = it0; it < it1; it++) {
-        int h, i0, i1;
-        molmo_attn_item(a, it, &h, &i0, &i1);
-        const int g = h / (a->n_heads / a->n_kv_heads);
-        if (a->n_q < GEMM_MIN_Q) {
+    if (a->n_q < GEMM_MIN_Q) {
+        for (int it = it0; it < it1; it++) {
+            int h, i0, i1;
+            molmo_attn_item(a, it, &h, &i0, &i1);
             item_dot(a, h, i0, i1, scratch);
-        } else if (packed) {
-            if (g != have) pack_head(a, g, ws, &pv), have = g;
-            item_gemm(a, h, i0, i1, scratch, ws, pv, NULL, 0);
-        } else {
-            item_gemm(a, h, i0, i1, scratch, NULL, NULL, ws, ws_floats);
         }
+    } else if (!(a->bf16 && molmo_kernels_amx_bf16() &&
+                 molmo_k_attention_bf16_amx(a, it0, it1, scratch, ws, ws_floats))) {
+        molmo_x86_attn_gemm_items(&ISA, a, it0, it1, scratch, ws, ws_floats);
     }
 }
