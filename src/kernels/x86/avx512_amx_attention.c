@@ -39,14 +39,6 @@
 #define TILE 1024 /* bytes of a 16 x 64-byte tile */
 #define HS_MAX 4  /* 32-dim steps of the head dimension: hd <= 128 */
 
-/* Tiles (all 16 rows x 64 bytes). Scores: 0-3 the Q steps, 4 a K tile, 5/6 the scores of
- * alternate key tiles. Outputs: 0 a P tile, 1 a V tile, 2-5 four output column tiles. */
-static void configure_tiles(void) {
-    static const uint8_t rows[7] = {16, 16, 16, 16, 16, 16, 16};
-    static const uint16_t colsb[7] = {64, 64, 64, 64, 64, 64, 64};
-    molmo_x86_amx_configure(7, rows, colsb);
-}
-
 /* Two f32 vectors of bf16 values as one vector of bf16 pairs, element 2i and 2i + 1 of lo|hi
  * (exact: the values are bf16 already, or rounded to nearest even where they are not). */
 static inline __m512i pairs32(const float *p, int n) {
@@ -263,7 +255,9 @@ int molmo_k_attention_bf16_amx(const molmo_attn_args *a, int it0, int it1, float
     uint8_t *pb = qb + (size_t)HS_MAX * TILE;
     float *stage = (float *)(pb + (size_t)G.nks * TILE); /* 16 rows x 64 outputs */
     const size_t ld = molmo_attn_ld_scores(a->n_kv);
-    configure_tiles();
+    /* seven tiles of 16 x 64 bytes. Scores: 0-3 the Q steps, 4 a K tile, 5/6 the scores of
+     * alternate key tiles. Outputs: 0 a P tile, 1 a V tile, 2-5 four output column tiles. */
+    molmo_x86_amx_configure_full(7);
     int have = -1;
     for (int it = it0; it < it1; it++) {
         int h, i0, i1;

@@ -47,13 +47,6 @@
 #define KC 8       /* k steps per K block (256 k): its weight panel (16 KiB) stays in L1 */
 #define TILE 1024  /* bytes of one tile */
 
-/* Seven tiles of 16 rows x 64 bytes (the roles in the file header). */
-static void configure_tiles(void) {
-    static const uint8_t rows[7] = {TR, TR, TR, TR, TR, TR, TR};
-    static const uint16_t colsb[7] = {64, 64, 64, 64, 64, 64, 64};
-    molmo_x86_amx_configure(7, rows, colsb);
-}
-
 /* Rows [0, rows) of x (stride ldx), k in [k0, k0 + 32 ks) (zero beyond K), into groups of 16
  * rows (zero rows beyond `rows`): per group and step, the tiles of the np parts one after the
  * other (np KiB; np = 1 when x holds bf16 values: the first part is x itself). Group stride
@@ -205,7 +198,7 @@ void molmo_k_matmul_bf16_amx(const molmo_matmul_args *a, int m0, int m1, int n0,
     const int max_groups = (int)((bytes - PANEL_BYTES) / group_bytes(kcs, np));
     uint8_t *cs = pw + PANEL_BYTES, *xs = cs + (size_t)max_groups * NT * TILE;
     const size_t ldx = (size_t)a->ldx, ldy = (size_t)a->ldy;
-    configure_tiles();
+    molmo_x86_amx_configure_full(7); /* their roles: the file header */
     for (int mb0 = m0; mb0 < m1; mb0 += max_groups * TR) {
         const int mb1 = m1 - mb0 < max_groups * TR ? m1 : mb0 + max_groups * TR;
         const int groups = (mb1 - mb0 + TR - 1) / TR;

@@ -129,6 +129,12 @@ int molmo_k_matmul_q_amx(const molmo_matmul_args *a, int m0, int m1, int n0, int
  * bytes, the others none (avx512_amx.c). Only where molmo_kernels_amx() or
  * molmo_kernels_amx_bf16() is on. */
 void molmo_x86_amx_configure(int n, const unsigned char rows[], const unsigned short colsb[]);
+/* The same with tiles 0 .. n-1 all 16 rows x 64 bytes (the bf16 GEMM and the bf16 attention). */
+static inline void molmo_x86_amx_configure_full(int n) {
+    static const unsigned char rows[8] = {16, 16, 16, 16, 16, 16, 16, 16};
+    static const unsigned short colsb[8] = {64, 64, 64, 64, 64, 64, 64, 64};
+    molmo_x86_amx_configure(n, rows, colsb);
+}
 /* Attention with bf16 activations (a->bf16) on AMX-BF16 tiles (avx512_amx_attention.c): work
  * items [it0, it1); returns 0 (nothing done) where it does not apply (causal, f16 K/V, hd not
  * a multiple of 32 up to 128, too little workspace), and the FMA kernel runs instead. */
