@@ -15,6 +15,7 @@
 #include "base/alloc.h"
 #include "base/arena.h"
 #include "base/error.h"
+#include "io/safetensors.h"
 #include "kernels/ops.h"
 #include "model/moe.h"
 
@@ -40,7 +41,7 @@ struct molmo_decoder {
 static const float *f32(const molmo_tensor *t) { return t->data; }
 
 /* Element size of the cache. */
-static size_t kv_es(const molmo_decoder *d) { return d->kv_type == MOLMO_DTYPE_F16 ? 2 : 4; }
+static size_t kv_es(const molmo_decoder *d) { return molmo_dtype_size(d->kv_type); }
 
 /* The K (which 0) or V (1) cache of a layer. */
 static char *kv_at(const molmo_decoder *d, int layer, int which) {
@@ -75,8 +76,8 @@ molmo_status molmo_decoder_create(const molmo_model *m, int n_ctx, int n_batch, 
     const molmo_config *c = &m->cfg;
     *out = NULL;
     if (kv_type != MOLMO_DTYPE_F32 && kv_type != MOLMO_DTYPE_F16)
-        return molmo_err(err, MOLMO_ERR_INVALID_ARG, "KV cache type %s: only f32 and f16 are "
-                         "supported", molmo_dtype_name(kv_type));
+        return molmo_err(err, MOLMO_ERR_INVALID_ARG, "kv_type %s: the KV cache holds f32 or f16",
+                         molmo_dtype_name(kv_type));
     molmo_decoder *d = molmo_calloc(1, sizeof *d);
     if (!d) return molmo_err(err, MOLMO_ERR_NOMEM, "out of memory");
     d->m = m;

@@ -436,12 +436,10 @@ static double compute_peak(molmo_dtype t, const molmo_bench_machine *m) {
     return int8 ? m->vnni_gops : m->fma_gflops;
 }
 
-/* ", bf16 activations" where --bf16-activations changes the stage: the matmuls with bf16
- * weights, and attention whatever the weights (t = MOLMO_DTYPE_COUNT: any). */
-static const char *act_note(const bench_run *b, molmo_dtype t) {
-    return b->o->bf16_act && (t == MOLMO_DTYPE_BF16 || t == MOLMO_DTYPE_COUNT)
-               ? ", bf16 activations"
-               : "";
+/* ", bf16 activations" with --bf16-activations: it changes every stage that runs the model
+ * (attention, whatever the weights' type). */
+static const char *act_note(const bench_run *b) {
+    return b->o->bf16_act ? ", bf16 activations" : "";
 }
 
 static int stage_vision(bench_run *b, molmo_context *ctx, const molmo_bench_machine *m) {
@@ -453,7 +451,7 @@ static int stage_vision(bench_run *b, molmo_context *ctx, const molmo_bench_mach
     bench_row *w = bench_add_row(b->r, "vision", m->n_threads);
     if (!w) return 0;
     snprintf(w->measure, sizeof w->measure, "ViT + connector, per crop (%s%s)",
-             molmo_dtype_name(b->costs.vision_type), act_note(b, MOLMO_DTYPE_COUNT));
+             molmo_dtype_name(b->costs.vision_type), act_note(b));
     w->value = st.mean_s;
     w->sd = st.sd_s;
     w->unit = "s";
@@ -489,7 +487,7 @@ static int stage_prefill(bench_run *b, molmo_context *ctx, const molmo_bench_mac
     bench_row *w = bench_add_row(b->r, "prefill", m->n_threads);
     if (!w) return 0;
     snprintf(w->measure, sizeof w->measure, "%d-token image prompt (%s%s)", pr.n_prompt,
-             molmo_dtype_name(b->costs.llm_type), act_note(b, MOLMO_DTYPE_COUNT));
+             molmo_dtype_name(b->costs.llm_type), act_note(b));
     as_rate(w, pr.n_prompt, &pr.time, "tok/s");
     w->rate = b->costs.prefill_flop / pr.time.mean_s * 1e-9;
     w->rate_unit = "GOP/s";
