@@ -247,6 +247,21 @@ void molmo_op_matmul(molmo_pool *p, float *y, int ldy, const float *x, int ldx, 
     molmo_op_matmul_many(p, &j, 1);
 }
 
+int molmo_op_bf16_input(molmo_pool *p, int bf16_act, molmo_dtype wt, float *x, int M, size_t n,
+                        size_t ld) {
+    if (!bf16_act || wt != MOLMO_DTYPE_BF16) return 0;
+    molmo_op_round_bf16(p, x, M, n, ld);
+    return 1;
+}
+
+void molmo_op_matmul_act(molmo_pool *p, int bf16_act, float *y, int ldy, float *x, int ldx,
+                         const void *w, molmo_dtype wt, const float *bias, int M, int N, int K) {
+    if (molmo_op_bf16_input(p, bf16_act, wt, x, M, (size_t)K, (size_t)ldx))
+        molmo_op_matmul_bf16x(p, y, ldy, x, ldx, w, wt, bias, M, N, K);
+    else
+        molmo_op_matmul(p, y, ldy, x, ldx, w, wt, bias, M, N, K);
+}
+
 void molmo_op_matmul_bf16x(molmo_pool *p, float *y, int ldy, const float *x, int ldx,
                            const void *w, molmo_dtype wt, const float *bias, int M, int N, int K) {
     const molmo_matmul_job j = {y, ldy, x, ldx, w, wt, bias, M, N, K, 1};

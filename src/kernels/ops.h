@@ -38,6 +38,16 @@ void molmo_op_matmul(molmo_pool *p, float *y, int ldy, const float *x, int ldx, 
 void molmo_op_matmul_bf16x(molmo_pool *p, float *y, int ldy, const float *x, int ldx,
                            const void *w, molmo_dtype wt, const float *bias, int M, int N, int K);
 
+/* The rule of bf16 activations for a matmul input: when bf16_act is on and the weights are
+ * BF16, rounds x (M rows of n, stride ld; a temporary the caller lets change) to bf16 in place
+ * and returns 1 (take the product with molmo_op_matmul_bf16x); else leaves x and returns 0. */
+int molmo_op_bf16_input(molmo_pool *p, int bf16_act, molmo_dtype wt, float *x, int M, size_t n,
+                        size_t ld);
+
+/* molmo_op_matmul under that rule: x rounded and molmo_op_matmul_bf16x, or molmo_op_matmul. */
+void molmo_op_matmul_act(molmo_pool *p, int bf16_act, float *y, int ldy, float *x, int ldx,
+                         const void *w, molmo_dtype wt, const float *bias, int M, int N, int K);
+
 /* Several independent matmuls (each as molmo_op_matmul; they must not write each other's
  * inputs) in one parallel run: the output tiles of all of them are dealt out to the threads
  * together, so many small products (the experts of a MoE layer at decode) cost one wake-up of

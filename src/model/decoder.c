@@ -141,20 +141,15 @@ void molmo_decoder_set_bf16_activations(molmo_decoder *d, int on) {
  * rows), or copy the residual stream into d->h first (norm-after layers, see below). */
 static void mm(molmo_decoder *d, molmo_pool *pool, float *y, int ldy, float *x, int ldx,
                const molmo_tensor *w, const float *b, int n, int N, int K) {
-    if (d->bf16x && w->dtype == MOLMO_DTYPE_BF16) {
-        molmo_op_round_bf16(pool, x, n, (size_t)K, (size_t)ldx);
-        molmo_op_matmul_bf16x(pool, y, ldy, x, ldx, w->data, w->dtype, b, n, N, K);
-    } else {
-        molmo_op_matmul(pool, y, ldy, x, ldx, w->data, w->dtype, b, n, N, K);
-    }
+    molmo_op_matmul_act(pool, d->bf16x, y, ldy, x, ldx, w->data, w->dtype, b, n, N, K);
 }
 
-/* The input of a sub-layer: the normed rows in d->h, or for a norm-after layer the residual
- * stream itself, which bf16 activations must not round: then a copy in d->h (free until the
- * sub-layer's output projection writes it). */
-static float *sublayer_input(molmo_decoder *d, int n) {
+/* The input of a sub-layer whose first matmul has weights of type wt: the normed rows in d->h,
+ * or for a norm-after layer the residual stream itself, which bf16 activations must not round:
+ * then a copy in d->h (free until the sub-layer's output projection writes it). */
+static float *sublayer_input(molmo_decoder *d, int n, molmo_dtype wt) {
     if (!d->m->cfg.norm_after) return d->h;
-    if (!d->bf16x) return d->x;
+    if (!d->bf16x || wt != MOLMO_DTYPE_BF16) return d->x;
     memcpy(d->h, d->x, (size_t)n * (size_t)d->d * sizeof(float));
     return d->h;
 }
@@ -248,7 +243,7 @@ static void attention(molmo_decoder *d, molmo_pool *pool, const molmo_llm_layer 
     const molmo_config *c = &d->m->cfg;
     int D = d->d, Q = d->qkvd, hd = c->head_dim;
     if (!c->norm_after) molmo_op_rmsnorm(pool, d->h, d->x, f32(&L->attn_norm), n, D, c->norm_eps);
-    mm(d, pool, d->qkv, Q, sublayer_input(d, n), D, &L->att_proj,
+    mm(d, pool, d->qkv, Q, sublayer_input(d, n, L->att_proj.dtype), D, &L->att_proj,
        c->qkv_bias ? f32(&L->att_proj_bias) : NULL, n, Q, D);
     const qkv_task w = {d, L, layer, n};
     if (n < 16) /* decode: not worth waking the pool */
@@ -274,7 +269,7 @@ static void feed_forward(molmo_decoder *d, molmo_pool *pool, const molmo_llm_lay
                           tu);
         memcpy(d->h, d->att, (size_t)n * D * sizeof(float));
     } else {
-        mm(d, pool, d->ffb, 2 * F, sublayer_input(d, n), D, &L->ff_proj, NULL, n, 2 * F, D);
+        mm(d, pool, d->ffb, 2 * F, sublayer_input(d, n, L->ff_proj.dtype), D, &L->ff_proj, NULL, n, 2 * F, D);
         /* rows: [up | gate] -> silu(gate) * up, in place */
         molmo_op_silu_mul_rows(pool, d->ffb, d->ffb + F, d->ffb, n, (size_t)F, 2 * (size_t)F);
         mm(d, pool, d->h, D, d->ffb, 2 * F, &L->ff_out, NULL, n, D, F);

@@ -159,8 +159,8 @@ static void run_experts(molmo_moe *e, molmo_pool *pool, const molmo_llm_layer *L
     rows_task rt = {e, in, out, base, n_rows, n_tok};
     run_rows(pool, gather_worker, &rt);
     /* bf16 activations: the gathered rows and the gated hidden rows are temporaries */
-    const int r = e->bf16x && L->experts[x0].gate.dtype == MOLMO_DTYPE_BF16;
-    if (r) molmo_op_round_bf16(pool, e->xb, n_rows, (size_t)D, (size_t)D);
+    const int r = molmo_op_bf16_input(pool, e->bf16x, L->experts[x0].gate.dtype, e->xb, n_rows,
+                                      (size_t)D, (size_t)D);
     for (int x = x0; x < x1; x++) {
         const size_t off = (size_t)(e->start[x] - base);
         const int m = e->start[x + 1] - e->start[x];

@@ -43,22 +43,11 @@ static const float *f32(const molmo_tensor *t) { return t->data; }
 
 void molmo_vision_set_bf16_activations(molmo_vision *v, int on) { v->bf16x = on != 0; }
 
-/* Whether x, M rows of K (stride ldx) about to meet weights w, is rounded to bf16 first (and
- * then rounds it, in place: every caller passes a temporary that nothing else reads unrounded). */
-static int round_input(molmo_vision *v, molmo_pool *pool, float *x, int ldx, const molmo_tensor *w,
-                       int M, int K) {
-    if (!v->bf16x || w->dtype != MOLMO_DTYPE_BF16) return 0;
-    molmo_op_round_bf16(pool, x, M, (size_t)K, (size_t)ldx);
-    return 1;
-}
-
-/* y[M, N] = x[M, K] · wᵀ (+ b), x a temporary (see round_input). */
+/* y[M, N] = x[M, K] · wᵀ (+ b). x is a temporary that nothing reads afterwards unrounded, so
+ * bf16 activations may round it in place (molmo_op_matmul_act). */
 static void mm(molmo_vision *v, molmo_pool *pool, float *y, int ldy, float *x, int ldx,
                const molmo_tensor *w, const float *b, int M, int N, int K) {
-    if (round_input(v, pool, x, ldx, w, M, K))
-        molmo_op_matmul_bf16x(pool, y, ldy, x, ldx, w->data, w->dtype, b, M, N, K);
-    else
-        molmo_op_matmul(pool, y, ldy, x, ldx, w->data, w->dtype, b, M, N, K);
+    molmo_op_matmul_act(pool, v->bf16x, y, ldy, x, ldx, w->data, w->dtype, b, M, N, K);
 }
 
 molmo_status molmo_vision_create(const molmo_model *m, int n_threads, molmo_vision **out,
@@ -126,7 +115,8 @@ static void vit_block(molmo_vision *v, molmo_pool *pool, const molmo_vit_layer *
     float eps = v->m->cfg.vit_norm_eps;
     float *q = v->qkv, *k = v->qkv + (size_t)T * W, *vv = v->qkv + 2 * (size_t)T * W;
     molmo_op_layernorm(pool, v->h, v->x, f32(&L->ln1_w), f32(&L->ln1_b), T, W, eps);
-    const int r = round_input(v, pool, v->h, W, &L->wq, T, W); /* q, k, v: one dtype */
+    /* q, k, v: one dtype */
+    const int r = molmo_op_bf16_input(pool, v->bf16x, L->wq.dtype, v->h, T, (size_t)W, (size_t)W);
     const molmo_matmul_job qkv[3] = {
         {q, W, v->h, W, L->wq.data, L->wq.dtype, f32(&L->bq), T, W, W, r},
         {k, W, v->h, W, L->wk.data, L->wk.dtype, f32(&L->bk), T, W, W, r},
