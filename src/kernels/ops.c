@@ -99,6 +99,14 @@ int molmo_kernels_amx_bf16(void) {
     return g_amx_bf16 && !atomic_load_explicit(&g_amx_off, memory_order_relaxed);
 }
 
+int molmo_kernels_quant_bf16(void) {
+#if defined(__x86_64__)
+    return molmo_kernels_get() == &molmo_kernels_avx512_table && molmo_kernels_amx_bf16();
+#else
+    return 0;
+#endif
+}
+
 int molmo_kernels_bf16_dot(void) {
     pthread_once(&g_best_once, pick_best);
     return g_bf16_dot;
@@ -197,10 +205,10 @@ static void mm_plan_one(mm_plan *t, const molmo_matmul_job *j, int nth) {
                                .wt = j->wt, .bias = j->bias, .M = j->M, .N = j->N, .K = j->K,
                                .x_bf16 = j->x_bf16};
     const int M = j->M;
-    t->nb = M <= 4 ? 16 : 64;
+    t->nb = M <= MOLMO_GEMV_MAX_M ? 16 : 64;
     t->n_nt = (j->N + t->nb - 1) / t->nb;
     t->mb = M;
-    if (M > 4 && nth > 1 && t->n_nt < 4 * nth) {
+    if (M > MOLMO_GEMV_MAX_M && nth > 1 && t->n_nt < 4 * nth) {
         int n_mt = (4 * nth + t->n_nt - 1) / t->n_nt, max_mt = (M + 23) / 24;
         n_mt = n_mt < max_mt ? n_mt : max_mt;
         t->mb = ((M + n_mt - 1) / n_mt + 5) / 6 * 6;
@@ -247,9 +255,16 @@ void molmo_op_matmul(molmo_pool *p, float *y, int ldy, const float *x, int ldx, 
     molmo_op_matmul_many(p, &j, 1);
 }
 
+int molmo_op_bf16_rule(int bf16_act, molmo_dtype wt, int M) {
+    if (!bf16_act) return 0;
+    if (wt == MOLMO_DTYPE_BF16) return 1;
+    return (wt == MOLMO_DTYPE_Q8_0 || wt == MOLMO_DTYPE_Q4_0) && M > MOLMO_GEMV_MAX_M &&
+           molmo_kernels_quant_bf16();
+}
+
 int molmo_op_bf16_input(molmo_pool *p, int bf16_act, molmo_dtype wt, float *x, int M, size_t n,
                         size_t ld) {
-    if (!bf16_act || wt != MOLMO_DTYPE_BF16) return 0;
+    if (!molmo_op_bf16_rule(bf16_act, wt, M)) return 0;
     molmo_op_round_bf16(p, x, M, n, ld);
     return 1;
 }

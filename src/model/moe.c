@@ -12,7 +12,7 @@
 struct molmo_moe {
     const molmo_model *m;
     int n_batch, E, k, D, F;
-    int bf16x;     /* bf16 activations for BF16 experts (molmo_moe_set_bf16_activations) */
+    int bf16x;     /* bf16 activations (molmo_moe_set_bf16_activations; molmo_op_bf16_rule) */
     float *probs;  /* [B, E] router probabilities */
     int *top_ids;  /* [B, k] */
     float *top_w;  /* [B, k] */
@@ -148,6 +148,24 @@ static void run_rows(molmo_pool *pool, molmo_pool_fn fn, rows_task *t) {
 /* At most this many experts run together (the job lists below are on the stack). */
 #define GROUP_MAX 32
 
+/* bf16 activations: rounds the rows of buf (width floats each; row r is entry base + r) that
+ * belong to the experts of [x0, x1) whose products take bf16 inputs (round[x - x0]), a run of
+ * consecutive such experts at a time (experts without rows do not break a run). */
+static void round_expert_rows(molmo_pool *pool, const molmo_moe *e, const unsigned char *round,
+                              int x0, int x1, int base, float *buf, int width) {
+    for (int x = x0; x < x1;) {
+        if (!round[x - x0]) {
+            x++;
+            continue;
+        }
+        int end = x;
+        while (end < x1 && (round[end - x0] || e->start[end + 1] == e->start[end])) end++;
+        const int r0 = e->start[x] - base, r1 = e->start[end] - base;
+        molmo_op_round_bf16(pool, buf + (size_t)r0 * width, r1 - r0, (size_t)width, (size_t)width);
+        x = end;
+    }
+}
+
 /* Experts [x0, x1) (x1 - x0 <= GROUP_MAX), whose entries together fit the workspace: gate and
  * up of all of them in one parallel run, then all downs, then weight * output added into out
  * in expert order. Row r of xb/g/u/y is entry base + r. */
@@ -155,15 +173,21 @@ static void run_experts(molmo_moe *e, molmo_pool *pool, const molmo_llm_layer *L
                         int n_tok, int x0, int x1, float *out) {
     const int D = e->D, F = e->F, base = e->start[x0], n_rows = e->start[x1] - base;
     molmo_matmul_job up[2 * GROUP_MAX], down[GROUP_MAX];
-    int n_up = 0, n_down = 0;
+    unsigned char round[GROUP_MAX];
+    int n_up = 0, n_down = 0, any = 0;
     rows_task rt = {e, in, out, base, n_rows, n_tok};
     run_rows(pool, gather_worker, &rt);
-    /* bf16 activations: the gathered rows and the gated hidden rows are temporaries */
-    const int r = molmo_op_bf16_input(pool, e->bf16x, L->experts[x0].gate.dtype, e->xb, n_rows,
-                                      (size_t)D, (size_t)D);
+    /* bf16 activations: the gathered rows and the gated hidden rows are temporaries; whether an
+     * expert's products take them rounded depends on its dtype and, for Q8_0/Q4_0, its rows */
+    for (int x = x0; x < x1; x++) {
+        const int m = e->start[x + 1] - e->start[x];
+        round[x - x0] = m > 0 && molmo_op_bf16_rule(e->bf16x, L->experts[x].gate.dtype, m);
+        any |= round[x - x0];
+    }
+    if (any) round_expert_rows(pool, e, round, x0, x1, base, e->xb, D);
     for (int x = x0; x < x1; x++) {
         const size_t off = (size_t)(e->start[x] - base);
-        const int m = e->start[x + 1] - e->start[x];
+        const int m = e->start[x + 1] - e->start[x], r = round[x - x0];
         const molmo_expert *ex = &L->experts[x];
         if (m == 0) continue;
         up[n_up++] = (molmo_matmul_job){e->g + off * F, F, e->xb + off * D, D, ex->gate.data,
@@ -175,7 +199,7 @@ static void run_experts(molmo_moe *e, molmo_pool *pool, const molmo_llm_layer *L
     }
     molmo_op_matmul_many(pool, up, n_up);
     molmo_op_silu_mul(pool, e->g, e->g, e->u, (size_t)n_rows * F);
-    if (r) molmo_op_round_bf16(pool, e->g, n_rows, (size_t)F, (size_t)F);
+    if (any) round_expert_rows(pool, e, round, x0, x1, base, e->g, F);
     molmo_op_matmul_many(pool, down, n_down);
     run_rows(pool, scatter_worker, &rt);
 }

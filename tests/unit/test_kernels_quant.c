@@ -11,6 +11,8 @@
  *     molmo_k_matmul_qdot_ref (identical bits, also with a stack panel, a short workspace and
  *     misaligned operands) and against the f32 reference (tolerance "matmul_q": the activation
  *     quantization); the specification against double precision;
+ *   - bf16 activations (molmo_op_bf16_rule): where the GEMMs run on AMX-BF16 tiles, the bits
+ *     of the BF16 weights molmo_f32_to_bf16(dequantized W);
  *   - the op layer: 1, 2, 3 threads identical; gather_rows / to_f32 of block types.
  * MOLMO_TEST_VERBOSE=1 prints every comparison; MOLMO_TEST_SEED=n draws other inputs. */
 #include <float.h>
@@ -526,6 +528,102 @@ static void test_qmatmul_amx(void **state) {
 #endif
 }
 
+/* bf16 activations on Q8_0 / Q4_0 weights (molmo_op_bf16_rule). The rule: GEMMs only (M > 4),
+ * and only where the kernels then run them on AMX-BF16 tiles (never on the reference set or with
+ * AMX off, where the int8 kernels keep x as it is). There, the product of a bf16 x is the one
+ * with the BF16 weights molmo_f32_to_bf16(dequantized W): the same bits as the AMX-BF16 GEMM on
+ * those weights (whole and cut ranges, the pool workspace and none, 1-3 threads through the op
+ * layer), and the f32 reference's values on them to the tolerance of that GEMM. */
+static void test_qmatmul_bf16x(void **state) {
+    (void)state;
+    assert_int_equal(molmo_op_bf16_rule(0, MOLMO_DTYPE_Q8_0, 100), 0);
+    assert_int_equal(molmo_op_bf16_rule(1, MOLMO_DTYPE_BF16, 1), 1);
+    assert_int_equal(molmo_op_bf16_rule(1, MOLMO_DTYPE_F32, 100), 0);
+    assert_int_equal(molmo_op_bf16_rule(1, MOLMO_DTYPE_Q6_K, 100), 0);
+    assert_int_equal(molmo_op_bf16_rule(1, MOLMO_DTYPE_Q8_0, MOLMO_GEMV_MAX_M), 0);
+    molmo_kernels_force_reference(1);
+    assert_int_equal(molmo_op_bf16_rule(1, MOLMO_DTYPE_Q8_0, 100), 0);
+    molmo_kernels_force_reference(0);
+#if defined(__x86_64__)
+    if (!molmo_kernels_quant_bf16()) {
+        print_message("  AMX-BF16 not usable here (cpu.h amx_bf16 = %d): the int8 kernels keep "
+                      "these products; skipped\n", molmo_cpu_get()->amx_bf16);
+        skip();
+    }
+    molmo_kernels_allow_amx(0);
+    assert_int_equal(molmo_op_bf16_rule(1, MOLMO_DTYPE_Q4_0, 100), 0);
+    molmo_kernels_allow_amx(1);
+    assert_int_equal(molmo_op_bf16_rule(1, MOLMO_DTYPE_Q8_0, MOLMO_GEMV_MAX_M + 1), 1);
+    assert_int_equal(molmo_op_bf16_rule(1, MOLMO_DTYPE_Q4_0, 577), 1);
+    molmo_pool *pools[3];
+    for (int i = 0; i < 3; i++) assert_int_equal(molmo_pool_create(i + 1, &pools[i], NULL), MOLMO_OK);
+    int cases = 0;
+    for (size_t i = 0; i < sizeof Q_SHAPES / sizeof Q_SHAPES[0]; i++)
+        for (int t = 0; t < 2; t++) {
+            const qshape *s = &Q_SHAPES[i];
+            if (s->M <= MOLMO_GEMV_MAX_M) continue;
+            const int M = s->M, N = s->N, K = s->K, ldx = K + s->pad, ldy = N + s->pad;
+            const size_t nmn = (size_t)M * ldy, nw = (size_t)N * K;
+            float *x = frand((size_t)M * ldx, 1.0f), *wf, *bias = t ? frand((size_t)N, 0.5f) : NULL;
+            for (size_t e = 0; e < (size_t)M * ldx; e++) x[e] = molmo_bf16_to_f32(molmo_f32_to_bf16(x[e]));
+            void *wbase;
+            const uint8_t *w = make_qw(QTYPES[t], N, K, 0, &wbase, &wf);
+            uint16_t *wb = malloc(nw * 2);
+            float *want = malloc(nmn * 4), *got = malloc(nmn * 4), *r = malloc(nmn * 4);
+            assert_true(wb && want && got && r);
+            for (size_t e = 0; e < nw; e++) {
+                wb[e] = molmo_f32_to_bf16(wf[e]);
+                wf[e] = molmo_bf16_to_f32(wb[e]);
+            }
+            char what[96];
+            snprintf(what, sizeof what, "%dx%dx%d %s, bf16 x", M, N, K, molmo_dtype_name(QTYPES[t]));
+            for (size_t e = 0; e < nmn; e++) want[e] = SENTINEL;
+            molmo_matmul_args ab = {want, ldy, x, ldx, wb, MOLMO_DTYPE_BF16, bias, M, N, K, 1};
+            molmo_k_matmul_bf16_amx(&ab, 0, M, 0, N, g_ws, WS_FLOATS);
+            molmo_matmul_args a = ab;
+            a.w = w;
+            a.wt = QTYPES[t];
+            for (int v = 0; v < 3; v++) {
+                for (size_t e = 0; e < nmn; e++) got[e] = SENTINEL;
+                a.y = got;
+                if (v < 2) {
+                    molmo_kernels_get()->matmul(&a, 0, M, 0, N, v ? NULL : g_ws, v ? 0 : WS_FLOATS);
+                } else { /* odd cuts */
+                    const int mc = M > 21 ? 21 : M, nc = N > 37 ? 37 : N;
+                    molmo_k_matmul_bf16_amx(&a, 0, mc, 0, nc, g_ws, WS_FLOATS);
+                    if (nc < N) molmo_k_matmul_bf16_amx(&a, 0, mc, nc, N, g_ws, WS_FLOATS);
+                    if (mc < M) molmo_k_matmul_bf16_amx(&a, mc, M, 0, N, g_ws, WS_FLOATS);
+                }
+                for (int row = 0; row < M; row++)
+                    assert_memory_equal(got + (size_t)row * ldy, want + (size_t)row * ldy, (size_t)N * 4);
+            }
+            for (int p = 0; p < 3; p++) {
+                for (size_t e = 0; e < nmn; e++) got[e] = SENTINEL;
+                molmo_op_matmul_bf16x(pools[p], got, ldy, x, ldx, w, QTYPES[t], bias, M, N, K);
+                for (int row = 0; row < M; row++)
+                    assert_memory_equal(got + (size_t)row * ldy, want + (size_t)row * ldy, (size_t)N * 4);
+            }
+            molmo_matmul_args af = {got, N, x, ldx, wf, MOLMO_DTYPE_F32, bias, M, N, K, 0};
+            molmo_kernels_ref()->matmul(&af, 0, M, 0, N, NULL, 0);
+            unpad(r, want, M, N, ldy);
+            check("avx512", "matmul", r, got, (size_t)M * N, what);
+            cases++;
+            free(x);
+            free(bias);
+            free(wf);
+            free(wbase);
+            free(wb);
+            free(want);
+            free(got);
+            free(r);
+        }
+    for (int i = 0; i < 3; i++) molmo_pool_free(pools[i]);
+    print_message("  quantized GEMMs on AMX-BF16: %d cases, the bits of the bf16 weights\n", cases);
+#else
+    skip();
+#endif
+}
+
 /* Non-finite activations: the block's outputs become NaN in every set, as in the spec; other
  * rows are untouched. */
 static void test_qmatmul_nonfinite(void **state) {
@@ -634,7 +732,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_quant_errors),       cmocka_unit_test(test_act_quant),
         cmocka_unit_test(test_qmatmul_vs_ref),     cmocka_unit_test(test_qmatmul_nonfinite),
         cmocka_unit_test(test_qmatmul_threads),    cmocka_unit_test(test_qmatmul_amx),
-        cmocka_unit_test(test_quant_gather_to_f32),
+        cmocka_unit_test(test_qmatmul_bf16x),      cmocka_unit_test(test_quant_gather_to_f32),
         cmocka_unit_test(test_print_summary),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

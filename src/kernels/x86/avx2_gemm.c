@@ -15,7 +15,7 @@
 #define NR (8 * NV)
 #define KC_STACK 256     /* K block without a workspace: a 16 KiB panel on the stack */
 #define KC_MAX 1024      /* K block with the pool's workspace: a 64 KiB panel */
-#define GEMV_MAX_M 4 /* must match avx512_gemm.c: the op layer tiles GEMV shapes by 16 columns */
+#define GEMV_MAX_M MOLMO_GEMV_MAX_M
 
 #define INLINE static inline __attribute__((always_inline))
 

@@ -29,7 +29,9 @@
  * f32 sums of a 16 x 32 output block (alternating between row groups). */
 #include <immintrin.h>
 #include <stdint.h>
+#include <string.h>
 
+#include "kernels/quant.h"
 #include "kernels/x86/avx512_math.h"
 #include "kernels/x86/x86.h"
 
@@ -82,21 +84,55 @@ static void split_rows(const float *x, size_t ldx, int rows, int K, int k0, int 
     }
 }
 
-/* The bf16 weights of columns j0 .. j0 + 31 (zero beyond n1), k steps [s0, s0 + ks) (zero
- * beyond K), as weight tiles: per step, the tiles of columns 0-15 and 16-31. A tile row p is
- * dword p (k = 2p, 2p+1) of each of its 16 columns: a 16 x 16 dword transpose. */
-static void pack_panel(const uint16_t *w, size_t ldw, int K, int j0, int n1, int k0, int ks,
+/* The 32 weights of one Q8_0 / Q4_0 block as bf16, in the order of 32 bf16 weights loaded
+ * from a row (k 0-15 in the low half, 16-31 in the high half): each weight dequantized as
+ * quant.h's molmo_q8_0_value / molmo_q4_0_value (an integer times the fp16 scale: exact in f32)
+ * and rounded to bf16 to nearest even, so the GEMM below computes with molmo_f32_to_bf16 of
+ * the reference's weights. */
+static __m512 dequant_block_bf16(int q8, const uint8_t *blk) {
+    uint16_t dh;
+    memcpy(&dh, blk, 2);
+    const __m512 d = _mm512_set1_ps(_cvtsh_ss(dh));
+    __m128i lo, hi; /* the 32 signed integers: k 0-15, 16-31 */
+    if (q8) {
+        lo = _mm_loadu_si128((const __m128i *)(blk + 2));
+        hi = _mm_loadu_si128((const __m128i *)(blk + 18));
+    } else {
+        const __m128i b = _mm_loadu_si128((const __m128i *)(blk + 2)), m4 = _mm_set1_epi8(15),
+                      eight = _mm_set1_epi8(8);
+        lo = _mm_sub_epi8(_mm_and_si128(b, m4), eight);
+        hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(b, 4), m4), eight);
+    }
+    const __m512 f0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(lo)), d);
+    const __m512 f1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(hi)), d);
+    return (__m512)_mm512_cvtne2ps_pbh(f1, f0);
+}
+
+/* Row k0 + 32 s of column j as 32 bf16 weights (zero beyond K): BF16 weights as stored, Q8_0 /
+ * Q4_0 blocks dequantized (K is a multiple of 32 for them, so a step is one block). */
+static __m512 weight_step(const molmo_matmul_args *a, size_t ldw, int j, int k) {
+    const uint8_t *row = (const uint8_t *)a->w + (size_t)j * ldw;
+    if (a->wt == MOLMO_DTYPE_BF16) {
+        const int n = a->K - k < KS ? a->K - k : KS;
+        return _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(
+            (__mmask32)(n >= 32 ? 0xffffffffu : (1u << n) - 1u), row + 2 * (size_t)k));
+    }
+    const int q8 = a->wt == MOLMO_DTYPE_Q8_0;
+    return dequant_block_bf16(q8, row + (size_t)(k / MOLMO_QK) * (q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES));
+}
+
+/* The weights of columns j0 .. j0 + 31 (zero beyond n1), k steps [s0, s0 + ks) (zero beyond K),
+ * as bf16 weight tiles: per step, the tiles of columns 0-15 and 16-31. A tile row p is dword p
+ * (k = 2p, 2p+1) of each of its 16 columns: a 16 x 16 dword transpose. */
+static void pack_panel(const molmo_matmul_args *a, size_t ldw, int j0, int n1, int k0, int ks,
                        uint8_t *pw) {
     for (int s = 0; s < ks; s++)
         for (int h = 0; h < NT; h++) {
-            const int k = k0 + s * KS, n = K - k < KS ? K - k : KS;
+            const int k = k0 + s * KS;
             __m512 r[16];
             for (int c = 0; c < 16; c++) {
                 const int j = j0 + 16 * h + c;
-                r[c] = j < n1 && n > 0
-                           ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(
-                                 (__mmask32)(n >= 32 ? 0xffffffffu : (1u << n) - 1u), w + (size_t)j * ldw + k))
-                           : _mm512_setzero_ps();
+                r[c] = j < n1 && k < a->K ? weight_step(a, ldw, j, k) : _mm512_setzero_ps();
             }
             avx512_transpose16_ps(r);
             uint8_t *t = pw + ((size_t)s * NT + (size_t)h) * TILE;
@@ -197,7 +233,7 @@ void molmo_k_matmul_bf16_amx(const molmo_matmul_args *a, int m0, int m1, int n0,
     }
     const int max_groups = (int)((bytes - PANEL_BYTES) / group_bytes(kcs, np));
     uint8_t *cs = pw + PANEL_BYTES, *xs = cs + (size_t)max_groups * NT * TILE;
-    const size_t ldx = (size_t)a->ldx, ldy = (size_t)a->ldy;
+    const size_t ldx = (size_t)a->ldx, ldy = (size_t)a->ldy, ldw = molmo_dtype_row_bytes(a->wt, K);
     molmo_x86_amx_configure_full(7); /* their roles: the file header */
     for (int mb0 = m0; mb0 < m1; mb0 += max_groups * TR) {
         const int mb1 = m1 - mb0 < max_groups * TR ? m1 : mb0 + max_groups * TR;
@@ -213,14 +249,14 @@ void molmo_k_matmul_bf16_amx(const molmo_matmul_args *a, int m0, int m1, int n0,
                  * (577x4096x1024, 2 threads: 1570-1670 -> 1820-1845 GFLOP/s; with three
                  * passes it measured 3-10% slower, so not there) */
                 molmo_x86_l2_ahead f;
-                const int quota = molmo_x86_l2_next_panel(&f, a->w, (size_t)K * 2, j0, NC, n1,
+                const int quota = molmo_x86_l2_next_panel(&f, a->w, ldw, j0, NC, n1,
                                                           np == 1 && cn == nks,
                                                           (cn + KC - 1) / KC * groups);
                 for (int b0 = 0; b0 < cn; b0 += KC) {
                     const int ks = cn - b0 < KC ? cn - b0 : KC;
                     const int from = b0 > 0 ? FROM_BUF : c0 > 0 ? FROM_Y : FROM_ZERO;
                     const int to_y = b0 + ks == cn;
-                    pack_panel(a->w, (size_t)K, K, j0, n1, (c0 + b0) * KS, ks, pw);
+                    pack_panel(a, ldw, j0, n1, (c0 + b0) * KS, ks, pw);
                     /* the tile loads read what these vector stores wrote; GCC's tileloadd asm
                      * does not say it reads memory */
                     __asm__ volatile("" ::: "memory");

@@ -24,7 +24,7 @@
 #define NR (16 * NV)     /* columns of a packed W panel */
 #define KC_STACK 128     /* K block without a workspace: a 32 KiB panel on the stack */
 #define KC_MAX 1024      /* K block with the pool's workspace: a 256 KiB panel (L2) */
-#define GEMV_MAX_M 4     /* problems with at most this many rows use the dot-product path */
+#define GEMV_MAX_M MOLMO_GEMV_MAX_M
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -282,7 +282,12 @@ void molmo_k_matmul_f32_avx512(const molmo_matmul_args *a, int m0, int m1, int n
     const int small = a->M <= GEMV_MAX_M;
     switch (a->wt) {
     case MOLMO_DTYPE_Q8_0:
-    case MOLMO_DTYPE_Q4_0: molmo_k_matmul_q_avx512(a, m0, m1, n0, n1, ws, ws_floats); break;
+    case MOLMO_DTYPE_Q4_0: /* bf16 activations: on bf16 tiles (molmo_op_bf16_rule) */
+        if (!small && a->x_bf16 && molmo_kernels_amx_bf16())
+            molmo_k_matmul_bf16_amx(a, m0, m1, n0, n1, ws, ws_floats);
+        else
+            molmo_k_matmul_q_avx512(a, m0, m1, n0, n1, ws, ws_floats);
+        break;
     case MOLMO_DTYPE_Q4_K:
     case MOLMO_DTYPE_Q6_K: molmo_k_matmul_k_avx512(a, m0, m1, n0, n1, ws, ws_floats); break;
     case MOLMO_DTYPE_F16: (small ? gemv_f16 : gemm_f16)(a, m0, m1, n0, n1, ws, ws_floats); break;
