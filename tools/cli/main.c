@@ -51,7 +51,8 @@ static void usage(FILE *f) {
             "Numerics are the official fp32 model's by default; two options of the generating\n"
             "commands and bench trade a little of that for speed and memory, with their\n"
             "accuracy measured in docs/gguf.md: --kv-type f16 (half the KV cache) and\n"
-            "--bf16-activations (bf16 inputs for bf16 matmuls and attention).\n");
+            "--bf16-activations (bf16 inputs for bf16 matmuls and attention; on AMX-BF16\n"
+            "CPUs q8_0/q4_0 GEMMs too, with the weights rounded to bf16).\n");
 }
 
 int cli_fail(const molmo_error *err, const char *fmt, ...) {
