@@ -108,31 +108,34 @@ static __m512 dequant_block_bf16(int q8, const uint8_t *blk) {
     return (__m512)_mm512_cvtne2ps_pbh(f1, f0);
 }
 
-/* Row k0 + 32 s of column j as 32 bf16 weights (zero beyond K): BF16 weights as stored, Q8_0 /
- * Q4_0 blocks dequantized (K is a multiple of 32 for them, so a step is one block). */
-static __m512 weight_step(const molmo_matmul_args *a, size_t ldw, int j, int k) {
-    const uint8_t *row = (const uint8_t *)a->w + (size_t)j * ldw;
-    if (a->wt == MOLMO_DTYPE_BF16) {
-        const int n = a->K - k < KS ? a->K - k : KS;
-        return _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(
-            (__mmask32)(n >= 32 ? 0xffffffffu : (1u << n) - 1u), row + 2 * (size_t)k));
-    }
-    const int q8 = a->wt == MOLMO_DTYPE_Q8_0;
-    return dequant_block_bf16(q8, row + (size_t)(k / MOLMO_QK) * (q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES));
-}
-
 /* The weights of columns j0 .. j0 + 31 (zero beyond n1), k steps [s0, s0 + ks) (zero beyond K),
- * as bf16 weight tiles: per step, the tiles of columns 0-15 and 16-31. A tile row p is dword p
- * (k = 2p, 2p+1) of each of its 16 columns: a 16 x 16 dword transpose. */
+ * as bf16 weight tiles: per step, the tiles of columns 0-15 and 16-31. BF16 weights as stored,
+ * Q8_0 / Q4_0 blocks dequantized (K is a multiple of 32 for them: a step is one block). A tile
+ * row p is dword p (k = 2p, 2p+1) of each of its 16 columns: a 16 x 16 dword transpose. */
 static void pack_panel(const molmo_matmul_args *a, size_t ldw, int j0, int n1, int k0, int ks,
                        uint8_t *pw) {
+    const int K = a->K, q8 = a->wt == MOLMO_DTYPE_Q8_0;
+    const size_t bb = q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;
+    const uint8_t *w = a->w;
     for (int s = 0; s < ks; s++)
         for (int h = 0; h < NT; h++) {
-            const int k = k0 + s * KS;
+            const int k = k0 + s * KS, n = K - k < KS ? K - k : KS;
             __m512 r[16];
-            for (int c = 0; c < 16; c++) {
-                const int j = j0 + 16 * h + c;
-                r[c] = j < n1 && k < a->K ? weight_step(a, ldw, j, k) : _mm512_setzero_ps();
+            if (a->wt == MOLMO_DTYPE_BF16) {
+                const __mmask32 m = (__mmask32)(n >= 32 ? 0xffffffffu : n > 0 ? (1u << n) - 1u : 0u);
+                for (int c = 0; c < 16; c++) {
+                    const int j = j0 + 16 * h + c;
+                    r[c] = j < n1 ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(
+                                        m, (const uint16_t *)w + (size_t)j * (size_t)K + k))
+                                  : _mm512_setzero_ps();
+                }
+            } else {
+                for (int c = 0; c < 16; c++) {
+                    const int j = j0 + 16 * h + c;
+                    r[c] = j < n1 && n > 0 ? dequant_block_bf16(q8, w + (size_t)j * ldw +
+                                                                        (size_t)(k / MOLMO_QK) * bb)
+                                           : _mm512_setzero_ps();
+                }
             }
             avx512_transpose16_ps(r);
             uint8_t *t = pw + ((size_t)s * NT + (size_t)h) * TILE;
@@ -212,12 +215,44 @@ static void group(const uint8_t *xg, int np, const uint8_t *pw, int ks, uint8_t 
 }
 
 /* Workspace: the weight panel of one K block, then per group of a row chunk its two sum tiles
- * and its split activations for a K chunk (kcs steps). K chunks are as long as a chunk of
- * MIN_GROUPS groups allows (all of K up to 1024 with the 1 MiB pool workspace), so y is read
- * and written once per K chunk; without a workspace, a stack buffer for one group and one block. */
+ * and its split activations for a K chunk (kcs steps); without a workspace, a stack buffer for
+ * one group and one block. Every row chunk packs the weight panels again (for Q8_0/Q4_0 with
+ * their dequantization), every K chunk after the first reads and writes y again: plan() picks
+ * the number of row chunks whose estimated cost of the two is least. The estimates, from the
+ * kernel's profile on one core: packing ~0.1 ns per bf16 weight, ~0.17 dequantizing Q8_0/Q4_0;
+ * a round trip of y ~0.8 ns per element while a thread's y block stays within 8 MiB, ~3 ns
+ * beyond (from DRAM; a K chunk that spans all of K also lets the next panel's weights be
+ * prefetched). 2 threads, one-pass: 577x1024x4096 (Q8_0) 4.5 -> 3.1 ms, 740x3584x3584 10.4 ->
+ * 9.1, 740x3584x18944 75-84 -> 63-77; 740x18944x3584 (a 28 MB y block) keeps whole K: 65-69 ms,
+ * against 80 with 2 K chunks. The former rule (K as long as 8 row groups allow) is what plan()
+ * gives for that shape. */
 #define PANEL_BYTES ((size_t)KC * NT * TILE)
-#define MIN_GROUPS 8
+#define PACK_NS_BF16 0.1
+#define PACK_NS_QUANT 0.17
+#define Y_TRIP_NS 0.8
+#define Y_TRIP_NS_DRAM 3.0
+#define Y_CACHED_BYTES (8u << 20)
 static size_t group_bytes(int kcs, int np) { return (size_t)NT * TILE + (size_t)kcs * np * TILE; }
+
+static void plan(size_t bytes, int groups, int nks, int np, int cols, int quant, int *max_groups,
+                 int *kcs) {
+    const double y_ns = (double)groups * TR * cols * sizeof(float) > Y_CACHED_BYTES ? Y_TRIP_NS_DRAM
+                                                                                   : Y_TRIP_NS;
+    double best = -1;
+    *max_groups = 1;
+    *kcs = KC; /* what the stack buffer holds */
+    for (int r = 1; r <= groups; r++) {
+        const int gp = (groups + r - 1) / r;
+        if (r > 1 && (groups + r - 2) / (r - 1) == gp) continue; /* the same chunks as r - 1 */
+        if (bytes < PANEL_BYTES + (size_t)gp * group_bytes(KC, np)) continue;
+        int ks = (int)(((bytes - PANEL_BYTES) / (size_t)gp - (size_t)NT * TILE) / ((size_t)np * TILE));
+        ks = ks >= nks ? nks : ks / KC * KC;
+        const int k_chunks = (nks + ks - 1) / ks;
+        const double cost = r * (double)cols * nks * KS * (quant ? PACK_NS_QUANT : PACK_NS_BF16) +
+                            (k_chunks - 1) * (double)groups * TR * cols * y_ns;
+        if (best < 0 || cost < best) best = cost, *max_groups = gp, *kcs = ks;
+    }
+}
 
 void molmo_k_matmul_bf16_amx(const molmo_matmul_args *a, int m0, int m1, int n0, int n1,
                              float *ws, size_t ws_floats) {
@@ -225,14 +260,9 @@ void molmo_k_matmul_bf16_amx(const molmo_matmul_args *a, int m0, int m1, int n0,
     size_t bytes;
     uint8_t *pw = molmo_x86_work_buffer(ws, ws_floats, stack, sizeof stack, &bytes);
     const int K = a->K, nks = (K + KS - 1) / KS, np = a->x_bf16 ? 1 : 3;
-    int kcs = nks;
-    if (PANEL_BYTES + MIN_GROUPS * group_bytes(kcs, np) > bytes) {
-        const size_t per = (bytes - PANEL_BYTES) / MIN_GROUPS;
-        kcs = per > (size_t)NT * TILE ? (int)((per - (size_t)NT * TILE) / ((size_t)np * TILE)) / KC * KC : 0;
-        if (kcs < KC) kcs = KC;
-    }
-    const int max_groups = (int)((bytes - PANEL_BYTES) / group_bytes(kcs, np));
-    uint8_t *cs = pw + PANEL_BYTES, *xs = cs + (size_t)max_groups * NT * TILE;
+    int max_groups, kcs;
+    plan(bytes, (m1 - m0 + TR - 1) / TR, nks, np, n1 - n0, a->wt != MOLMO_DTYPE_BF16, &max_groups, &kcs);
+    uint8_t *cs = pw + PANEL_BYTES, *xs = pw + bytes - (size_t)max_groups * kcs * np * TILE;
     const size_t ldx = (size_t)a->ldx, ldy = (size_t)a->ldy, ldw = molmo_dtype_row_bytes(a->wt, K);
     molmo_x86_amx_configure_full(7); /* their roles: the file header */
     for (int mb0 = m0; mb0 < m1; mb0 += max_groups * TR) {
