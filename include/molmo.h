@@ -447,7 +447,7 @@ typedef struct molmo_context_params {
                                   bf16 autocast (the model card's recipe) and llama.cpp do;
                                   products and sums stay f32. On AMX-BF16 CPUs the GEMMs then
                                   take one tile pass instead of three, attention runs on
-                                  tiles, and Q8_0/Q4_0 matmuls of more than 4 rows (ViT,
+                                  tiles, and quantized matmuls of more than 4 rows (ViT,
                                   prefill) multiply the bf16 inputs by the weights rounded
                                   to bf16 instead of quantizing the inputs to int8
                                   (MolmoE-1B ViT: bf16 ~1.45x, q8_0 ~1.35x faster);

@@ -258,8 +258,9 @@ void molmo_op_matmul(molmo_pool *p, float *y, int ldy, const float *x, int ldx, 
 int molmo_op_bf16_rule(int bf16_act, molmo_dtype wt, int M) {
     if (!bf16_act) return 0;
     if (wt == MOLMO_DTYPE_BF16) return 1;
-    return (wt == MOLMO_DTYPE_Q8_0 || wt == MOLMO_DTYPE_Q4_0) && M > MOLMO_GEMV_MAX_M &&
-           molmo_kernels_quant_bf16();
+    return (wt == MOLMO_DTYPE_Q8_0 || wt == MOLMO_DTYPE_Q4_0 || wt == MOLMO_DTYPE_Q4_K ||
+            wt == MOLMO_DTYPE_Q6_K) &&
+           M > MOLMO_GEMV_MAX_M && molmo_kernels_quant_bf16();
 }
 
 int molmo_op_bf16_input(molmo_pool *p, int bf16_act, molmo_dtype wt, float *x, int M, size_t n,

@@ -528,7 +528,7 @@ static void test_qmatmul_amx(void **state) {
 #endif
 }
 
-/* bf16 activations on Q8_0 / Q4_0 weights (molmo_op_bf16_rule). The rule: GEMMs only (M > 4),
+/* bf16 activations on Q8_0 / Q4_0 / Q4_K / Q6_K weights (molmo_op_bf16_rule). The rule: GEMMs only (M > 4),
  * and only where the kernels then run them on AMX-BF16 tiles (never on the reference set or with
  * AMX off, where the int8 kernels keep x as it is). There, the product of a bf16 x is the one
  * with the BF16 weights molmo_f32_to_bf16(dequantized W): the same bits as the AMX-BF16 GEMM on
@@ -539,7 +539,7 @@ static void test_qmatmul_bf16x(void **state) {
     assert_int_equal(molmo_op_bf16_rule(0, MOLMO_DTYPE_Q8_0, 100), 0);
     assert_int_equal(molmo_op_bf16_rule(1, MOLMO_DTYPE_BF16, 1), 1);
     assert_int_equal(molmo_op_bf16_rule(1, MOLMO_DTYPE_F32, 100), 0);
-    assert_int_equal(molmo_op_bf16_rule(1, MOLMO_DTYPE_Q6_K, 100), 0);
+    assert_int_equal(molmo_op_bf16_rule(1, MOLMO_DTYPE_F16, 100), 0);
     assert_int_equal(molmo_op_bf16_rule(1, MOLMO_DTYPE_Q8_0, MOLMO_GEMV_MAX_M), 0);
     molmo_kernels_force_reference(1);
     assert_int_equal(molmo_op_bf16_rule(1, MOLMO_DTYPE_Q8_0, 100), 0);
@@ -555,19 +555,23 @@ static void test_qmatmul_bf16x(void **state) {
     molmo_kernels_allow_amx(1);
     assert_int_equal(molmo_op_bf16_rule(1, MOLMO_DTYPE_Q8_0, MOLMO_GEMV_MAX_M + 1), 1);
     assert_int_equal(molmo_op_bf16_rule(1, MOLMO_DTYPE_Q4_0, 577), 1);
+    assert_int_equal(molmo_op_bf16_rule(1, MOLMO_DTYPE_Q4_K, 6), 1);
+    assert_int_equal(molmo_op_bf16_rule(1, MOLMO_DTYPE_Q6_K, 6), 1);
+    static const molmo_dtype types[4] = {MOLMO_DTYPE_Q8_0, MOLMO_DTYPE_Q4_0, MOLMO_DTYPE_Q4_K,
+                                         MOLMO_DTYPE_Q6_K};
     molmo_pool *pools[3];
     for (int i = 0; i < 3; i++) assert_int_equal(molmo_pool_create(i + 1, &pools[i], NULL), MOLMO_OK);
     int cases = 0;
     for (size_t i = 0; i < sizeof Q_SHAPES / sizeof Q_SHAPES[0]; i++)
-        for (int t = 0; t < 2; t++) {
+        for (int t = 0; t < 4; t++) {
             const qshape *s = &Q_SHAPES[i];
-            if (s->M <= MOLMO_GEMV_MAX_M) continue;
+            if (s->M <= MOLMO_GEMV_MAX_M || (t >= 2 && s->K % 256 != 0)) continue;
             const int M = s->M, N = s->N, K = s->K, ldx = K + s->pad, ldy = N + s->pad;
             const size_t nmn = (size_t)M * ldy, nw = (size_t)N * K;
-            float *x = frand((size_t)M * ldx, 1.0f), *wf, *bias = t ? frand((size_t)N, 0.5f) : NULL;
+            float *x = frand((size_t)M * ldx, 1.0f), *wf, *bias = t % 2 ? frand((size_t)N, 0.5f) : NULL;
             for (size_t e = 0; e < (size_t)M * ldx; e++) x[e] = molmo_bf16_to_f32(molmo_f32_to_bf16(x[e]));
             void *wbase;
-            const uint8_t *w = make_qw(QTYPES[t], N, K, 0, &wbase, &wf);
+            const uint8_t *w = make_qw(types[t], N, K, 0, &wbase, &wf);
             uint16_t *wb = malloc(nw * 2);
             float *want = malloc(nmn * 4), *got = malloc(nmn * 4), *r = malloc(nmn * 4);
             assert_true(wb && want && got && r);
@@ -576,13 +580,13 @@ static void test_qmatmul_bf16x(void **state) {
                 wf[e] = molmo_bf16_to_f32(wb[e]);
             }
             char what[96];
-            snprintf(what, sizeof what, "%dx%dx%d %s, bf16 x", M, N, K, molmo_dtype_name(QTYPES[t]));
+            snprintf(what, sizeof what, "%dx%dx%d %s, bf16 x", M, N, K, molmo_dtype_name(types[t]));
             for (size_t e = 0; e < nmn; e++) want[e] = SENTINEL;
             molmo_matmul_args ab = {want, ldy, x, ldx, wb, MOLMO_DTYPE_BF16, bias, M, N, K, 1};
             molmo_k_matmul_bf16_amx(&ab, 0, M, 0, N, g_ws, WS_FLOATS);
             molmo_matmul_args a = ab;
             a.w = w;
-            a.wt = QTYPES[t];
+            a.wt = types[t];
             for (int v = 0; v < 3; v++) {
                 for (size_t e = 0; e < nmn; e++) got[e] = SENTINEL;
                 a.y = got;
@@ -599,7 +603,7 @@ static void test_qmatmul_bf16x(void **state) {
             }
             for (int p = 0; p < 3; p++) {
                 for (size_t e = 0; e < nmn; e++) got[e] = SENTINEL;
-                molmo_op_matmul_bf16x(pools[p], got, ldy, x, ldx, w, QTYPES[t], bias, M, N, K);
+                molmo_op_matmul_bf16x(pools[p], got, ldy, x, ldx, w, types[t], bias, M, N, K);
                 for (int row = 0; row < M; row++)
                     assert_memory_equal(got + (size_t)row * ldy, want + (size_t)row * ldy, (size_t)N * 4);
             }

@@ -159,7 +159,7 @@ static void print_header(const bench_report *r) {
         printf("- input: %dx%d image (%d crops), \"%s\": %d prompt tokens; %d new tokens; "
                "%s KV cache%s\n", r->image_w, r->image_h, r->n_crops, r->prompt, r->n_prompt,
                r->tokens, r->kv_type ? r->kv_type : "f32",
-               r->bf16_act ? "; bf16 activations (bf16 matmuls, attention; q8_0/q4_0 GEMMs "
+               r->bf16_act ? "; bf16 activations (bf16 matmuls, attention; quantized GEMMs "
                                            "on AMX-BF16)" : "");
     printf("- %d repetition%s per figure (mean ± standard deviation); ratios are to the "
            "baselines of the same run and threads; targets (issue #8) are judged at all "

@@ -70,7 +70,7 @@ static void usage(FILE *f) {
             "      --kv-type T         KV cache f32 (default) or f16; decode's traffic counts\n"
             "                          the weights it reads and the cache at its positions\n"
             "      --bf16-activations  bf16 inputs for the bf16-weight matmuls and attention, and\n"
-            "                          q8_0/q4_0 GEMMs on bf16 tiles on AMX-BF16 CPUs (molmo\n"
+            "                          quantized GEMMs on bf16 tiles on AMX-BF16 CPUs (molmo\n"
             "                          run's option)\n"
             "      --read-mib N        buffer of the bandwidth loop in MiB (default 1024)\n"
             "      --json              one JSON object instead of the markdown table\n"

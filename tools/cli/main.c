@@ -52,7 +52,7 @@ static void usage(FILE *f) {
             "commands and bench trade a little of that for speed and memory, with their\n"
             "accuracy measured in docs/gguf.md: --kv-type f16 (half the KV cache) and\n"
             "--bf16-activations (bf16 inputs for bf16 matmuls and attention; on AMX-BF16\n"
-            "CPUs q8_0/q4_0 GEMMs too, with the weights rounded to bf16).\n");
+            "CPUs quantized GEMMs too, with the weights rounded to bf16).\n");
 }
 
 int cli_fail(const molmo_error *err, const char *fmt, ...) {

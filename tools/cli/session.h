@@ -45,7 +45,7 @@ typedef struct cli_gen_opts {
     "                          move by ~1e-3 in log-probability, docs/gguf.md)\n"              \
     "      --bf16-activations  round the inputs of bf16-weight matmuls and of attention to\n"  \
     "                          bf16, as PyTorch's bf16 autocast and llama.cpp do; on\n"       \
-    "                          AMX-BF16 CPUs also q8_0/q4_0 GEMMs (ViT, prefill) run in\n"    \
+    "                          AMX-BF16 CPUs also quantized GEMMs (ViT, prefill) run in\n"   \
     "                          bf16 with the weights rounded to bf16: faster there; logits\n" \
     "                          move (docs/gguf.md)\n"                                          \
     "      --pull              download MODEL (a repo id) first when it is not cached\n"

@@ -289,7 +289,12 @@ void molmo_k_matmul_f32_avx512(const molmo_matmul_args *a, int m0, int m1, int n
             molmo_k_matmul_q_avx512(a, m0, m1, n0, n1, ws, ws_floats);
         break;
     case MOLMO_DTYPE_Q4_K:
-    case MOLMO_DTYPE_Q6_K: molmo_k_matmul_k_avx512(a, m0, m1, n0, n1, ws, ws_floats); break;
+    case MOLMO_DTYPE_Q6_K: /* likewise */
+        if (!small && a->x_bf16 && molmo_kernels_amx_bf16())
+            molmo_k_matmul_bf16_amx(a, m0, m1, n0, n1, ws, ws_floats);
+        else
+            molmo_k_matmul_k_avx512(a, m0, m1, n0, n1, ws, ws_floats);
+        break;
     case MOLMO_DTYPE_F16: (small ? gemv_f16 : gemm_f16)(a, m0, m1, n0, n1, ws, ws_floats); break;
     case MOLMO_DTYPE_BF16:
         if (!small && molmo_kernels_amx_bf16())
