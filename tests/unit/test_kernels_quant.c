@@ -486,10 +486,14 @@ static void test_qmatmul_amx(void **state) {
     }
     /* panel (16 blocks x 48 columns x 576 B) + one group of 16 blocks (16 x 576 B) */
     const size_t min_floats = (16 * 3 * 576 + 16 * 576) / sizeof(float);
+    /* and K split into chunks that each run several 16-block panels through the kernel's
+     * accumulator buffer (K 8192 over 160 rows does not fit the pool workspace at once) */
+    static const qshape extra[] = {{160, 40, 8192, 0}};
+    const size_t n_shapes = sizeof Q_SHAPES / sizeof Q_SHAPES[0];
     int cases = 0;
-    for (size_t i = 0; i < sizeof Q_SHAPES / sizeof Q_SHAPES[0]; i++)
+    for (size_t i = 0; i < n_shapes + 1; i++)
         for (int t = 0; t < 2; t++) {
-            const qshape *s = &Q_SHAPES[i];
+            const qshape *s = i < n_shapes ? &Q_SHAPES[i] : &extra[i - n_shapes];
             if (s->M <= 4) continue;
             const int M = s->M, N = s->N, K = s->K, ldx = K + s->pad, ldy = N + s->pad;
             const size_t nmn = (size_t)M * ldy;

@@ -23,9 +23,12 @@
  * 16-row group of the chunk.
  *
  * Rows are processed in groups of 16; the quantized activations of the chunk are padded with
- * zero rows to a multiple of 16, whose sums are computed and dropped. Partial sums go through
- * y between K chunks (an exact f32 round trip), so any tiling and thread split gives the same
- * bits. The caller (avx512_quant.c) takes this path only where cpu.h says AMX-INT8 is usable;
+ * zero rows to a multiple of 16, whose sums are computed and dropped. Partial sums rest in a
+ * contiguous accumulator buffer between the panels of a K chunk and in y between K chunks
+ * (exact f32 round trips), so any tiling and thread split gives the same bits. The y lines an
+ * output tile writes are prefetched for writing while its tiles work: y's rows are far apart
+ * and its stores missed a line each (with the buffer and the prefetch, 577x4096x1024 on 2
+ * threads 4.0 -> 3.5 ms, 577x1024x4096 5.0 -> 4.4; session 6). The caller (avx512_quant.c) takes this path only where cpu.h says AMX-INT8 is usable;
  * without enough workspace it returns 0 and the VNNI kernel runs (same bits). */
 #include <immintrin.h>
 #include <stdint.h>
@@ -149,19 +152,33 @@ INLINE void apply_block(__m512 acc[TR], const int32_t *sums, const float *dx, __
         _tile_stored(tc, buf, 64);                                                                 \
     } while (0)
 
+/* Where a tile's accumulators start and end within a panel of blocks: from zero (the first
+ * block of K), from y (the first panel of a later K chunk) or from its slot in the chunk's
+ * accumulator buffer; to that slot, or to y (+ bias) after the chunk's last panel. The buffer
+ * holds each 16 x 16 tile contiguously (1 KiB): storing the tiles straight into y, rows ldy
+ * apart (16 pages per tile for a 4096-wide y), and reading them back for the next panel took
+ * ~25% of a 577x4096x1024 matmul. f32 round trips are exact: the bits never change. */
+enum { FROM_ZERO, FROM_Y, FROM_BUF };
+
 /* Every 16 x 16 tile of a panel (nbk blocks, nr columns) for the row groups at xg (group
  * stride gs; dx at dx_off from a group's first panel block): per tile, the tiles compute the
  * block sums into sums, then the vectors apply them in block order with the 16 accumulators
- * in registers. y: the chunk's first row and the panel's first column. */
+ * in registers. y: the chunk's first row and the panel's first column; accs: the accumulator
+ * slots of the chunk's tiles (NV per row group), or NULL (then from/to are y). */
 static void panel(int nbk, const uint8_t *xg, size_t gs, size_t dx_off, const uint8_t *pw,
-                  int32_t (*sums)[TR * 16], float *y, size_t ldy, int rows, int nr,
-                  int accumulate, const float *bias, molmo_x86_l2_ahead *f, int pf_quota) {
+                  int32_t (*sums)[TR * 16], float *y, size_t ldy, float *accs, int rows, int nr,
+                  int from, int to_y, const float *bias, molmo_x86_l2_ahead *f, int pf_quota) {
     for (int i0 = 0; i0 < rows; i0 += TR) {
         const uint8_t *g = xg + (size_t)(i0 / TR) * gs;
         const float *dx = (const float *)(g + dx_off);
         const int mr = rows - i0 < TR ? rows - i0 : TR;
         for (int v = 0; v < NV && 16 * v < nr; v++) {
             molmo_x86_l2_ahead_lines(f, pf_quota);
+            float *yt = y + (size_t)i0 * ldy + 16 * (size_t)v;
+            /* y's lines for writing (and reading), while the tiles work: the stores at the end
+             * would otherwise miss one line per row (rows ldy apart), ~16% of the matmul */
+            if (to_y || from == FROM_Y)
+                for (int i = 0; i < mr; i++) __builtin_prefetch(yt + (size_t)i * ldy, 1, 3);
             int b = 0;
             for (; b + 1 < nbk; b += 2) {
                 TILE_SUMS(0, 2, 4, g, v, b, sums[b]);
@@ -169,16 +186,22 @@ static void panel(int nbk, const uint8_t *xg, size_t gs, size_t dx_off, const ui
             }
             if (b < nbk) TILE_SUMS(0, 2, 4, g, v, b, sums[b]);
             const __mmask16 mk = avx512_tail(nr - 16 * v);
-            float *yt = y + (size_t)i0 * ldy + 16 * (size_t)v;
+            float *slot = accs ? accs + ((size_t)(i0 / TR) * NV + (size_t)v) * TR * 16 : NULL;
             __m512 acc[TR];
 #pragma GCC unroll 16
             for (int i = 0; i < TR; i++)
-                acc[i] = accumulate && i < mr ? _mm512_maskz_loadu_ps(mk, yt + (size_t)i * ldy)
-                                              : _mm512_setzero_ps();
+                acc[i] = from == FROM_BUF            ? _mm512_load_ps(slot + 16 * i)
+                         : from == FROM_Y && i < mr ? _mm512_maskz_loadu_ps(mk, yt + (size_t)i * ldy)
+                                                     : _mm512_setzero_ps();
             for (b = 0; b < nbk; b++)
                 apply_block(acc, sums[b], dx + 16 * b,
                             _mm512_load_ps((const float *)(pw + (size_t)b * PB_BYTES +
                                                            (size_t)v * GB_BYTES + 512)));
+            if (!to_y) {
+#pragma GCC unroll 16
+                for (int i = 0; i < TR; i++) _mm512_store_ps(slot + 16 * i, acc[i]);
+                continue;
+            }
             const __m512 bv = bias ? _mm512_maskz_loadu_ps(mk, bias + 16 * v) : _mm512_setzero_ps();
             for (int i = 0; i < mr; i++)
                 _mm512_mask_storeu_ps(yt + (size_t)i * ldy, mk, bias ? _mm512_add_ps(acc[i], bv) : acc[i]);
@@ -189,20 +212,24 @@ static void panel(int nbk, const uint8_t *xg, size_t gs, size_t dx_off, const ui
 
 /* Chunks for `rows` rows (padded to 16) in `bytes` after the panel: all K at once if it fits,
  * else whole panels of blocks for all rows, else one panel's blocks for as many 16-row groups
- * as fit. Returns 0 when not even one group fits. */
-static int plan(size_t bytes, int rows, int nb, int *kc, int *mc) {
+ * as fit. With *acc set, each group also keeps NV accumulator tiles (3 KiB); where even one
+ * group does not fit with them, *acc becomes 0 (accumulators through y). Returns 0 when not
+ * even one group fits. */
+#define ACC_BYTES ((size_t)NV * TR * 16 * sizeof(float))
+static int plan(size_t bytes, int rows, int nb, int *kc, int *mc, int *acc) {
     if (bytes < (size_t)KP * PB_BYTES + KP * GQ_BYTES) return 0;
     const size_t avail = bytes - (size_t)KP * PB_BYTES;
+    if (avail < KP * GQ_BYTES + ACC_BYTES) *acc = 0;
+    const size_t fixed = *acc ? ACC_BYTES : 0; /* per group */
     const int groups = (rows + TR - 1) / TR;
-    const size_t per_block = (size_t)groups * GQ_BYTES;
     *mc = groups * TR;
-    if (per_block * (size_t)nb <= avail) {
+    if ((size_t)groups * (fixed + (size_t)nb * GQ_BYTES) <= avail) {
         *kc = nb;
-    } else if (per_block * KP <= avail) {
-        *kc = (int)(avail / per_block) / KP * KP;
+    } else if ((size_t)groups * (fixed + KP * GQ_BYTES) <= avail) {
+        *kc = (int)((avail / (size_t)groups - fixed) / GQ_BYTES) / KP * KP;
     } else {
         *kc = KP;
-        *mc = (int)(avail / ((size_t)KP * GQ_BYTES)) * TR;
+        *mc = (int)(avail / (fixed + KP * GQ_BYTES)) * TR;
     }
     return 1;
 }
@@ -210,10 +237,12 @@ static int plan(size_t bytes, int rows, int nb, int *kc, int *mc) {
 int molmo_k_matmul_q_amx(const molmo_matmul_args *a, int m0, int m1, int n0, int n1,
                          float *ws, size_t ws_floats) {
     const int q8 = a->wt == MOLMO_DTYPE_Q8_0, nb = a->K / MOLMO_QK;
-    int kc, mc;
-    if (!ws || !plan(ws_floats * sizeof(float), m1 - m0, nb, &kc, &mc)) return 0;
+    int kc, mc, use_acc = 1;
+    if (!ws || !plan(ws_floats * sizeof(float), m1 - m0, nb, &kc, &mc, &use_acc)) return 0;
     const size_t ldw = molmo_dtype_row_bytes(a->wt, a->K), ldx = (size_t)a->ldx, ldy = (size_t)a->ldy;
-    uint8_t *pw = (uint8_t *)ws, *xc = pw + (size_t)KP * PB_BYTES;
+    uint8_t *pw = (uint8_t *)ws;
+    float *accs = use_acc ? (float *)(pw + (size_t)KP * PB_BYTES) : NULL;
+    uint8_t *xc = pw + (size_t)KP * PB_BYTES + (use_acc ? (size_t)(mc / TR) * ACC_BYTES : 0);
     _Alignas(64) int32_t sums[KP][TR * 16];
     configure_tiles();
     for (int mb0 = m0; mb0 < m1; mb0 += mc) {
@@ -237,10 +266,11 @@ int molmo_k_matmul_q_amx(const molmo_matmul_args *a, int m0, int m1, int n0, int
                     const int np = kcn - pb0 < KP ? kcn - pb0 : KP;
                     pack_panel(q8, a->w, ldw, j0, nr, kb0 + pb0, np, pw);
                     __asm__ volatile("" ::: "memory");
-                    const int first = kb0 + pb0 == 0, last = kb0 + pb0 + np == nb;
+                    const int last = kb0 + pb0 + np == nb, to_y = !accs || pb0 + np == kcn;
+                    const int from = kb0 + pb0 == 0 ? FROM_ZERO : accs && pb0 > 0 ? FROM_BUF : FROM_Y;
                     panel(np, xc + 512 * (size_t)pb0, gs, 512 * (size_t)(kcn - pb0) + 64 * (size_t)pb0,
-                          pw, sums, a->y + (size_t)mb0 * ldy + (size_t)j0, ldy, rows, nr, !first,
-                          last && a->bias ? a->bias + j0 : NULL, &f, quota);
+                          pw, sums, a->y + (size_t)mb0 * ldy + (size_t)j0, ldy, accs, rows, nr, from,
+                          to_y, last && a->bias ? a->bias + j0 : NULL, &f, quota);
                 }
             }
         }
