@@ -178,7 +178,7 @@ static void run_experts(molmo_moe *e, molmo_pool *pool, const molmo_llm_layer *L
     rows_task rt = {e, in, out, base, n_rows, n_tok};
     run_rows(pool, gather_worker, &rt);
     /* bf16 activations: the gathered rows and the gated hidden rows are temporaries; whether an
-     * expert's products take them rounded depends on its dtype and, for Q8_0/Q4_0, its rows */
+     * expert's products take them rounded depends on its dtype and, quantized, its rows */
     for (int x = x0; x < x1; x++) {
         const int m = e->start[x + 1] - e->start[x];
         round[x - x0] = m > 0 && molmo_op_bf16_rule(e->bf16x, L->experts[x].gate.dtype, m);
