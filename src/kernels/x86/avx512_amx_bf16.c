@@ -311,7 +311,7 @@ void molmo_k_matmul_bf16_amx(const molmo_matmul_args *a, int m0, int m1, int n0,
     const int K = a->K, nks = (K + KS - 1) / KS, np = a->x_bf16 ? 1 : 3;
     int max_groups, kcs;
     plan(bytes, (m1 - m0 + TR - 1) / TR, nks, np, n1 - n0, a->wt != MOLMO_DTYPE_BF16, &max_groups, &kcs);
-    uint8_t *cs = pw + PANEL_BYTES, *xs = pw + bytes - (size_t)max_groups * kcs * np * TILE;
+    uint8_t *cs = pw + PANEL_BYTES, *xs = cs + (size_t)max_groups * NT * TILE;
     const size_t ldx = (size_t)a->ldx, ldy = (size_t)a->ldy, ldw = molmo_dtype_row_bytes(a->wt, K);
     molmo_x86_amx_configure_full(7); /* their roles: the file header */
     for (int mb0 = m0; mb0 < m1; mb0 += max_groups * TR) {
