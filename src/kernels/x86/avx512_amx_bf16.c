@@ -265,10 +265,10 @@ static void group(const uint8_t *xg, int np, const uint8_t *pw, int ks, uint8_t 
 
 /* Workspace: the weight panel of one K block, then per group of a row chunk its two sum tiles
  * and its split activations for a K chunk (kcs steps); without a workspace, a stack buffer for
- * one group and one block. Every row chunk packs the weight panels again (for Q8_0/Q4_0 with
- * their dequantization), every K chunk after the first reads and writes y again: plan() picks
+ * one group and one block. Every row chunk packs the weight panels again (quantized weights
+ * with their dequantization), every K chunk after the first reads and writes y again: plan() picks
  * the number of row chunks whose estimated cost of the two is least. The estimates, from the
- * kernel's profile on one core: packing ~0.1 ns per bf16 weight, ~0.17 dequantizing Q8_0/Q4_0;
+ * kernel's profile on one core: packing ~0.1 ns per bf16 weight, ~0.17 dequantizing Q8_0;
  * a round trip of y ~0.8 ns per element while a thread's y block stays within 8 MiB, ~3 ns
  * beyond (from DRAM; a K chunk that spans all of K also lets the next panel's weights be
  * prefetched). 2 threads, one-pass: 577x1024x4096 (Q8_0) 4.5 -> 3.1 ms, 740x3584x3584 10.4 ->
