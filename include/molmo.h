@@ -956,6 +956,8 @@ typedef struct molmo_bench_machine {
     const char *fma_isa;         /* "avx512", "avx2" or "none" (static strings)               */
     const char *vnni_isa;        /* "avx512-vnni", "avx-vnni" or "none"                       */
     const char *bf16_isa;        /* "avx512-bf16" or "none"                                   */
+    int quant_bf16;              /* 1: with bf16_activations, quantized GEMMs run on AMX-BF16
+                                    tiles (weights rounded to bf16); 0: they keep int8        */
     double elapsed_s;            /* time the measurement took                                 */
 } molmo_bench_machine;
 

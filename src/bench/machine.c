@@ -18,6 +18,7 @@
 #include "base/cpu.h"
 #include "base/error.h"
 #include "base/threadpool.h"
+#include "kernels/kernels.h"
 #include "kernels/ops.h"
 #include "molmo.h"
 
@@ -324,6 +325,7 @@ static void describe(molmo_bench_machine *m) {
                   : has_avx_vnni()              ? "avx-vnni"
                                                 : "none";
     m->bf16_isa = f->avx512f && f->avx512bf16 ? "avx512-bf16" : "none";
+    m->quant_bf16 = molmo_kernels_quant_bf16();
 }
 
 static molmo_status check(const molmo_bench_machine_params *p, molmo_error *err) {

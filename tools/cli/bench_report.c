@@ -159,8 +159,12 @@ static void print_header(const bench_report *r) {
         printf("- input: %dx%d image (%d crops), \"%s\": %d prompt tokens; %d new tokens; "
                "%s KV cache%s\n", r->image_w, r->image_h, r->n_crops, r->prompt, r->n_prompt,
                r->tokens, r->kv_type ? r->kv_type : "f32",
-               r->bf16_act ? "; bf16 activations (bf16 matmuls, attention; quantized GEMMs "
-                                           "on AMX-BF16)" : "");
+               !r->bf16_act ? ""
+               : !m ? "; bf16 activations"
+               : m->quant_bf16
+                   ? "; bf16 activations (bf16 matmuls, attention; quantized GEMMs on AMX-BF16 "
+                     "tiles, weights rounded to bf16)"
+                   : "; bf16 activations (bf16 matmuls, attention; quantized GEMMs keep int8)");
     printf("- %d repetition%s per figure (mean ± standard deviation); ratios are to the "
            "baselines of the same run and threads; targets (issue #8) are judged at all "
            "physical cores; memory: the stage's peak resident set (mapped weights it touched "
@@ -212,7 +216,7 @@ static void print_machine_json(const molmo_bench_machine *m) {
     js(m->vnni_isa);
     printf(",\"bf16_isa\":");
     js(m->bf16_isa);
-    printf("}");
+    printf(",\"quant_bf16\":%s}", m->quant_bf16 ? "true" : "false");
 }
 
 static void print_row_json(const bench_row *w) {
