@@ -41,6 +41,11 @@ awk -F'|' '/memory read bandwidth|f32 FMA peak/ { split($5, a, " "); if (a[1] + 
 grep -qE "^\| decode \| 1 \| 4 tokens after [0-9]+ \(f32; [0-9.]+ GB weights \+ [0-9.]+ GB f32 KV per token\)" \
   "$tmp/md" || fail "decode traffic: $(cat "$tmp/md")"
 grep -q "; f32 KV cache$" "$tmp/md" || fail "no KV cache type in the header: $(head -8 "$tmp/md")"
+# --bf16-activations: the header says what it changes on this CPU (AMX-BF16 or not)
+"$MOLMO" bench --model "$DATA/models/olmoe" --stages decode --tokens 2 --reps 1 --threads 1 \
+  --bf16-activations -q > "$tmp/mb" || fail "bench --bf16-activations"
+grep -qE "; bf16 activations \(bf16 matmuls, attention; quantized GEMMs (on AMX-BF16 tiles, weights rounded to bf16|keep int8)\)$" \
+  "$tmp/mb" || fail "bf16 activations header: $(head -8 "$tmp/mb")"
 "$MOLMO" bench --model "$DATA/models/olmoe" --stages decode --tokens 4 --reps 1 --threads 1 \
   --kv-type f16 --json -q > "$tmp/j16" || fail "bench --kv-type f16"
 python3 - "$tmp/j16" <<'PY' || fail "f16 json: $(cat "$tmp/j16")"
@@ -64,6 +69,7 @@ assert j["prompt_tokens"] > 700 and j["crops"] == 7 and j["image"] == [640, 480]
 assert j["model"]["llm_type"] == "f32" and j["model"]["weights"] is None
 m = j["machine"][0]
 assert m["threads"] == 1 and m["fma_gflops"] > 0 and m["read_gbs"] == 0  # decode not asked
+assert m["quant_bf16"] in (True, False), m  # quantized GEMMs on AMX-BF16 under bf16 activations
 v, p, e = rows["vision"], rows["prefill"], rows["e2e"]
 assert v["unit"] == "s" and v["value"] > 0 and v["rate_unit"] == "GFLOP/s" and v["pct_fma"] > 0
 assert p["unit"] == "tok/s" and p["value"] > 0 and p["rate_unit"] == "GOP/s" and p["rate"] > 0
