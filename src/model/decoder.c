@@ -136,9 +136,9 @@ void molmo_decoder_set_bf16_activations(molmo_decoder *d, int on) {
     if (d->moe) molmo_moe_set_bf16_activations(d->moe, on);
 }
 
-/* y[n, N] = x[n, K] · wᵀ (+ b). With bf16 activations and BF16 weights x is first rounded to
- * bf16 in place: callers pass temporaries (normed rows, attention output, the gated hidden
- * rows), or copy the residual stream into d->h first (norm-after layers, see below). */
+/* y[n, N] = x[n, K] · wᵀ (+ b). With bf16 activations x may first be rounded to bf16 in place
+ * (molmo_op_bf16_rule): callers pass temporaries (normed rows, attention output, the gated
+ * hidden rows), or copy the residual stream into d->h first (norm-after layers, see below). */
 static void mm(molmo_decoder *d, molmo_pool *pool, float *y, int ldy, float *x, int ldx,
                const molmo_tensor *w, const float *b, int n, int N, int K) {
     molmo_op_matmul_act(pool, d->bf16x, y, ldy, x, ldx, w->data, w->dtype, b, n, N, K);
@@ -146,10 +146,11 @@ static void mm(molmo_decoder *d, molmo_pool *pool, float *y, int ldy, float *x, 
 
 /* The input of a sub-layer whose first matmul has weights of type wt: the normed rows in d->h,
  * or for a norm-after layer the residual stream itself, which bf16 activations must not round:
- * then a copy in d->h (free until the sub-layer's output projection writes it). */
+ * where the rule would round it, a copy in d->h (free until the sub-layer's output projection
+ * writes it). */
 static float *sublayer_input(molmo_decoder *d, int n, molmo_dtype wt) {
     if (!d->m->cfg.norm_after) return d->h;
-    if (!d->bf16x || wt != MOLMO_DTYPE_BF16) return d->x;
+    if (!molmo_op_bf16_rule(d->bf16x, wt, n)) return d->x;
     memcpy(d->h, d->x, (size_t)n * (size_t)d->d * sizeof(float));
     return d->h;
 }
@@ -269,7 +270,8 @@ static void feed_forward(molmo_decoder *d, molmo_pool *pool, const molmo_llm_lay
                           tu);
         memcpy(d->h, d->att, (size_t)n * D * sizeof(float));
     } else {
-        mm(d, pool, d->ffb, 2 * F, sublayer_input(d, n, L->ff_proj.dtype), D, &L->ff_proj, NULL, n, 2 * F, D);
+        mm(d, pool, d->ffb, 2 * F, sublayer_input(d, n, L->ff_proj.dtype), D, &L->ff_proj, NULL,
+           n, 2 * F, D);
         /* rows: [up | gate] -> silu(gate) * up, in place */
         molmo_op_silu_mul_rows(pool, d->ffb, d->ffb + F, d->ffb, n, (size_t)F, 2 * (size_t)F);
         mm(d, pool, d->h, D, d->ffb, 2 * F, &L->ff_out, NULL, n, D, F);

@@ -24,6 +24,7 @@
 #include "model/presets.h"
 #include "model/weights.h"
 #include "kernels/ops.h"
+#include "base/fp16.h"
 #include "testutil.h"
 
 static char tmpdir[256];
@@ -468,6 +469,59 @@ static void test_quantized_types(void **state) {
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) check_type(&checks[i]);
 }
 
+/* bf16 activations round the inputs of matmuls, never the residual stream. olmo is a
+ * norm-after model: its sub-layers read the residual stream itself, so the decoder hands the
+ * matmul a copy wherever molmo_op_bf16_rule rounds (BF16 weights; quantized ones in GEMMs on
+ * AMX-BF16 CPUs). The probe: embeddings already rounded to bf16 give the first matmuls the same
+ * input as unrounded ones, and differ only in what the residual stream carries, so the
+ * prefill's logits must differ. Had the matmul rounded the stream in place, they would be the
+ * same bits. */
+static void prefill_logits(const char *path, const float *embeds, int n, float *out, int E) {
+    molmo_error err = {0};
+    molmo_model *m = NULL;
+    if (molmo_model_load(path, NULL, &m, &err) != MOLMO_OK) fail_msg("%s", err.msg);
+    g_bf16_act = 1;
+    molmo_context *ctx = new_context(m);
+    g_bf16_act = 0;
+    assert_int_equal(m->cfg.embedding_size, E);
+    if (molmo_decoder_forward(ctx->dec, ctx->pool, embeds, n, ctx->logits, NULL, NULL, &err) !=
+        MOLMO_OK)
+        fail_msg("%s", err.msg);
+    memcpy(out, ctx->logits, (size_t)E * sizeof(float));
+    molmo_context_free(ctx);
+    molmo_model_free(m);
+}
+
+static void test_bf16_act_keeps_residual(void **state) {
+    (void)state;
+    static const molmo_dtype types[2] = {MOLMO_DTYPE_BF16, MOLMO_DTYPE_Q8_0};
+    molmo_model *m = tu_load_model("olmo");
+    assert_true(m->cfg.norm_after);
+    const int n = 24, D = m->cfg.d_model, E = m->cfg.embedding_size;
+    molmo_model_free(m);
+    float *x = malloc((size_t)n * D * sizeof(float)), *xr = malloc((size_t)n * D * sizeof(float));
+    float *a = malloc((size_t)E * sizeof(float)), *b = malloc((size_t)E * sizeof(float));
+    assert_true(x && xr && a && b);
+    srand(7);
+    for (int i = 0; i < n * D; i++) {
+        x[i] = (float)rand() / (float)RAND_MAX - 0.5f;
+        xr[i] = molmo_bf16_to_f32(molmo_f32_to_bf16(x[i]));
+    }
+    for (int t = 0; t < 2; t++) {
+        char gguf[1024];
+        convert("olmo", types[t], gguf, sizeof gguf);
+        prefill_logits(gguf, x, n, a, E);
+        prefill_logits(gguf, xr, n, b, E);
+        if (memcmp(a, b, (size_t)E * sizeof(float)) == 0)
+            fail_msg("olmo as %s with bf16 activations: rounding the embeddings changes nothing, "
+                     "so the residual stream was rounded", molmo_dtype_name(types[t]));
+    }
+    free(x);
+    free(xr);
+    free(a);
+    free(b);
+}
+
 /* A q8_0 / q4_0 model and the f32 model of its dequantized weights (converting the GGUF back
  * to f32 is exact) compute the same logits on the reference kernels, which dequantize block
  * values exactly and then follow the f32 arithmetic: every quantized tensor reaches the model
@@ -737,6 +791,7 @@ int main(void) {
         cmocka_unit_test(test_names_fit_ggml),
         cmocka_unit_test(test_f32_bit_identical),
         cmocka_unit_test(test_quantized_types),
+        cmocka_unit_test(test_bf16_act_keeps_residual),
         cmocka_unit_test(test_dequantized_equivalence),
         cmocka_unit_test(test_convert_api),
         cmocka_unit_test(test_load_errors),
