@@ -34,9 +34,10 @@ typedef struct molmo_matmul_args {
     int M, N, K;
     int x_bf16;            /* every value of x is a bf16 (molmo_op_round_bf16): a BF16-weight
                               GEMM may take one bf16 pass instead of an exact split of x
-                              (the same values). For Q8_0/Q4_0/Q4_K/Q6_K weights and M > 4 the AVX-512
-                              table then multiplies by the weights rounded to bf16 on AMX-BF16
-                              tiles (molmo_kernels_quant_bf16); other kernels ignore it */
+                              (the same values). For quantized weights (Q8_0, Q4_0, Q4_K,
+                              Q6_K) and M > 4 the AVX-512 table then multiplies by the weights
+                              rounded to bf16 on AMX-BF16 tiles (molmo_kernels_quant_bf16);
+                              other kernels ignore it */
 } molmo_matmul_args;
 
 /* Most queries handled together by one attention work item; the scratch holds this many score
@@ -147,8 +148,9 @@ int molmo_kernels_amx(void);
  * Unlike the int8 one it changes the summation order: f32 accuracy, not the FMA kernel's bits. */
 int molmo_kernels_amx_bf16(void);
 
-/* Whether the table ops run on now multiplies Q8_0/Q4_0/Q4_K/Q6_K weights by bf16 activations (x_bf16,
- * more than 4 rows) on AMX-BF16 tiles, with each weight dequantized and rounded to bf16: the
+/* Whether the table ops run on now multiplies quantized weights (Q8_0, Q4_0, Q4_K, Q6_K) by bf16
+ * activations (x_bf16, more than 4 rows) on AMX-BF16 tiles, each weight dequantized and
+ * rounded to bf16: the
  * AVX-512 table where molmo_kernels_amx_bf16(). Elsewhere those products keep the int8 kernels
  * (x quantized per block of 32), so bf16 activations round their x only where this is 1. */
 int molmo_kernels_quant_bf16(void);

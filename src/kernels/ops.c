@@ -258,9 +258,8 @@ void molmo_op_matmul(molmo_pool *p, float *y, int ldy, const float *x, int ldx, 
 int molmo_op_bf16_rule(int bf16_act, molmo_dtype wt, int M) {
     if (!bf16_act) return 0;
     if (wt == MOLMO_DTYPE_BF16) return 1;
-    return (wt == MOLMO_DTYPE_Q8_0 || wt == MOLMO_DTYPE_Q4_0 || wt == MOLMO_DTYPE_Q4_K ||
-            wt == MOLMO_DTYPE_Q6_K) &&
-           M > MOLMO_GEMV_MAX_M && molmo_kernels_quant_bf16();
+    /* quantized (Q8_0, Q4_0, Q4_K, Q6_K: the block types) in a GEMM on bf16 tiles */
+    return molmo_dtype_block_size(wt) > 1 && M > MOLMO_GEMV_MAX_M && molmo_kernels_quant_bf16();
 }
 
 int molmo_op_bf16_input(molmo_pool *p, int bf16_act, molmo_dtype wt, float *x, int M, size_t n,
@@ -423,28 +422,6 @@ typedef struct attn_task {
     int n_items;
 } attn_task;
 
-static void attn_worker(void *arg, int ith, int nth);
-
-/* One attention problem over the pool (the items split by threads; never the result). */
-static void run_attention(molmo_pool *p, const molmo_attn_args *a, float *scratch) {
-    assert(a->n_kv_heads > 0 && a->n_heads % a->n_kv_heads == 0); /* the config loader checks */
-    if (a->n_q <= 0 || a->n_heads <= 0 || a->hd <= 0) return;
-    if (a->n_kv <= 0) { /* nothing to attend to: the empty weighted sum */
-        for (int i = 0; i < a->n_q; i++)
-            memset(a->out + (size_t)i * (size_t)a->ldo, 0,
-                   (size_t)a->n_heads * (size_t)a->hd * sizeof(float));
-        return;
-    }
-    attn_task t = {.k = molmo_kernels_get(), .pool = p, .a = *a};
-    t.scratch = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    t.n_items = a->n_heads * molmo_attn_qblocks(a->n_q);
-    const double flops = 4.0 * a->n_q * (double)a->n_kv * a->hd * a->n_heads;
-    if (flops < MIN_PARALLEL_FLOPS || t.n_items == 1)
-        attn_worker(&t, 0, 1);
-    else
-        molmo_pool_run(p, attn_worker, &t);
-}
-
 static void attn_worker(void *arg, int ith, int nth) {
     const attn_task *t = arg;
     int b, e;
@@ -459,35 +436,43 @@ void molmo_op_attention(molmo_pool *p, float *out, int ldo, const float *q, int 
                         const float *k, int ldk, const float *v, int ldv, int n_q, int n_kv,
                         int n_heads, int n_kv_heads, int hd, float scale, int causal, int q_pos0,
                         float *scratch) {
-    const molmo_attn_args a = {.out = out, .ldo = ldo, .q = q, .k = k, .v = v,
-                               .kv_type = MOLMO_DTYPE_F32, .ldq = ldq, .ldk = ldk, .ldv = ldv,
-                               .ldh = (size_t)hd, .n_q = n_q, .n_kv = n_kv, .n_heads = n_heads,
-                               .n_kv_heads = n_kv_heads, .hd = hd, .scale = scale,
-                               .causal = causal, .q_pos0 = q_pos0};
-    run_attention(p, &a, scratch);
+    molmo_op_attention_ldh(p, out, ldo, q, ldq, k, ldk, v, ldv, MOLMO_DTYPE_F32, (size_t)hd, n_q,
+                           n_kv, n_heads, n_kv_heads, hd, scale, causal, q_pos0, 0, scratch);
 }
 
 void molmo_op_attention_bf16(molmo_pool *p, float *out, int ldo, const float *q, int ldq,
                              const float *k, int ldk, const float *v, int ldv, int n_q, int n_kv,
                              int n_heads, int hd, float scale, float *scratch) {
-    const molmo_attn_args a = {.out = out, .ldo = ldo, .q = q, .k = k, .v = v,
-                               .kv_type = MOLMO_DTYPE_F32, .ldq = ldq, .ldk = ldk, .ldv = ldv,
-                               .ldh = (size_t)hd, .n_q = n_q, .n_kv = n_kv, .n_heads = n_heads,
-                               .n_kv_heads = n_heads, .hd = hd, .scale = scale, .bf16 = 1};
-    run_attention(p, &a, scratch);
+    molmo_op_attention_ldh(p, out, ldo, q, ldq, k, ldk, v, ldv, MOLMO_DTYPE_F32, (size_t)hd, n_q,
+                           n_kv, n_heads, n_heads, hd, scale, 0, 0, 1, scratch);
 }
 
+/* One attention problem over the pool (the items split by threads; never the result). */
 void molmo_op_attention_ldh(molmo_pool *p, float *out, int ldo, const float *q, int ldq,
                             const void *k, int ldk, const void *v, int ldv, molmo_dtype kv_type,
                             size_t ldh, int n_q, int n_kv, int n_heads, int n_kv_heads, int hd,
                             float scale, int causal, int q_pos0, int bf16, float *scratch) {
     assert(kv_type == MOLMO_DTYPE_F32 || kv_type == MOLMO_DTYPE_F16);
-    const molmo_attn_args a = {.out = out, .ldo = ldo, .q = q, .k = k, .v = v, .kv_type = kv_type,
-                               .ldq = ldq, .ldk = ldk, .ldv = ldv, .ldh = ldh, .n_q = n_q,
-                               .n_kv = n_kv, .n_heads = n_heads, .n_kv_heads = n_kv_heads,
-                               .hd = hd, .scale = scale, .causal = causal, .q_pos0 = q_pos0,
-                               .bf16 = bf16};
-    run_attention(p, &a, scratch);
+    assert(n_kv_heads > 0 && n_heads % n_kv_heads == 0); /* the config loader checks */
+    if (n_q <= 0 || n_heads <= 0 || hd <= 0) return;
+    if (n_kv <= 0) { /* nothing to attend to: the empty weighted sum */
+        for (int i = 0; i < n_q; i++)
+            memset(out + (size_t)i * (size_t)ldo, 0, (size_t)n_heads * (size_t)hd * sizeof(float));
+        return;
+    }
+    attn_task t = {.k = molmo_kernels_get(),
+                   .pool = p,
+                   .a = {.out = out, .ldo = ldo, .q = q, .k = k, .v = v, .kv_type = kv_type,
+                         .ldq = ldq, .ldk = ldk, .ldv = ldv, .ldh = ldh, .n_q = n_q, .n_kv = n_kv,
+                         .n_heads = n_heads, .n_kv_heads = n_kv_heads, .hd = hd, .scale = scale,
+                         .causal = causal, .q_pos0 = q_pos0, .bf16 = bf16}};
+    t.scratch = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    t.n_items = n_heads * molmo_attn_qblocks(n_q);
+    const double flops = 4.0 * n_q * (double)n_kv * hd * n_heads;
+    if (flops < MIN_PARALLEL_FLOPS || t.n_items == 1)
+        attn_worker(&t, 0, 1);
+    else
+        molmo_pool_run(p, attn_worker, &t);
 }
 
 /* --------------------------------------------------------------------------------- RoPE */

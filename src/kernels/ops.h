@@ -34,16 +34,17 @@ void molmo_op_matmul(molmo_pool *p, float *y, int ldy, const float *x, int ldx, 
 /* molmo_op_matmul for an x whose every value is a bf16 (molmo_op_round_bf16 made it so): the
  * same product, but a GEMM with BF16 weights may then take its bf16 dot products in one pass
  * (AMX-BF16) instead of splitting x exactly into three bf16 parts. Same values, to f32
- * accuracy, as molmo_op_matmul on the same x. With Q8_0/Q4_0/Q4_K/Q6_K weights and M > 4, where
- * molmo_kernels_quant_bf16(), the product is x · bf16(W)^T instead: each weight dequantized and
- * rounded to bf16, f32 sums (the int8 kernels elsewhere). */
+ * accuracy, as molmo_op_matmul on the same x. With quantized weights (Q8_0, Q4_0, Q4_K, Q6_K)
+ * and M > 4, where molmo_kernels_quant_bf16(), the product is x · bf16(W)^T instead: each
+ * weight dequantized and rounded to bf16, f32 sums (the int8 kernels elsewhere). */
 void molmo_op_matmul_bf16x(molmo_pool *p, float *y, int ldy, const float *x, int ldx,
                            const void *w, molmo_dtype wt, const float *bias, int M, int N, int K);
 
 /* The rule of bf16 activations for the input of a matmul of M rows with weights wt: 1 when
- * bf16_act is on and the weights are BF16, or Q8_0/Q4_0/Q4_K/Q6_K in a GEMM (M > MOLMO_GEMV_MAX_M) that
+ * bf16_act is on and the weights are BF16, or quantized in a GEMM (M > MOLMO_GEMV_MAX_M) that
  * the kernels run on bf16 tiles (molmo_kernels_quant_bf16: the weights rounded to bf16, instead
- * of x quantized to int8 per block); else 0 (x kept as it is). */
+ * of x quantized to int8 per block); else 0 (x kept as it is). Callers that must not see their
+ * input rounded (a residual stream) copy it where this is 1. */
 int molmo_op_bf16_rule(int bf16_act, molmo_dtype wt, int M);
 
 /* Under that rule, rounds x (M rows of n, stride ld; a temporary the caller lets change) to

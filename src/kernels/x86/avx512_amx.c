@@ -28,8 +28,9 @@
  * (exact f32 round trips), so any tiling and thread split gives the same bits. The y lines an
  * output tile writes are prefetched for writing while its tiles work: y's rows are far apart
  * and its stores missed a line each (with the buffer and the prefetch, 577x4096x1024 on 2
- * threads 4.0 -> 3.5 ms, 577x1024x4096 5.0 -> 4.4; session 6). The caller (avx512_quant.c) takes this path only where cpu.h says AMX-INT8 is usable;
- * without enough workspace it returns 0 and the VNNI kernel runs (same bits). */
+ * threads 4.0 -> 3.5 ms, 577x1024x4096 5.0 -> 4.4; session 6). The caller (avx512_quant.c)
+ * takes this path only where cpu.h says AMX-INT8 is usable; without enough workspace it
+ * returns 0 and the VNNI kernel runs (same bits). */
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
@@ -155,9 +156,8 @@ INLINE void apply_block(__m512 acc[TR], const int32_t *sums, const float *dx, __
 /* Where a tile's accumulators start and end within a panel of blocks: from zero (the first
  * block of K), from y (the first panel of a later K chunk) or from its slot in the chunk's
  * accumulator buffer; to that slot, or to y (+ bias) after the chunk's last panel. The buffer
- * holds each 16 x 16 tile contiguously (1 KiB): storing the tiles straight into y, rows ldy
- * apart (16 pages per tile for a 4096-wide y), and reading them back for the next panel took
- * ~25% of a 577x4096x1024 matmul. f32 round trips are exact: the bits never change. */
+ * holds each 16 x 16 tile contiguously (1 KiB), where y's rows are ldy apart (16 pages per
+ * tile for a 4096-wide y). f32 round trips are exact: the bits never change. */
 enum { FROM_ZERO, FROM_Y, FROM_BUF };
 
 /* Every 16 x 16 tile of a panel (nbk blocks, nr columns) for the row groups at xg (group
@@ -212,14 +212,14 @@ static void panel(int nbk, const uint8_t *xg, size_t gs, size_t dx_off, const ui
 
 /* Chunks for `rows` rows (padded to 16) in `bytes` after the panel: all K at once if it fits,
  * else whole panels of blocks for all rows, else one panel's blocks for as many 16-row groups
- * as fit. With *acc set, each group also keeps NV accumulator tiles (3 KiB); where even one
- * group does not fit with them, *acc becomes 0 (accumulators through y). Returns 0 when not
- * even one group fits. */
+ * as fit. Each group also keeps NV accumulator tiles (3 KiB, *acc = 1) unless even one group
+ * does not fit with them (*acc = 0: accumulators through y). Returns 0 when not even one group
+ * fits. */
 #define ACC_BYTES ((size_t)NV * TR * 16 * sizeof(float))
 static int plan(size_t bytes, int rows, int nb, int *kc, int *mc, int *acc) {
     if (bytes < (size_t)KP * PB_BYTES + KP * GQ_BYTES) return 0;
     const size_t avail = bytes - (size_t)KP * PB_BYTES;
-    if (avail < KP * GQ_BYTES + ACC_BYTES) *acc = 0;
+    *acc = avail >= KP * GQ_BYTES + ACC_BYTES;
     const size_t fixed = *acc ? ACC_BYTES : 0; /* per group */
     const int groups = (rows + TR - 1) / TR;
     *mc = groups * TR;
@@ -237,7 +237,7 @@ static int plan(size_t bytes, int rows, int nb, int *kc, int *mc, int *acc) {
 int molmo_k_matmul_q_amx(const molmo_matmul_args *a, int m0, int m1, int n0, int n1,
                          float *ws, size_t ws_floats) {
     const int q8 = a->wt == MOLMO_DTYPE_Q8_0, nb = a->K / MOLMO_QK;
-    int kc, mc, use_acc = 1;
+    int kc, mc, use_acc;
     if (!ws || !plan(ws_floats * sizeof(float), m1 - m0, nb, &kc, &mc, &use_acc)) return 0;
     const size_t ldw = molmo_dtype_row_bytes(a->wt, a->K), ldx = (size_t)a->ldx, ldy = (size_t)a->ldy;
     uint8_t *pw = (uint8_t *)ws;

@@ -114,21 +114,20 @@ static __m512 dequant_block_bf16(int q8, const uint8_t *blk) {
  * (d sc) q less dmin m, one rounding; Q6_K: (d scale) (q - 32), exact) and rounded to bf16 to
  * nearest even. */
 static __m512 dequant_kstep_bf16(int q4k, const uint8_t *blk, int t) {
-    __m512 f0, f1;
+    __m256i q;       /* the 32 integers, as bytes: unsigned for Q4_K, signed for Q6_K */
+    __m512 sc0, sc1; /* the scale of values 0-15 and 16-31 */
+    __m512 mv = _mm512_setzero_ps(); /* Q4_K: dmin m */
     if (q4k) {
         uint16_t dh, mh;
         memcpy(&dh, blk, 2);
         memcpy(&mh, blk + 2, 2);
         int sc, m;
         molmo_q4_k_scale_min(blk + 4, t, &sc, &m);
-        const __m512 d1 = _mm512_set1_ps(_cvtsh_ss(dh) * (float)sc);
-        const __m512 m1 = _mm512_set1_ps(_cvtsh_ss(mh) * (float)m);
-        __m256i q = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * (t / 2)));
+        q = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * (t / 2)));
         if (t & 1) q = _mm256_srli_epi16(q, 4);
         q = _mm256_and_si256(q, _mm256_set1_epi8(15));
-        /* d1 q is exact, so a contraction to fma gives the same single rounding */
-        f0 = _mm512_sub_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm256_castsi256_si128(q))), d1), m1);
-        f1 = _mm512_sub_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm256_extracti128_si256(q, 1))), d1), m1);
+        sc0 = sc1 = _mm512_set1_ps(_cvtsh_ss(dh) * (float)sc);
+        mv = _mm512_set1_ps(_cvtsh_ss(mh) * (float)m);
     } else {
         const int h = t / 4, sb = t % 4;
         __m256i lo = _mm256_loadu_si256((const __m256i *)(blk + 64 * h + 32 * (sb & 1)));
@@ -136,54 +135,65 @@ static __m512 dequant_kstep_bf16(int q4k, const uint8_t *blk, int t) {
         lo = _mm256_and_si256(lo, _mm256_set1_epi8(15));
         __m256i hi = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * h));
         hi = _mm256_and_si256(_mm256_srli_epi16(hi, 2 * sb), _mm256_set1_epi8(3));
-        const __m256i q = _mm256_sub_epi8(_mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)), _mm256_set1_epi8(32));
+        q = _mm256_sub_epi8(_mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)), _mm256_set1_epi8(32));
         uint16_t dh;
         memcpy(&dh, blk + 208, 2);
         const float d = _cvtsh_ss(dh);
-        const __m512 ds0 = _mm512_set1_ps(d * (float)(int8_t)blk[192 + 2 * t]);
-        const __m512 ds1 = _mm512_set1_ps(d * (float)(int8_t)blk[193 + 2 * t]);
-        f0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(q))), ds0);
-        f1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(q, 1))), ds1);
+        sc0 = _mm512_set1_ps(d * (float)(int8_t)blk[192 + 2 * t]);
+        sc1 = _mm512_set1_ps(d * (float)(int8_t)blk[193 + 2 * t]);
+    }
+    const __m128i q0 = _mm256_castsi256_si128(q), q1 = _mm256_extracti128_si256(q, 1);
+    __m512 f0 = _mm512_cvtepi32_ps(q4k ? _mm512_cvtepu8_epi32(q0) : _mm512_cvtepi8_epi32(q0));
+    __m512 f1 = _mm512_cvtepi32_ps(q4k ? _mm512_cvtepu8_epi32(q1) : _mm512_cvtepi8_epi32(q1));
+    f0 = _mm512_mul_ps(f0, sc0); /* exact */
+    f1 = _mm512_mul_ps(f1, sc1);
+    if (q4k) { /* less dmin m: the one rounding (a contraction to fma rounds the same) */
+        f0 = _mm512_sub_ps(f0, mv);
+        f1 = _mm512_sub_ps(f1, mv);
     }
     return (__m512)_mm512_cvtne2ps_pbh(f1, f0);
 }
 
+/* Values k .. k + 31 (k a multiple of 32) of one quantized weight row as bf16: a Q8_0 / Q4_0
+ * block or an eighth of a Q4_K / Q6_K super-block. */
+static __m512 dequant_step_bf16(molmo_dtype wt, const uint8_t *row, int k) {
+    const size_t b = (size_t)(k / MOLMO_QK); /* the Q8_0 / Q4_0 block */
+    switch (wt) {
+    case MOLMO_DTYPE_Q8_0: return dequant_block_bf16(1, row + b * MOLMO_Q8_0_BYTES);
+    case MOLMO_DTYPE_Q4_0: return dequant_block_bf16(0, row + b * MOLMO_Q4_0_BYTES);
+    case MOLMO_DTYPE_Q4_K:
+        return dequant_kstep_bf16(1, row + (size_t)(k / MOLMO_QK_K) * MOLMO_Q4_K_BYTES,
+                                  k % MOLMO_QK_K / KS);
+    default:
+        return dequant_kstep_bf16(0, row + (size_t)(k / MOLMO_QK_K) * MOLMO_Q6_K_BYTES,
+                                  k % MOLMO_QK_K / KS);
+    }
+}
+
 /* The weights of columns j0 .. j0 + 31 (zero beyond n1), k steps [s0, s0 + ks) (zero beyond K),
  * as bf16 weight tiles: per step, the tiles of columns 0-15 and 16-31. BF16 weights as stored,
- * Q8_0 / Q4_0 blocks dequantized (K is a multiple of 32 for them: a step is one block), Q4_K /
- * Q6_K super-blocks 32 values at a time (K is a multiple of 256). A tile
- * row p is dword p (k = 2p, 2p+1) of each of its 16 columns: a 16 x 16 dword transpose. */
+ * quantized ones dequantized (their K is a multiple of 32: a step holds no values beyond K). A
+ * tile row p is dword p (k = 2p, 2p+1) of each of its 16 columns: a 16 x 16 dword transpose. */
 static void pack_panel(const molmo_matmul_args *a, size_t ldw, int j0, int n1, int k0, int ks,
                        uint8_t *pw) {
-    const int K = a->K, q8 = a->wt == MOLMO_DTYPE_Q8_0, q4k = a->wt == MOLMO_DTYPE_Q4_K;
-    const int kq = molmo_dtype_is_kquant(a->wt);
-    const size_t bb = kq ? molmo_kquant_block_bytes(a->wt) : q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;
     const uint8_t *w = a->w;
     for (int s = 0; s < ks; s++)
         for (int h = 0; h < NT; h++) {
-            const int k = k0 + s * KS, n = K - k < KS ? K - k : KS;
+            const int k = k0 + s * KS, n = a->K - k < KS ? a->K - k : KS;
             __m512 r[16];
-            if (a->wt == MOLMO_DTYPE_BF16) {
-                const __mmask32 m = (__mmask32)(n >= 32 ? 0xffffffffu : n > 0 ? (1u << n) - 1u : 0u);
+            if (a->wt == MOLMO_DTYPE_BF16) { /* k < K: n >= 1 */
+                const __mmask32 m = (__mmask32)(n >= 32 ? 0xffffffffu : (1u << n) - 1u);
                 for (int c = 0; c < 16; c++) {
                     const int j = j0 + 16 * h + c;
                     r[c] = j < n1 ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(
-                                        m, (const uint16_t *)w + (size_t)j * (size_t)K + k))
+                                        m, (const uint16_t *)w + (size_t)j * (size_t)a->K + k))
                                   : _mm512_setzero_ps();
-                }
-            } else if (kq) {
-                for (int c = 0; c < 16; c++) {
-                    const int j = j0 + 16 * h + c;
-                    r[c] = j < n1 && n > 0 ? dequant_kstep_bf16(q4k, w + (size_t)j * ldw + (size_t)(k / MOLMO_QK_K) * bb,
-                                                                (k % MOLMO_QK_K) / KS)
-                                           : _mm512_setzero_ps();
                 }
             } else {
                 for (int c = 0; c < 16; c++) {
                     const int j = j0 + 16 * h + c;
-                    r[c] = j < n1 && n > 0 ? dequant_block_bf16(q8, w + (size_t)j * ldw +
-                                                                        (size_t)(k / MOLMO_QK) * bb)
-                                           : _mm512_setzero_ps();
+                    r[c] = j < n1 ? dequant_step_bf16(a->wt, w + (size_t)j * ldw, k)
+                                  : _mm512_setzero_ps();
                 }
             }
             avx512_transpose16_ps(r);

@@ -16,6 +16,7 @@
 #include <immintrin.h>
 #include <stdint.h>
 
+#include "kernels/quant.h"
 #include "kernels/x86/avx512_math.h"
 #include "kernels/x86/x86.h"
 
@@ -280,21 +281,16 @@ void molmo_k_matmul_f32_avx512(const molmo_matmul_args *a, int m0, int m1, int n
         return;
     }
     const int small = a->M <= GEMV_MAX_M;
+    if (!small && a->x_bf16 && molmo_dtype_block_size(a->wt) > 1 && molmo_kernels_amx_bf16()) {
+        /* quantized weights and bf16 activations: on bf16 tiles (molmo_op_bf16_rule) */
+        molmo_k_matmul_bf16_amx(a, m0, m1, n0, n1, ws, ws_floats);
+        return;
+    }
     switch (a->wt) {
     case MOLMO_DTYPE_Q8_0:
-    case MOLMO_DTYPE_Q4_0: /* bf16 activations: on bf16 tiles (molmo_op_bf16_rule) */
-        if (!small && a->x_bf16 && molmo_kernels_amx_bf16())
-            molmo_k_matmul_bf16_amx(a, m0, m1, n0, n1, ws, ws_floats);
-        else
-            molmo_k_matmul_q_avx512(a, m0, m1, n0, n1, ws, ws_floats);
-        break;
+    case MOLMO_DTYPE_Q4_0: molmo_k_matmul_q_avx512(a, m0, m1, n0, n1, ws, ws_floats); break;
     case MOLMO_DTYPE_Q4_K:
-    case MOLMO_DTYPE_Q6_K: /* likewise */
-        if (!small && a->x_bf16 && molmo_kernels_amx_bf16())
-            molmo_k_matmul_bf16_amx(a, m0, m1, n0, n1, ws, ws_floats);
-        else
-            molmo_k_matmul_k_avx512(a, m0, m1, n0, n1, ws, ws_floats);
-        break;
+    case MOLMO_DTYPE_Q6_K: molmo_k_matmul_k_avx512(a, m0, m1, n0, n1, ws, ws_floats); break;
     case MOLMO_DTYPE_F16: (small ? gemv_f16 : gemm_f16)(a, m0, m1, n0, n1, ws, ws_floats); break;
     case MOLMO_DTYPE_BF16:
         if (!small && molmo_kernels_amx_bf16())

@@ -150,9 +150,9 @@ int molmo_k_matmul_bf16_dot(const molmo_matmul_args *a, int m0, int m1, int n0, 
 /* BF16 weights on AMX-BF16 tiles (avx512_amx_bf16.c), for problems of more than 4 rows, where
  * molmo_kernels_amx_bf16() is on: f32 accuracy (three bf16 parts of x), another summation order
  * than the FMA kernel; the bits depend on the problem only (ws may be anything). K >= 1.
- * Also Q8_0 / Q4_0 / Q4_K / Q6_K weights with x_bf16 set (bf16 activations, molmo_op_bf16_rule): each weight
- * dequantized and rounded to bf16, so the bits are those of the BF16 weights
- * molmo_f32_to_bf16(dequantized W). */
+ * Also quantized weights (Q8_0, Q4_0, Q4_K, Q6_K) with x_bf16 set (bf16 activations,
+ * molmo_op_bf16_rule): each weight dequantized and rounded to bf16, so the bits are those of
+ * the BF16 weights molmo_f32_to_bf16(dequantized W). */
 void molmo_k_matmul_bf16_amx(const molmo_matmul_args *a, int m0, int m1, int n0, int n1,
                              float *ws, size_t ws_floats);
 /* out[0..n) = the values of Q8_0 / Q4_0 blocks (n a multiple of 32), exact. */
