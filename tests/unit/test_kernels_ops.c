@@ -685,6 +685,21 @@ static void test_attention_bf16_rounding(void **state) {
     free(scratch);
 }
 
+/* n inputs for the conversion tests: the given special bit patterns first, then both signs
+ * of every f32 exponent with varied mantissas. */
+static float *conversion_inputs(int n, const uint32_t *specials, size_t n_specials) {
+    float *x = malloc((size_t)n * sizeof(float));
+    assert_non_null(x);
+    for (int i = 0; i < n; i++) {
+        const uint32_t u = i < (int)n_specials
+                               ? specials[i]
+                               : ((uint32_t)(i % 2) << 31) | ((uint32_t)(i % 256) << 23) |
+                                     ((uint32_t)i * 2654435761u >> 9);
+        memcpy(&x[i], &u, 4);
+    }
+    return x;
+}
+
 /* to_f16 of every set is molmo_f32_to_f16 bit for bit: signed zeros, f32 subnormals, half
  * subnormals and the underflow edge, ties (to even), the overflow edge (65519.99 -> 65504,
  * 65520 -> inf), infinities and NaN payloads, then every f32 exponent; lengths with tails. */
@@ -696,13 +711,7 @@ static void test_to_f16(void **state) {
         0x33c00000, 0x38800000, 0x387fc000, 0x387fe000, 0x3f801000, 0x3f803000, 0x3f800fff,
         0x477fefff, 0x477ff000, 0xc77fe000, 0x7f800000, 0xff800000, 0x7fc00000, 0x7f800001,
         0xffc01234, 0x7f7fffff, 0x3f800000, 0x47800000, 0x4f000000};
-    float *x = malloc(N * sizeof(float));
-    for (int i = 0; i < N; i++) { /* every exponent, varied mantissas */
-        const uint32_t u = ((uint32_t)(i % 2) << 31) | ((uint32_t)(i % 256) << 23) |
-                           ((uint32_t)i * 2654435761u >> 9);
-        memcpy(&x[i], &u, 4);
-    }
-    memcpy(x, specials, sizeof specials);
+    float *x = conversion_inputs(N, specials, sizeof specials / sizeof specials[0]);
     uint16_t *r = malloc(N * 2), *g = malloc(N * 2);
     for (int i = 0; i < N; i++) r[i] = molmo_f32_to_f16(x[i]);
     assert_int_equal(r[14], 0x7bff); /* 65519.99 */
@@ -738,13 +747,8 @@ static void test_round_bf16(void **state) {
     static const uint32_t specials[] = {0x3f808000, 0x3f818000, 0x3f807fff, 0x3f7f8000, 0x7f7fffff,
                                         0xff7f8000, 0x7f800000, 0xff800000, 0x7fc00001, 0x7f800001,
                                         0xff812345, 0x00000001, 0x80008000, 0x00000000, 0x80000000};
-    float *x = malloc(N * sizeof(float)), *r = malloc(N * sizeof(float)), *g = malloc(N * sizeof(float));
-    for (int i = 0; i < N; i++) {
-        const uint32_t u = ((uint32_t)(i % 2) << 31) | ((uint32_t)(i % 256) << 23) |
-                           ((uint32_t)i * 2654435761u >> 9);
-        memcpy(&x[i], &u, 4);
-    }
-    memcpy(x, specials, sizeof specials);
+    float *x = conversion_inputs(N, specials, sizeof specials / sizeof specials[0]);
+    float *r = malloc(N * sizeof(float)), *g = malloc(N * sizeof(float));
     for (int i = 0; i < N; i++) r[i] = molmo_bf16_to_f32(molmo_f32_to_bf16(x[i]));
     assert_true(r[0] == 1.0f && r[1] == 0x1.04p0f && isinf(r[4]) && isnan(r[8]) && isnan(r[9]));
     const molmo_kernels *all[3] = {molmo_kernels_ref(), molmo_kernels_avx2(), molmo_kernels_avx512()};
