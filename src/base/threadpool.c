@@ -41,6 +41,8 @@ struct molmo_pool {
     worker *workers;            /* [n - 1] */
     unsigned char *scratch_mem; /* n * MOLMO_POOL_SCRATCH_BYTES + 64 (alignment slack) */
     float *scratch;             /* 64-byte aligned start of thread 0's workspace */
+    unsigned char *shared_mem;  /* molmo_pool_shared: shared_bytes + 64 (alignment slack) */
+    size_t shared_bytes;
     pthread_mutex_t mu;
     pthread_cond_t cv_job;      /* workers wait here for a new generation */
     pthread_cond_t cv_done;     /* the caller waits here for pending == 0 */
@@ -191,6 +193,7 @@ void molmo_pool_free(molmo_pool *p) {
     pthread_mutex_destroy(&p->mu);
     molmo_free(p->workers);
     molmo_free(p->scratch_mem);
+    molmo_free(p->shared_mem);
     molmo_free(p);
 }
 
@@ -199,6 +202,18 @@ int molmo_pool_size(const molmo_pool *p) { return p ? p->n : 1; }
 float *molmo_pool_scratch(molmo_pool *p, int ith) {
     if (!p || ith < 0 || ith >= p->n) return NULL;
     return p->scratch + (size_t)ith * (MOLMO_POOL_SCRATCH_BYTES / sizeof(float));
+}
+
+void *molmo_pool_shared(molmo_pool *p, size_t bytes) {
+    if (!p || bytes > SIZE_MAX - 64) return NULL;
+    if (bytes > p->shared_bytes) {
+        /* free first: the old contents are not needed, and both at once would be the peak */
+        molmo_free(p->shared_mem);
+        p->shared_bytes = 0;
+        if (!(p->shared_mem = molmo_malloc(bytes + 64))) return NULL;
+        p->shared_bytes = bytes;
+    }
+    return (void *)(((uintptr_t)p->shared_mem + 63) & ~(uintptr_t)63);
 }
 
 void molmo_pool_run(molmo_pool *p, molmo_pool_fn fn, void *arg) {

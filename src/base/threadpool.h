@@ -40,6 +40,13 @@ void molmo_pool_run(molmo_pool *p, molmo_pool_fn fn, void *arg);
 #define MOLMO_POOL_SCRATCH_BYTES (1024u * 1024u)
 float *molmo_pool_scratch(molmo_pool *p, int ith);
 
+/* A buffer shared by all threads of the pool, 64-byte aligned, of at least `bytes` bytes: the
+ * op layer fills it in one run and reads it in the next (activations quantized once for every
+ * thread of a matmul). Grown on demand and kept until molmo_pool_free; only the driving thread
+ * may call this, between runs. NULL for a NULL pool or when the allocation fails (callers then
+ * do without: nothing depends on it but speed). */
+void *molmo_pool_shared(molmo_pool *p, size_t bytes);
+
 /* Deterministic contiguous split of [0, n) into nth parts: part ith is [*begin, *end). Parts
  * differ in size by at most one, the larger ones first. */
 void molmo_pool_range(int n, int ith, int nth, int *begin, int *end);

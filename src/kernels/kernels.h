@@ -38,7 +38,12 @@ typedef struct molmo_matmul_args {
                               Q6_K) and M > 4 the AVX-512 table then multiplies by the weights
                               rounded to bf16 on AMX-BF16 tiles (molmo_kernels_quant_bf16);
                               other kernels ignore it */
+    const void *xq;        /* x already quantized by the table's matmul_xq (all M rows), or
+                              NULL: the kernel quantizes what it needs itself */
 } molmo_matmul_args;
+
+/* Activations are quantized for matmul_xq in groups of this many rows. */
+#define MOLMO_XQ_ROWS 16
 
 /* Most queries handled together by one attention work item; the scratch holds this many score
  * rows per thread. Each item packs its head's K and V once for all of its rows, so bigger
@@ -113,6 +118,15 @@ typedef struct molmo_kernels {
      * aligned workspace of the calling thread, or NULL. */
     void (*matmul)(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, float *ws,
                    size_t ws_floats);
+    /* Optional (NULL: never). A kernel that quantizes x for its products would do it again in
+     * every thread that computes some columns of the same rows; instead the op layer may have
+     * x quantized once: matmul_xq_bytes(a) is the size of that buffer for problem a (0: the
+     * kernel quantizes nothing for it), matmul_xq(a, g0, g1, xq) fills groups [g0, g1) of
+     * MOLMO_XQ_ROWS rows of it (threads take disjoint groups), and matmul with a->xq = xq
+     * then reads x from it wherever m0 is a multiple of MOLMO_XQ_ROWS (elsewhere it quantizes
+     * itself). The same bits either way. */
+    size_t (*matmul_xq_bytes)(const molmo_matmul_args *a);
+    void (*matmul_xq)(const molmo_matmul_args *a, int g0, int g1, void *xq);
     /* One row of n (ops.h semantics); y may equal x. */
     void (*layernorm)(float *y, const float *x, const float *w, const float *b, int n, float eps);
     void (*rmsnorm)(float *y, const float *x, const float *w, int n, float eps);

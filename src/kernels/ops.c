@@ -200,7 +200,7 @@ static void mm_worker(void *arg, int ith, int nth) {
  * a multiple of the AVX2 one) or 16 for the GEMV shapes; row tiles (multiples of 6, the
  * register-tile height) only when there are too few column tiles to keep every thread busy.
  * Tiling never changes a result (kernels.h). */
-static void mm_plan_one(mm_plan *t, const molmo_matmul_job *j, int nth) {
+static void mm_plan_one(mm_plan *t, const molmo_matmul_job *j, int nth, int xq) {
     t->a = (molmo_matmul_args){.y = j->y, .ldy = j->ldy, .x = j->x, .ldx = j->ldx, .w = j->w,
                                .wt = j->wt, .bias = j->bias, .M = j->M, .N = j->N, .K = j->K,
                                .x_bf16 = j->x_bf16};
@@ -211,9 +211,55 @@ static void mm_plan_one(mm_plan *t, const molmo_matmul_job *j, int nth) {
     if (M > MOLMO_GEMV_MAX_M && nth > 1 && t->n_nt < 4 * nth) {
         int n_mt = (4 * nth + t->n_nt - 1) / t->n_nt, max_mt = (M + 23) / 24;
         n_mt = n_mt < max_mt ? n_mt : max_mt;
-        t->mb = ((M + n_mt - 1) / n_mt + 5) / 6 * 6;
+        /* with x quantized once, a row tile starts on a group of MOLMO_XQ_ROWS (48: 6 | 16) */
+        const int unit = xq ? 48 : 6;
+        t->mb = ((M + n_mt - 1) / n_mt + unit - 1) / unit * unit;
     }
     t->n_mt = (M + t->mb - 1) / t->mb;
+}
+
+/* Activations quantized once for all threads (kernels.h, matmul_xq): groups of
+ * MOLMO_XQ_ROWS rows of every matmul of a run that takes them, numbered one matmul after the
+ * other and split evenly over the threads. */
+typedef struct xq_task {
+    const molmo_kernels *k;
+    const mm_task *mm;
+    int n;
+    int job[MM_MAX_JOBS];       /* plan index of each matmul with a buffer */
+    int first[MM_MAX_JOBS + 1]; /* global index of each one's first group */
+} xq_task;
+
+static void xq_worker(void *arg, int ith, int nth) {
+    const xq_task *t = arg;
+    int b, e;
+    molmo_pool_range(t->first[t->n], ith, nth, &b, &e);
+    for (int i = 0; i < t->n && b < e; i++) {
+        if (b >= t->first[i + 1]) continue;
+        const int te = e < t->first[i + 1] ? e : t->first[i + 1];
+        const molmo_matmul_args *a = &t->mm->plan[t->job[i]].a;
+        t->k->matmul_xq(a, b - t->first[i], te - t->first[i], (void *)a->xq);
+        b = te;
+    }
+}
+
+/* Quantizes the activations of the run's matmuls that take them into the pool's shared buffer
+ * and points their args at it; without that buffer they quantize for themselves. */
+static void mm_quantize_once(molmo_pool *p, mm_task *t, const size_t xq_bytes[]) {
+    size_t total = 0;
+    for (int j = 0; j < t->n; j++) total += (xq_bytes[j] + 63) & ~(size_t)63;
+    unsigned char *buf = total ? molmo_pool_shared(p, total) : NULL;
+    if (!buf) return;
+    xq_task q = {.k = t->k, .mm = t, .n = 0};
+    q.first[0] = 0;
+    for (int j = 0; j < t->n; j++) {
+        if (!xq_bytes[j]) continue;
+        t->plan[j].a.xq = buf;
+        buf += (xq_bytes[j] + 63) & ~(size_t)63;
+        q.job[q.n] = j;
+        q.first[q.n + 1] = q.first[q.n] + (t->plan[j].a.M + MOLMO_XQ_ROWS - 1) / MOLMO_XQ_ROWS;
+        q.n++;
+    }
+    molmo_pool_run(p, xq_worker, &q);
 }
 
 void molmo_op_matmul_many(molmo_pool *p, const molmo_matmul_job *jobs, int n_jobs) {
@@ -231,18 +277,26 @@ void molmo_op_matmul_many(molmo_pool *p, const molmo_matmul_job *jobs, int n_job
     for (int i = 0; i < n_jobs; i++)
         flops += 2.0 * jobs[i].M * (double)jobs[i].N * (jobs[i].K > 0 ? jobs[i].K : 1);
     const int nth = flops < MIN_PARALLEL_FLOPS ? 1 : molmo_pool_size(p);
+    /* Quantizing x once pays where several threads would each quantize all of its rows */
+    const int xq = nth > 1 && t.k->matmul_xq_bytes;
+    size_t xq_bytes[MM_MAX_JOBS];
     for (int i = 0; i < n_jobs; i++) {
         if (jobs[i].M <= 0 || jobs[i].N <= 0) continue;
         /* Block types: rows are whole blocks (the loader checks the shapes). */
         assert(molmo_dtype_block_size(jobs[i].wt) <= 1 ||
                jobs[i].K % molmo_dtype_block_size(jobs[i].wt) == 0);
-        mm_plan_one(&t.plan[t.n], &jobs[i], nth);
+        const molmo_matmul_args ja = {.x = jobs[i].x, .ldx = jobs[i].ldx, .w = jobs[i].w,
+                                      .wt = jobs[i].wt, .M = jobs[i].M, .N = jobs[i].N,
+                                      .K = jobs[i].K, .x_bf16 = jobs[i].x_bf16};
+        xq_bytes[t.n] = xq ? t.k->matmul_xq_bytes(&ja) : 0;
+        mm_plan_one(&t.plan[t.n], &jobs[i], nth, xq_bytes[t.n] > 0);
         t.first[t.n + 1] = t.first[t.n] + t.plan[t.n].n_mt * t.plan[t.n].n_nt;
         t.cost[t.n] = (double)(t.plan[t.n].mb < jobs[i].M ? t.plan[t.n].mb : jobs[i].M) *
                       t.plan[t.n].nb * (jobs[i].K > 0 ? jobs[i].K : 1);
         t.n++;
     }
     if (t.n == 0) return;
+    if (xq) mm_quantize_once(p, &t, xq_bytes);
     if (nth == 1)
         mm_worker(&t, 0, 1);
     else

@@ -421,7 +421,7 @@ static void run_q_case(const molmo_kernels *const *sets, int n_sets, const qshap
     char what[96];
     snprintf(what, sizeof what, "%dx%dx%d %s%s%s", M, N, K, molmo_dtype_name(qt),
              use_bias ? " bias" : "", s->pad ? " strided" : "");
-    molmo_matmul_args a = {NULL, ldy, x, ldx, w, qt, bias, M, N, K, 0};
+    molmo_matmul_args a = {NULL, ldy, x, ldx, w, qt, bias, M, N, K, 0, NULL};
     /* ref: exact against double, and the same bits as the f32 kernel on the dequantized W */
     run_kernel(molmo_kernels_ref()->matmul, a, ybuf, ny, off, NULL, 0, r);
     if ((double)M * N * K <= 5e7) check_ref_exact(r, x, ldx, wf, bias, M, N, K, what);
@@ -471,6 +471,40 @@ static void test_qmatmul_vs_ref(void **state) {
     }
 }
 
+#if defined(__x86_64__)
+/* The AMX kernel reading x pre-quantized (kernels.h, matmul_xq; the buffer filled in two parts
+ * as two threads would): whole, cut at a row group (32: xq used from both starts) and off one
+ * (21: the second part quantizes for itself), with the pool workspace and the smallest one it
+ * accepts with xq (panel + one group's accumulators): sp's bits. */
+static void check_amx_xq(molmo_matmul_args *a, const float *sp, float *g, size_t nmn) {
+    const int M = a->M, N = a->N, groups = (M + 15) / 16;
+    void *xq = malloc(molmo_k_matmul_q_amx_xq_bytes(a));
+    assert_non_null(xq);
+    molmo_k_matmul_q_amx_xq(a, groups / 2, groups, xq);
+    molmo_k_matmul_q_amx_xq(a, 0, groups / 2, xq);
+    a->xq = xq;
+    const size_t min_floats = (16 * 3 * 576 + 3 * 1024) / sizeof(float);
+    const size_t own_min = (16 * 3 * 576 + 16 * 576) / sizeof(float);
+    const size_t ws_sizes[2] = {WS_FLOATS, min_floats};
+    const int cuts[3] = {M, 32, 21};
+    for (int wi = 0; wi < 2; wi++)
+        for (int ci = 0; ci < 3; ci++) {
+            for (size_t e = 0; e < nmn; e++) g[e] = SENTINEL;
+            a->y = g;
+            const int mc = M > cuts[ci] ? cuts[ci] : M;
+            assert_int_equal(molmo_k_matmul_q_amx(a, 0, mc, 0, N, g_ws, ws_sizes[wi]), 1);
+            /* off a group, the kernel quantizes for itself: its own smallest workspace */
+            const size_t ws2 = mc % 16 && ws_sizes[wi] < own_min ? own_min : ws_sizes[wi];
+            if (mc < M) assert_int_equal(molmo_k_matmul_q_amx(a, mc, M, 0, N, g_ws, ws2), 1);
+            for (int r = 0; r < M; r++)
+                assert_memory_equal(g + (size_t)r * a->ldy, sp + (size_t)r * a->ldy, (size_t)N * 4);
+        }
+    assert_int_equal(molmo_k_matmul_q_amx(a, 0, M, 0, N, g_ws, min_floats - 16), 0);
+    a->xq = NULL;
+    free(xq);
+}
+#endif
+
 /* The AMX kernel (x86/avx512_amx.c), where this machine has usable AMX-INT8: every GEMM shape
  * of Q_SHAPES (M > 4), whole and cut into sub-ranges that are not multiples of its 16-row
  * groups and 16-column tiles, with the pool workspace, the smallest workspace it accepts (one
@@ -488,10 +522,14 @@ static void test_qmatmul_amx(void **state) {
     const size_t min_floats = (16 * 3 * 576 + 16 * 576) / sizeof(float);
     /* and K split into chunks that each run several 16-block panels through the kernel's
      * accumulator buffer (K 8192 over 160 rows does not fit the pool workspace at once) */
-    static const qshape extra[] = {{160, 40, 8192, 0}};
+    static const qshape extra[] = {{160, 40, 8192, 0},
+                                   /* with xq: 2 row chunks of all K (37 groups x 128 blocks of
+                                    * A tiles exceed its L2 budget), and K chunks where row
+                                    * chunks would be thin (7 groups x 400 blocks) */
+                                   {577, 40, 4096, 0}, {100, 24, 12800, 0}};
     const size_t n_shapes = sizeof Q_SHAPES / sizeof Q_SHAPES[0];
     int cases = 0;
-    for (size_t i = 0; i < n_shapes + 1; i++)
+    for (size_t i = 0; i < n_shapes + sizeof extra / sizeof extra[0]; i++)
         for (int t = 0; t < 2; t++) {
             const qshape *s = i < n_shapes ? &Q_SHAPES[i] : &extra[i - n_shapes];
             if (s->M <= 4) continue;
@@ -502,7 +540,7 @@ static void test_qmatmul_amx(void **state) {
             const uint8_t *w = make_qw(QTYPES[t], N, K, 0, &wbase, &wf);
             float *sp = malloc(nmn * 4), *g = malloc(nmn * 4);
             assert_true(sp && g);
-            molmo_matmul_args a = {sp, ldy, x, ldx, w, QTYPES[t], bias, M, N, K, 0};
+            molmo_matmul_args a = {sp, ldy, x, ldx, w, QTYPES[t], bias, M, N, K, 0, NULL};
             molmo_k_matmul_qdot_ref(&a, 0, M, 0, N);
             const size_t ws_sizes[2] = {WS_FLOATS, min_floats};
             for (int wi = 0; wi < 2; wi++) {
@@ -518,6 +556,7 @@ static void test_qmatmul_amx(void **state) {
             for (size_t e = 0; e < nmn; e++) g[e] = SENTINEL;
             assert_int_equal(molmo_k_matmul_q_amx(&a, 0, M, 0, N, g_ws, min_floats - 16), 0);
             for (size_t e = 0; e < nmn; e++) assert_true(g[e] == SENTINEL);
+            check_amx_xq(&a, sp, g, nmn);
             cases++;
             free(x);
             free(bias);
@@ -586,7 +625,7 @@ static void test_qmatmul_bf16x(void **state) {
             char what[96];
             snprintf(what, sizeof what, "%dx%dx%d %s, bf16 x", M, N, K, molmo_dtype_name(types[t]));
             for (size_t e = 0; e < nmn; e++) want[e] = SENTINEL;
-            molmo_matmul_args ab = {want, ldy, x, ldx, wb, MOLMO_DTYPE_BF16, bias, M, N, K, 1};
+            molmo_matmul_args ab = {want, ldy, x, ldx, wb, MOLMO_DTYPE_BF16, bias, M, N, K, 1, NULL};
             molmo_k_matmul_bf16_amx(&ab, 0, M, 0, N, g_ws, WS_FLOATS);
             molmo_matmul_args a = ab;
             a.w = w;
@@ -611,7 +650,7 @@ static void test_qmatmul_bf16x(void **state) {
                 for (int row = 0; row < M; row++)
                     assert_memory_equal(got + (size_t)row * ldy, want + (size_t)row * ldy, (size_t)N * 4);
             }
-            molmo_matmul_args af = {got, N, x, ldx, wf, MOLMO_DTYPE_F32, bias, M, N, K, 0};
+            molmo_matmul_args af = {got, N, x, ldx, wf, MOLMO_DTYPE_F32, bias, M, N, K, 0, NULL};
             molmo_kernels_ref()->matmul(&af, 0, M, 0, N, NULL, 0);
             unpad(r, want, M, N, ldy);
             check("avx512", "matmul", r, got, (size_t)M * N, what);
@@ -645,7 +684,7 @@ static void test_qmatmul_nonfinite(void **state) {
     const int n_sets = fast_sets(sets);
     for (int t = 0; t < 2; t++) {
         const uint8_t *w = make_qw(QTYPES[t], N, K, 0, &wbase, &wf);
-        molmo_matmul_args a = {sp, N, x, K, w, QTYPES[t], NULL, M, N, K, 0};
+        molmo_matmul_args a = {sp, N, x, K, w, QTYPES[t], NULL, M, N, K, 0, NULL};
         molmo_k_matmul_qdot_ref(&a, 0, M, 0, N);
         for (int j = 0; j < N; j++) {
             assert_true(isfinite(sp[j]));
@@ -667,7 +706,8 @@ static void test_qmatmul_nonfinite(void **state) {
 static void test_qmatmul_threads(void **state) {
     (void)state;
     static const qshape shapes[] = {{150, 256, 1088, 0}, {1, 4096, 256, 0}, {3, 1000, 64, 0},
-                                    {50, 300, 128, 3},   {9, 130, 96, 0},   {4, 4095, 32, 0}};
+                                    {50, 300, 128, 3},   {9, 130, 96, 0},   {4, 4095, 32, 0},
+                                    {577, 96, 4096, 1}};
     molmo_pool *pools[3];
     for (int i = 0; i < 3; i++) assert_int_equal(molmo_pool_create(i + 1, &pools[i], NULL), MOLMO_OK);
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
@@ -686,7 +726,7 @@ static void test_qmatmul_threads(void **state) {
             }
             for (int p = 0; p < 3; p++)
                 molmo_op_matmul(pools[p], y[p], ldy, x, ldx, w, QTYPES[t], bias, s->M, s->N, s->K);
-            const molmo_matmul_args a = {y[3], ldy, x, ldx, w, QTYPES[t], bias, s->M, s->N, s->K, 0};
+            const molmo_matmul_args a = {y[3], ldy, x, ldx, w, QTYPES[t], bias, s->M, s->N, s->K, 0, NULL};
             molmo_kernels_get()->matmul(&a, 0, s->M, 0, s->N, g_ws, WS_FLOATS);
             for (int p = 1; p < 4; p++) assert_memory_equal(y[0], y[p], ny * sizeof(float));
             molmo_kernels_allow_amx(0); /* the VNNI kernel where AMX ran: same bits */
@@ -696,7 +736,7 @@ static void test_qmatmul_threads(void **state) {
             molmo_kernels_force_reference(1);
             molmo_op_matmul(pools[1], y[4], ldy, x, ldx, w, QTYPES[t], bias, s->M, s->N, s->K);
             molmo_kernels_force_reference(0);
-            const molmo_matmul_args ar = {y[3], ldy, x, ldx, w, QTYPES[t], bias, s->M, s->N, s->K, 0};
+            const molmo_matmul_args ar = {y[3], ldy, x, ldx, w, QTYPES[t], bias, s->M, s->N, s->K, 0, NULL};
             molmo_kernels_ref()->matmul(&ar, 0, s->M, 0, s->N, NULL, 0);
             assert_memory_equal(y[3], y[4], ny * sizeof(float));
             for (int i = 0; i < 5; i++) free(y[i]);
@@ -706,6 +746,51 @@ static void test_qmatmul_threads(void **state) {
             free(bias);
         }
     for (int i = 0; i < 3; i++) molmo_pool_free(pools[i]);
+}
+
+/* Several matmuls in one run (molmo_op_matmul_many, as the MoE experts and the fused
+ * projections): with 2 and 3 threads each one's activations are quantized once into the pool's
+ * shared buffer, one after the other (kernels.h, matmul_xq); the bits of 1 thread, which
+ * quantizes inside the kernel. A GEMV job and a bf16-activation job (bf16 tiles where AMX-BF16
+ * runs, else int8 as the others) sit between them. */
+static void test_qmatmul_many(void **state) {
+    (void)state;
+    static const qshape shapes[] = {{40, 70, 1024, 0}, {3, 50, 256, 0}, {20, 33, 64, 2},
+                                    {150, 64, 2048, 1}, {17, 16, 4096, 0}};
+    enum { NJ = sizeof shapes / sizeof shapes[0] };
+    molmo_matmul_job jobs[NJ];
+    float *x[NJ], *wf[NJ], *y[3][NJ];
+    void *wbase[NJ];
+    for (int j = 0; j < NJ; j++) {
+        const qshape *s = &shapes[j];
+        const int ldx = s->K + s->pad, ldy = s->N + s->pad;
+        x[j] = frand((size_t)s->M * ldx, 1.0f);
+        if (j == 2) molmo_op_round_bf16(NULL, x[j], 1, (size_t)s->M * ldx, (size_t)s->M * ldx);
+        const uint8_t *w = make_qw(QTYPES[j % 2], s->N, s->K, 0, &wbase[j], &wf[j]);
+        jobs[j] = (molmo_matmul_job){NULL, ldy, x[j], ldx, w, QTYPES[j % 2], NULL,
+                                     s->M, s->N, s->K, j == 2};
+        for (int p = 0; p < 3; p++) {
+            y[p][j] = malloc((size_t)s->M * ldy * sizeof(float));
+            assert_non_null(y[p][j]);
+            for (size_t e = 0; e < (size_t)s->M * ldy; e++) y[p][j][e] = SENTINEL;
+        }
+    }
+    for (int p = 0; p < 3; p++) {
+        molmo_pool *pool;
+        assert_int_equal(molmo_pool_create(p + 1, &pool, NULL), MOLMO_OK);
+        for (int j = 0; j < NJ; j++) jobs[j].y = y[p][j];
+        molmo_op_matmul_many(pool, jobs, NJ);
+        molmo_pool_free(pool);
+    }
+    for (int j = 0; j < NJ; j++) {
+        const size_t ny = (size_t)shapes[j].M * (size_t)jobs[j].ldy;
+        for (int p = 1; p < 3; p++) assert_memory_equal(y[0][j], y[p][j], ny * sizeof(float));
+        for (size_t e = 0; e < ny; e++) assert_true(y[0][j][e] != SENTINEL || e % jobs[j].ldy >= (size_t)shapes[j].N);
+        for (int p = 0; p < 3; p++) free(y[p][j]);
+        free(x[j]);
+        free(wf[j]);
+        free(wbase[j]);
+    }
 }
 
 /* gather_rows and to_f32 of block types: every set gives the dequantized values (misaligned
@@ -739,7 +824,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_quant_known_blocks), cmocka_unit_test(test_quant_roundtrip),
         cmocka_unit_test(test_quant_errors),       cmocka_unit_test(test_act_quant),
         cmocka_unit_test(test_qmatmul_vs_ref),     cmocka_unit_test(test_qmatmul_nonfinite),
-        cmocka_unit_test(test_qmatmul_threads),    cmocka_unit_test(test_qmatmul_amx),
+        cmocka_unit_test(test_qmatmul_threads),    cmocka_unit_test(test_qmatmul_many),
+        cmocka_unit_test(test_qmatmul_amx),
         cmocka_unit_test(test_qmatmul_bf16x),      cmocka_unit_test(test_quant_gather_to_f32),
         cmocka_unit_test(test_print_summary),
     };

@@ -23,7 +23,10 @@
  * 16-row group of the chunk.
  *
  * Rows are processed in groups of 16; the quantized activations of the chunk are padded with
- * zero rows to a multiple of 16, whose sums are computed and dropped. Partial sums rest in a
+ * zero rows to a multiple of 16, whose sums are computed and dropped. With several threads the
+ * op layer has x quantized once into a shared buffer (a->xq, kernels.h matmul_xq): every
+ * thread computes some columns of all rows and would otherwise quantize all of x itself;
+ * the chunks are then planned for L2 (plan_xq). Partial sums rest in a
  * contiguous accumulator buffer between the panels of a K chunk and in y between K chunks
  * (exact f32 round trips), so any tiling and thread split gives the same bits. The y lines an
  * output tile writes are prefetched for writing while its tiles work: y's rows are far apart
@@ -234,11 +237,56 @@ static int plan(size_t bytes, int rows, int nb, int *kc, int *mc, int *acc) {
     return 1;
 }
 
+/* Chunks when x is pre-quantized (a->xq): the workspace holds only the panel and the
+ * accumulators, and the chunk's A tiles are read from xq, reused by every column panel: they
+ * should stay in L2 (2 MiB a core on SPR). All K at once, in as few near-equal row chunks as
+ * keep them within XQ_L2_BYTES: a new row chunk packs the weights again, a new K chunk makes a
+ * round trip of y instead, which cost more (577x1024x4096 on 2 threads: 4.7 ms with 4 K
+ * chunks of all rows, 4.5 all rows at once (2.7 MB of A), 4.0 two row chunks of 19 and 18
+ * groups, 4.2 three of 13). Only where the row chunks would get thin (fewer than
+ * XQ_MIN_GROUPS, a 7B's 18944-wide down projection) are all rows taken in K chunks that fit. */
+#define XQ_L2_BYTES ((size_t)1536 * 1024)
+#define XQ_MIN_GROUPS 8
+static int plan_xq(size_t bytes, int rows, int nb, int *kc, int *mc, int *acc) {
+    if (bytes < (size_t)KP * PB_BYTES + ACC_BYTES) return 0;
+    const int groups = (rows + TR - 1) / TR;
+    const int acc_groups = (int)((bytes - (size_t)KP * PB_BYTES) / ACC_BYTES); /* >= 1 */
+    const size_t per_group = (size_t)nb * GQ_BYTES;
+    const int chunks = (int)(((size_t)groups * per_group + XQ_L2_BYTES - 1) / XQ_L2_BYTES);
+    int g = (groups + chunks - 1) / chunks;
+    *kc = nb;
+    if (g < XQ_MIN_GROUPS && chunks > 1) {
+        g = groups;
+        *kc = (int)(XQ_L2_BYTES / ((size_t)groups * GQ_BYTES)) / KP * KP;
+        *kc = *kc < KP ? KP : *kc;
+    }
+    g = g < acc_groups ? g : acc_groups;
+    *mc = g * TR;
+    *acc = 1;
+    return 1;
+}
+
+/* x pre-quantized for every thread (kernels.h, matmul_xq): all M rows in groups of 16 as
+ * quantize_groups lays out one K chunk, with the chunk = all of K: group g at g * nb *
+ * GQ_BYTES. */
+size_t molmo_k_matmul_q_amx_xq_bytes(const molmo_matmul_args *a) {
+    return (size_t)((a->M + TR - 1) / TR) * (size_t)(a->K / MOLMO_QK) * GQ_BYTES;
+}
+
+void molmo_k_matmul_q_amx_xq(const molmo_matmul_args *a, int g0, int g1, void *xq) {
+    const int nb = a->K / MOLMO_QK, r0 = g0 * TR, r1 = g1 * TR < a->M ? g1 * TR : a->M;
+    if (r0 >= r1) return;
+    quantize_groups(a->x + (size_t)r0 * (size_t)a->ldx, (size_t)a->ldx, r1 - r0, 0, nb,
+                    (uint8_t *)xq + (size_t)g0 * (size_t)nb * GQ_BYTES);
+}
+
 int molmo_k_matmul_q_amx(const molmo_matmul_args *a, int m0, int m1, int n0, int n1,
                          float *ws, size_t ws_floats) {
     const int q8 = a->wt == MOLMO_DTYPE_Q8_0, nb = a->K / MOLMO_QK;
+    const uint8_t *xq = a->xq && m0 % TR == 0 ? (const uint8_t *)a->xq : NULL;
     int kc, mc, use_acc;
-    if (!ws || !plan(ws_floats * sizeof(float), m1 - m0, nb, &kc, &mc, &use_acc)) return 0;
+    if (!ws || !(xq ? plan_xq : plan)(ws_floats * sizeof(float), m1 - m0, nb, &kc, &mc, &use_acc))
+        return 0;
     const size_t ldw = molmo_dtype_row_bytes(a->wt, a->K), ldx = (size_t)a->ldx, ldy = (size_t)a->ldy;
     uint8_t *pw = (uint8_t *)ws;
     float *accs = use_acc ? (float *)(pw + (size_t)KP * PB_BYTES) : NULL;
@@ -249,8 +297,18 @@ int molmo_k_matmul_q_amx(const molmo_matmul_args *a, int m0, int m1, int n0, int
         const int mb1 = m1 - mb0 < mc ? m1 : mb0 + mc, rows = mb1 - mb0;
         for (int kb0 = 0; kb0 < nb; kb0 += kc) {
             const int kcn = nb - kb0 < kc ? nb - kb0 : kc;
-            const size_t gs = (size_t)kcn * GQ_BYTES;
-            quantize_groups(a->x + (size_t)mb0 * ldx, ldx, rows, kb0, kcn, xc);
+            /* the chunk's A tiles: xg for group 0, block kb0; tiles per group nt (the scales
+             * follow them), the chunk's first block among them ko, group stride gs */
+            const uint8_t *xg;
+            int nt, ko;
+            if (xq) {
+                nt = nb, ko = kb0;
+                xg = xq + (size_t)(mb0 / TR) * (size_t)nb * GQ_BYTES + 512 * (size_t)kb0;
+            } else {
+                nt = kcn, ko = 0, xg = xc;
+                quantize_groups(a->x + (size_t)mb0 * ldx, ldx, rows, kb0, kcn, xc);
+            }
+            const size_t gs = (size_t)nt * GQ_BYTES;
             /* the tile loads read what the vector stores of the quantization and the packing
              * wrote, and GCC's tile-load asm does not say that it reads memory: keep the
              * compiler from moving those stores past it */
@@ -268,9 +326,10 @@ int molmo_k_matmul_q_amx(const molmo_matmul_args *a, int m0, int m1, int n0, int
                     __asm__ volatile("" ::: "memory");
                     const int last = kb0 + pb0 + np == nb, to_y = !accs || pb0 + np == kcn;
                     const int from = kb0 + pb0 == 0 ? FROM_ZERO : accs && pb0 > 0 ? FROM_BUF : FROM_Y;
-                    panel(np, xc + 512 * (size_t)pb0, gs, 512 * (size_t)(kcn - pb0) + 64 * (size_t)pb0,
-                          pw, sums, a->y + (size_t)mb0 * ldy + (size_t)j0, ldy, accs, rows, nr, from,
-                          to_y, last && a->bias ? a->bias + j0 : NULL, &f, quota);
+                    panel(np, xg + 512 * (size_t)pb0, gs,
+                          512 * (size_t)(nt - ko - pb0) + 64 * (size_t)(ko + pb0), pw, sums,
+                          a->y + (size_t)mb0 * ldy + (size_t)j0, ldy, accs, rows, nr, from, to_y,
+                          last && a->bias ? a->bias + j0 : NULL, &f, quota);
                 }
             }
         }

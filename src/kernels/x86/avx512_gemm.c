@@ -271,6 +271,22 @@ static void gemv_bf16(const molmo_matmul_args *a, int m0, int m1, int n0, int n1
     gemv_rows(MOLMO_DTYPE_BF16, a, m0, m1, n0, n1);
 }
 
+/* Whether molmo_k_matmul_f32_avx512 runs problem a on the int8 AMX tiles (given enough
+ * workspace): the one kernel of this table that takes x pre-quantized (matmul_xq). */
+static int int8_amx(const molmo_matmul_args *a) {
+    return a->M > GEMV_MAX_M && a->K > 0 &&
+           (a->wt == MOLMO_DTYPE_Q8_0 || a->wt == MOLMO_DTYPE_Q4_0) &&
+           !(a->x_bf16 && molmo_kernels_amx_bf16()) && molmo_kernels_amx();
+}
+
+size_t molmo_k_matmul_xq_bytes_avx512(const molmo_matmul_args *a) {
+    return int8_amx(a) ? molmo_k_matmul_q_amx_xq_bytes(a) : 0;
+}
+
+void molmo_k_matmul_xq_avx512(const molmo_matmul_args *a, int g0, int g1, void *xq) {
+    molmo_k_matmul_q_amx_xq(a, g0, g1, xq);
+}
+
 void molmo_k_matmul_f32_avx512(const molmo_matmul_args *a, int m0, int m1, int n0, int n1,
                                float *ws, size_t ws_floats) {
     if (m0 >= m1 || n0 >= n1) return;

@@ -165,6 +165,8 @@ static void round_bf16_avx512(float *x, size_t n) { avx512_round_bf16(x, n); }
 const molmo_kernels molmo_kernels_avx512_table = {
     .name = "avx512",
     .matmul = molmo_k_matmul_f32_avx512,
+    .matmul_xq_bytes = molmo_k_matmul_xq_bytes_avx512,
+    .matmul_xq = molmo_k_matmul_xq_avx512,
     .layernorm = layernorm_avx512,
     .rmsnorm = rmsnorm_avx512,
     .softmax = softmax_avx512,
