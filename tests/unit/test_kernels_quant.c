@@ -699,6 +699,35 @@ static void test_qmatmul_nonfinite(void **state) {
         free(wf);
     }
     free(x);
+    /* The GEMM path (AMX: 16 blocks of a row quantized at once) on blocks whose scale is
+     * infinite, NaN, zero, or so small that 1 / scale overflows: the specification's bits */
+    const int MG = 20, KG = 1024;
+    float *xg = frand((size_t)MG * KG, 1.0f), *yg = malloc(sizeof(float) * MG * N),
+          *sg = malloc(sizeof(float) * MG * N);
+    assert_true(xg && yg && sg);
+    xg[1 * KG + 3 * 32 + 7] = INFINITY;
+    xg[2 * KG + 17 * 32] = NAN;
+    for (int k = 0; k < 32; k++) {
+        xg[5 * KG + 20 * 32 + k] = 0.0f;
+        xg[7 * KG + 5 * 32 + k] = 1e-40f * (float)(k - 16); /* denormal: 1 / d = inf */
+        xg[9 * KG + k] = 1e-38f * (float)(k % 5);
+        xg[11 * KG + 31 * 32 + k] = -3e38f;
+    }
+    for (int t = 0; t < 2; t++) {
+        const uint8_t *w = make_qw(QTYPES[t], N, KG, 0, &wbase, &wf);
+        molmo_matmul_args a = {sg, N, xg, KG, w, QTYPES[t], NULL, MG, N, KG, 0, NULL};
+        molmo_k_matmul_qdot_ref(&a, 0, MG, 0, N);
+        for (int si = 0; si < n_sets; si++) {
+            a.y = yg;
+            sets[si]->matmul(&a, 0, MG, 0, N, g_ws, WS_FLOATS);
+            assert_same_bits(yg, sg, (size_t)MG * N, "special blocks, GEMM");
+        }
+        free(wbase);
+        free(wf);
+    }
+    free(xg);
+    free(yg);
+    free(sg);
 }
 
 /* The op layer: 1, 2 and 3 threads give the same bits as one kernel call, with or without

@@ -111,6 +111,59 @@ static void pack_panel(int q8, const uint8_t *w, size_t ldw, int j0, int nr, int
     }
 }
 
+/* Lane i of the result = the largest of the 16 lanes of v[i] (unsigned): a transposing tree
+ * of 15 two-source steps instead of a reduction per vector. */
+INLINE __m512i max16_epu32(const __m512i v[16]) {
+    __m512i a[8], b[4];
+    for (int i = 0; i < 8; i++)
+        a[i] = _mm512_max_epu32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]),
+                                _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
+    for (int i = 0; i < 4; i++)
+        b[i] = _mm512_max_epu32(_mm512_unpacklo_epi64(a[2 * i], a[2 * i + 1]),
+                                _mm512_unpackhi_epi64(a[2 * i], a[2 * i + 1]));
+    const __m512i c0 = _mm512_max_epu32(_mm512_shuffle_i32x4(b[0], b[1], 0x88),
+                                        _mm512_shuffle_i32x4(b[0], b[1], 0xdd));
+    const __m512i c1 = _mm512_max_epu32(_mm512_shuffle_i32x4(b[2], b[3], 0x88),
+                                        _mm512_shuffle_i32x4(b[2], b[3], 0xdd));
+    return _mm512_max_epu32(_mm512_shuffle_i32x4(c0, c1, 0x88), _mm512_shuffle_i32x4(c0, c1, 0xdd));
+}
+
+/* One block of 32 columns of 16 rows (x: the first row's block, rows ldx apart; rows >= nr
+ * read as zero) with quantize_block32's operations, its scalar steps done for the 16 rows at
+ * once: row r's int8 values to q + 32 r (one A tile), the 16 scales to dx. */
+INLINE void quantize_tile(const float *x, size_t ldx, int nr, uint8_t *q, float *dx) {
+    const __m512i absmask = _mm512_set1_epi32(0x7fffffff);
+    __m512 v[TR][2];
+    __m512i m[TR];
+    for (int r = 0; r < TR; r++) {
+        const __mmask16 mr = r < nr ? 0xffff : 0;
+        v[r][0] = _mm512_maskz_loadu_ps(mr, x + (size_t)r * ldx);
+        v[r][1] = _mm512_maskz_loadu_ps(mr, x + (size_t)r * ldx + 16);
+        m[r] = _mm512_max_epu32(_mm512_and_si512(_mm512_castps_si512(v[r][0]), absmask),
+                                _mm512_and_si512(_mm512_castps_si512(v[r][1]), absmask));
+    }
+    const __m512i amax_bits = max16_epu32(m);
+    /* the scalar code's d = amax / 127, id = d > 0 ? 1 / d : 0, and its test of both; where
+     * it fails the row's values are 0 (the zero rows of a short group included: d = 0) */
+    const __m512 d = _mm512_div_ps(_mm512_castsi512_ps(amax_bits), _mm512_set1_ps(127.0f));
+    const __mmask16 pos = _mm512_cmp_ps_mask(d, _mm512_setzero_ps(), _CMP_GT_OQ);
+    const __m512 id = _mm512_maskz_div_ps(pos, _mm512_set1_ps(1.0f), d);
+    const __mmask16 ok = _mm512_cmplt_epu32_mask(amax_bits, _mm512_set1_epi32(0x7f800000)) &
+                         _mm512_cmp_ps_mask(id, _mm512_setzero_ps(), _CMP_GT_OQ) &
+                         _mm512_cmp_ps_mask(id, _mm512_set1_ps(3.40282347e38f), _CMP_LE_OQ);
+    _mm512_storeu_ps(dx, d);
+    for (int r = 0; r < TR; r++) {
+        const __m512 iv = _mm512_permutexvar_ps(_mm512_set1_epi32(r), id);
+        const __m512i q0 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v[r][0], iv),
+                                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        const __m512i q1 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v[r][1], iv),
+                                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        const __m256i qr = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm512_cvtepi32_epi8(q0)),
+                                                   _mm512_cvtepi32_epi8(q1), 1);
+        _mm256_storeu_si256((__m256i *)(q + 32 * r), (ok >> r) & 1 ? qr : _mm256_setzero_si256());
+    }
+}
+
 /* Rows [0, rows) of x (stride ldx), blocks [kb0, kb0 + kc), quantized into groups of 16 rows
  * (the last group's rows beyond `rows` are zero): per group, kc tiles of 16 rows x 32 bytes
  * (512 B, contiguous, so a tile load reads 8 consecutive lines), then kc x 16 f32 scales dx
@@ -118,21 +171,12 @@ static void pack_panel(int q8, const uint8_t *w, size_t ldw, int j0, int nr, int
 #define GQ_BYTES (512 + 64)
 static void quantize_groups(const float *x, size_t ldx, int rows, int kb0, int kc, uint8_t *xc) {
     const size_t gs = (size_t)kc * GQ_BYTES;
-    const int padded = (rows + TR - 1) / TR * TR;
-    for (int r = 0; r < padded; r++) {
-        uint8_t *g = xc + (size_t)(r / TR) * gs;
-        float *dx = (float *)(g + (size_t)kc * 512) + r % TR;
-        uint8_t *q = g + 32 * (size_t)(r % TR);
-        const float *xr = x + (size_t)r * ldx + (size_t)kb0 * MOLMO_QK;
-        for (int b = 0; b < kc; b++) {
-            int32_t sum;
-            if (r < rows) {
-                dx[16 * b] = quantize_block32(xr + 32 * b, q + 512 * (size_t)b, &sum);
-            } else {
-                memset(q + 512 * (size_t)b, 0, 32);
-                dx[16 * b] = 0.0f;
-            }
-        }
+    for (int r0 = 0; r0 < rows; r0 += TR) {
+        uint8_t *g = xc + (size_t)(r0 / TR) * gs;
+        const float *xr = x + (size_t)r0 * ldx + (size_t)kb0 * MOLMO_QK;
+        for (int b = 0; b < kc; b++)
+            quantize_tile(xr + 32 * (size_t)b, ldx, rows - r0, g + 512 * (size_t)b,
+                          (float *)(g + (size_t)kc * 512) + 16 * b);
     }
 }
 
