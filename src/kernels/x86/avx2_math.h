@@ -75,11 +75,13 @@ static inline double avx2_hsum_pd(__m256d v) {
     return _mm_cvtsd_f64(s);
 }
 
-/* See avx512_exp. 2^n for n in [-150, 128] is applied as 2^(n>>1) * 2^(n - (n>>1)): the first
- * product is exact (normal range), the second rounds once, exactly like vscalefps. */
+/* See avx512_exp (0 below -87.33, no denormal ever computed). 2^n for n in [-126, 128] is
+ * applied as 2^(n>>1) * 2^(n - (n>>1)): the first product is exact (normal range), the second
+ * rounds once, exactly like vscalefps. */
 static inline __m256 avx2_exp(__m256 x) {
+    const __m256 normal = _mm256_cmp_ps(x, _mm256_set1_ps(-87.33f), _CMP_NLT_UQ);
     x = _mm256_min_ps(_mm256_set1_ps(88.8f), x);
-    x = _mm256_max_ps(_mm256_set1_ps(-104.0f), x);
+    x = _mm256_max_ps(_mm256_set1_ps(-87.33f), x);
     const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
@@ -96,7 +98,7 @@ static inline __m256 avx2_exp(__m256 x) {
     const __m256i b = _mm256_set1_epi32(127);
     const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, b), 23));
     const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, b), 23));
-    return _mm256_mul_ps(_mm256_mul_ps(y, s1), s2);
+    return _mm256_and_ps(normal, _mm256_mul_ps(_mm256_mul_ps(y, s1), s2));
 }
 
 /* Sum of the first n lanes of v in double, into (s0, s1). */
