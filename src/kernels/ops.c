@@ -242,17 +242,39 @@ static void xq_worker(void *arg, int ith, int nth) {
     }
 }
 
+/* The earlier matmul of the run whose quantized x matmul j can share (the same x and the same
+ * kind of product: the ViT's q, k and v projections), or -1. */
+static int mm_same_x(const mm_task *t, const size_t xq_bytes[], int j) {
+    const molmo_matmul_args *b = &t->plan[j].a;
+    for (int i = 0; i < j; i++) {
+        const molmo_matmul_args *a = &t->plan[i].a;
+        if (xq_bytes[i] && a->x == b->x && a->ldx == b->ldx && a->M == b->M && a->K == b->K &&
+            a->wt == b->wt && a->x_bf16 == b->x_bf16)
+            return i;
+    }
+    return -1;
+}
+
 /* Quantizes the activations of the run's matmuls that take them into the pool's shared buffer
- * and points their args at it; without that buffer they quantize for themselves. */
+ * (once per distinct x) and points their args at it; without that buffer they quantize for
+ * themselves. */
 static void mm_quantize_once(molmo_pool *p, mm_task *t, const size_t xq_bytes[]) {
+    int same[MM_MAX_JOBS];
     size_t total = 0;
-    for (int j = 0; j < t->n; j++) total += (xq_bytes[j] + 63) & ~(size_t)63;
+    for (int j = 0; j < t->n; j++) {
+        same[j] = xq_bytes[j] ? mm_same_x(t, xq_bytes, j) : -1;
+        if (same[j] < 0) total += (xq_bytes[j] + 63) & ~(size_t)63;
+    }
     unsigned char *buf = total ? molmo_pool_shared(p, total) : NULL;
     if (!buf) return;
     xq_task q = {.k = t->k, .mm = t, .n = 0};
     q.first[0] = 0;
     for (int j = 0; j < t->n; j++) {
         if (!xq_bytes[j]) continue;
+        if (same[j] >= 0) {
+            t->plan[j].a.xq = t->plan[same[j]].a.xq;
+            continue;
+        }
         t->plan[j].a.xq = buf;
         buf += (xq_bytes[j] + 63) & ~(size_t)63;
         q.job[q.n] = j;
@@ -392,7 +414,7 @@ void molmo_op_softmax_rows(float *x, int M, int N) {
  * pieces of whole 64-byte lines. */
 typedef struct ew_task {
     const molmo_kernels *k;
-    int op; /* 0: quick_gelu, 1: silu_mul, 2: round_bf16 */
+    int op; /* 0: quick_gelu, 1: silu_mul, 2: round_bf16, 3: add (out += gate) */
     float *out;
     const float *gate, *up;
     size_t n, ld;
@@ -404,6 +426,8 @@ static void ew_piece(const ew_task *t, size_t off, size_t len) {
         t->k->quick_gelu(t->out + off, len);
     else if (t->op == 2)
         t->k->round_bf16(t->out + off, len);
+    else if (t->op == 3)
+        t->k->add(t->out + off, t->gate + off, len);
     else
         t->k->silu_mul(t->out + off, t->gate + off, t->up + off, len);
 }
@@ -453,7 +477,10 @@ void molmo_op_round_bf16(molmo_pool *p, float *x, int M, size_t n, size_t ld) {
     run_elementwise(p, &t);
 }
 
-void molmo_op_add(float *y, const float *x, size_t n) { molmo_kernels_get()->add(y, x, n); }
+void molmo_op_add(molmo_pool *p, float *y, const float *x, size_t n) {
+    ew_task t = {molmo_kernels_get(), 3, y, x, NULL, n, n, 1};
+    run_elementwise(p, &t);
+}
 
 void molmo_op_scale_add(float *y, const float *x, float a, size_t n) {
     molmo_kernels_get()->scale_add(y, x, a, n);

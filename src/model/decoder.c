@@ -289,9 +289,9 @@ static void forward_chunk(molmo_decoder *d, molmo_pool *pool, const float *embed
     for (int i = 0; i < c->n_layers; i++) {
         const molmo_llm_layer *L = &d->m->w.layers[i];
         attention(d, pool, L, i, n);
-        molmo_op_add(d->x, d->h, (size_t)n * D);
+        molmo_op_add(pool, d->x, d->h, (size_t)n * D);
         feed_forward(d, pool, L, i, n, trace, tu);
-        molmo_op_add(d->x, d->h, (size_t)n * D);
+        molmo_op_add(pool, d->x, d->h, (size_t)n * D);
         if (last_chunk)
             trace_row(trace, tu, d->x + (size_t)(n - 1) * D, 1, D, "llm.block%d.last", i);
     }

@@ -156,7 +156,7 @@ static molmo_status embed_prompt(molmo_context *c, int with_image, int from, flo
     for (int i = 0; i < r->n_crops * r->n_pooled; i++) {
         int pos = r->input_idx[i] + 1 - from; /* +1: BOS precedes the image block */
         if (r->input_idx[i] < 0 || pos < 0) continue;
-        molmo_op_add(x + (size_t)pos * D, c->img.features + (size_t)i * D, (size_t)D);
+        molmo_op_add(NULL, x + (size_t)pos * D, c->img.features + (size_t)i * D, (size_t)D);
     }
     return MOLMO_OK;
 }

@@ -105,7 +105,7 @@ static void embed(molmo_vision *v, molmo_pool *pool, const float *patches) {
     molmo_op_matmul(pool, v->x + W, W, patches, v->patch_dim, w->patch_emb.data,
                     w->patch_emb.dtype, NULL, v->n_patch, W, v->patch_dim);
     memcpy(v->x, f32(&w->class_emb), (size_t)W * sizeof(float));
-    molmo_op_add(v->x, f32(&w->pos_emb), (size_t)v->n_tok * (size_t)W);
+    molmo_op_add(pool, v->x, f32(&w->pos_emb), (size_t)v->n_tok * (size_t)W);
     molmo_op_layernorm(pool, v->x, v->x, f32(&w->pre_ln_w), f32(&w->pre_ln_b), v->n_tok, W,
                        v->m->cfg.vit_norm_eps);
 }
@@ -131,12 +131,12 @@ static void vit_block(molmo_vision *v, molmo_pool *pool, const molmo_vit_layer *
                            v->hd, 1.0f / sqrtf((float)v->hd), 0, 0, v->scratch);
     }
     mm(v, pool, v->h, W, v->att, W, &L->wo, f32(&L->bo), T, W, W);
-    molmo_op_add(v->x, v->h, (size_t)T * W);
+    molmo_op_add(pool, v->x, v->h, (size_t)T * W);
     molmo_op_layernorm(pool, v->h, v->x, f32(&L->ln2_w), f32(&L->ln2_b), T, W, eps);
     mm(v, pool, v->mlp, v->F, v->h, W, &L->w1, f32(&L->b1), T, v->F, W);
     molmo_op_quick_gelu(pool, v->mlp, (size_t)T * v->F);
     mm(v, pool, v->h, W, v->mlp, v->F, &L->w2, f32(&L->b2), T, W, v->F);
-    molmo_op_add(v->x, v->h, (size_t)T * W);
+    molmo_op_add(pool, v->x, v->h, (size_t)T * W);
 }
 
 /* Copies block output rows 1.. (CLS dropped) into feature columns [col, col + W). */
@@ -152,9 +152,9 @@ static void add_pad_embeds(molmo_vision *v, const float *mask) {
     size_t D = 2 * (size_t)v->W;
     for (int p = 0; p < v->n_patch; p++) {
         if (mask[p] == 0.0f)
-            molmo_op_add(v->feat + p * D, pad, D);
+            molmo_op_add(NULL, v->feat + p * D, pad, D);
         else if (mask[p] < 1.0f)
-            molmo_op_add(v->feat + p * D, pad + D, D);
+            molmo_op_add(NULL, v->feat + p * D, pad + D, D);
     }
 }
 

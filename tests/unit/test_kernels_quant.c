@@ -777,15 +777,15 @@ static void test_qmatmul_threads(void **state) {
     for (int i = 0; i < 3; i++) molmo_pool_free(pools[i]);
 }
 
-/* Several matmuls in one run (molmo_op_matmul_many, as the MoE experts and the fused
- * projections): with 2 and 3 threads each one's activations are quantized once into the pool's
- * shared buffer, one after the other (kernels.h, matmul_xq); the bits of 1 thread, which
- * quantizes inside the kernel. A GEMV job and a bf16-activation job (bf16 tiles where AMX-BF16
- * runs, else int8 as the others) sit between them. */
+/* Several matmuls in one run (molmo_op_matmul_many, as the MoE experts and the ViT's q, k, v
+ * projections): with 2 and 3 threads each distinct x is quantized once into the pool's shared
+ * buffer, one after the other (kernels.h, matmul_xq; the last job shares the first one's); the
+ * bits of 1 thread, which quantizes inside the kernel. A GEMV job and a bf16-activation job
+ * (bf16 tiles where AMX-BF16 runs, else int8 as the others) sit between them. */
 static void test_qmatmul_many(void **state) {
     (void)state;
     static const qshape shapes[] = {{40, 70, 1024, 0}, {3, 50, 256, 0}, {20, 33, 64, 2},
-                                    {150, 64, 2048, 1}, {17, 16, 4096, 0}};
+                                    {150, 64, 2048, 1}, {17, 16, 4096, 0}, {40, 20, 1024, 0}};
     enum { NJ = sizeof shapes / sizeof shapes[0] };
     molmo_matmul_job jobs[NJ];
     float *x[NJ], *wf[NJ], *y[3][NJ];
@@ -793,10 +793,12 @@ static void test_qmatmul_many(void **state) {
     for (int j = 0; j < NJ; j++) {
         const qshape *s = &shapes[j];
         const int ldx = s->K + s->pad, ldy = s->N + s->pad;
-        x[j] = frand((size_t)s->M * ldx, 1.0f);
+        /* the last job multiplies the first one's x (quantized once for both) */
+        x[j] = j == NJ - 1 ? NULL : frand((size_t)s->M * ldx, 1.0f);
         if (j == 2) molmo_op_round_bf16(NULL, x[j], 1, (size_t)s->M * ldx, (size_t)s->M * ldx);
-        const uint8_t *w = make_qw(QTYPES[j % 2], s->N, s->K, 0, &wbase[j], &wf[j]);
-        jobs[j] = (molmo_matmul_job){NULL, ldy, x[j], ldx, w, QTYPES[j % 2], NULL,
+        const molmo_dtype wt = QTYPES[j == NJ - 1 ? 0 : j % 2];
+        const uint8_t *w = make_qw(wt, s->N, s->K, 0, &wbase[j], &wf[j]);
+        jobs[j] = (molmo_matmul_job){NULL, ldy, x[j] ? x[j] : x[0], ldx, w, wt, NULL,
                                      s->M, s->N, s->K, j == 2};
         for (int p = 0; p < 3; p++) {
             y[p][j] = malloc((size_t)s->M * ldy * sizeof(float));
