@@ -20,6 +20,7 @@
 #include <immintrin.h>
 #endif
 
+#include "base/alloc.h"
 #include "base/cpu.h"
 #include "base/fp16.h"
 #include "kernel_check.h"
@@ -780,15 +781,16 @@ static void test_qmatmul_threads(void **state) {
 /* Several matmuls in one run (molmo_op_matmul_many, as the MoE experts and the ViT's q, k, v
  * projections): with 2 and 3 threads each distinct x is quantized once into the pool's shared
  * buffer, one after the other (kernels.h, matmul_xq; the last job shares the first one's); the
- * bits of 1 thread, which quantizes inside the kernel. A GEMV job and a bf16-activation job
- * (bf16 tiles where AMX-BF16 runs, else int8 as the others) sit between them. */
+ * bits of 1 thread, which quantizes inside the kernel, and of 2 threads without that buffer
+ * (its allocation failing). A GEMV job and a bf16-activation job (bf16 tiles where AMX-BF16
+ * runs, else int8 as the others) sit between them. */
 static void test_qmatmul_many(void **state) {
     (void)state;
     static const qshape shapes[] = {{40, 70, 1024, 0}, {3, 50, 256, 0}, {20, 33, 64, 2},
                                     {150, 64, 2048, 1}, {17, 16, 4096, 0}, {40, 20, 1024, 0}};
     enum { NJ = sizeof shapes / sizeof shapes[0] };
     molmo_matmul_job jobs[NJ];
-    float *x[NJ], *wf[NJ], *y[3][NJ];
+    float *x[NJ], *wf[NJ], *y[4][NJ];
     void *wbase[NJ];
     for (int j = 0; j < NJ; j++) {
         const qshape *s = &shapes[j];
@@ -800,24 +802,28 @@ static void test_qmatmul_many(void **state) {
         const uint8_t *w = make_qw(wt, s->N, s->K, 0, &wbase[j], &wf[j]);
         jobs[j] = (molmo_matmul_job){NULL, ldy, x[j] ? x[j] : x[0], ldx, w, wt, NULL,
                                      s->M, s->N, s->K, j == 2};
-        for (int p = 0; p < 3; p++) {
+        for (int p = 0; p < 4; p++) {
             y[p][j] = malloc((size_t)s->M * ldy * sizeof(float));
             assert_non_null(y[p][j]);
             for (size_t e = 0; e < (size_t)s->M * ldy; e++) y[p][j][e] = SENTINEL;
         }
     }
-    for (int p = 0; p < 3; p++) {
+    /* 1, 2, 3 threads; then 2 threads whose shared buffer cannot be allocated (the kernels
+     * quantize for themselves) */
+    for (int p = 0; p < 4; p++) {
         molmo_pool *pool;
-        assert_int_equal(molmo_pool_create(p + 1, &pool, NULL), MOLMO_OK);
+        assert_int_equal(molmo_pool_create(p < 3 ? p + 1 : 2, &pool, NULL), MOLMO_OK);
         for (int j = 0; j < NJ; j++) jobs[j].y = y[p][j];
+        if (p == 3) molmo_alloc_fail_after(0);
         molmo_op_matmul_many(pool, jobs, NJ);
+        molmo_alloc_fail_after(-1);
         molmo_pool_free(pool);
     }
     for (int j = 0; j < NJ; j++) {
         const size_t ny = (size_t)shapes[j].M * (size_t)jobs[j].ldy;
-        for (int p = 1; p < 3; p++) assert_memory_equal(y[0][j], y[p][j], ny * sizeof(float));
+        for (int p = 1; p < 4; p++) assert_memory_equal(y[0][j], y[p][j], ny * sizeof(float));
         for (size_t e = 0; e < ny; e++) assert_true(y[0][j][e] != SENTINEL || e % jobs[j].ldy >= (size_t)shapes[j].N);
-        for (int p = 0; p < 3; p++) free(y[p][j]);
+        for (int p = 0; p < 4; p++) free(y[p][j]);
         free(x[j]);
         free(wf[j]);
         free(wbase[j]);
