@@ -199,11 +199,14 @@ static void mm_worker(void *arg, int ith, int nth) {
 /* Tiling of one matmul for a pool of nth threads. Column tiles of 64 (the AVX-512 panel width;
  * a multiple of the AVX2 one) or 16 for the GEMV shapes; row tiles (multiples of 6, the
  * register-tile height) only when there are too few column tiles to keep every thread busy.
- * Tiling never changes a result (kernels.h). */
-static void mm_plan_one(mm_plan *t, const molmo_matmul_job *j, int nth, int xq) {
+ * Tiling never changes a result (kernels.h). Returns the bytes of x quantized once that the
+ * kernel takes for it (matmul_xq_bytes; 0 unless want_xq). */
+static size_t mm_plan_one(mm_plan *t, const molmo_kernels *k, const molmo_matmul_job *j, int nth,
+                          int want_xq) {
     t->a = (molmo_matmul_args){.y = j->y, .ldy = j->ldy, .x = j->x, .ldx = j->ldx, .w = j->w,
                                .wt = j->wt, .bias = j->bias, .M = j->M, .N = j->N, .K = j->K,
                                .x_bf16 = j->x_bf16};
+    const size_t xq = want_xq ? k->matmul_xq_bytes(&t->a) : 0;
     const int M = j->M;
     t->nb = M <= MOLMO_GEMV_MAX_M ? 16 : 64;
     t->n_nt = (j->N + t->nb - 1) / t->nb;
@@ -211,11 +214,13 @@ static void mm_plan_one(mm_plan *t, const molmo_matmul_job *j, int nth, int xq) 
     if (M > MOLMO_GEMV_MAX_M && nth > 1 && t->n_nt < 4 * nth) {
         int n_mt = (4 * nth + t->n_nt - 1) / t->n_nt, max_mt = (M + 23) / 24;
         n_mt = n_mt < max_mt ? n_mt : max_mt;
-        /* with x quantized once, a row tile starts on a group of MOLMO_XQ_ROWS (48: 6 | 16) */
+        /* with x quantized once, a row tile also starts on a group of MOLMO_XQ_ROWS */
+        _Static_assert(48 % 6 == 0 && 48 % MOLMO_XQ_ROWS == 0, "row tile unit");
         const int unit = xq ? 48 : 6;
         t->mb = ((M + n_mt - 1) / n_mt + unit - 1) / unit * unit;
     }
     t->n_mt = (M + t->mb - 1) / t->mb;
+    return xq;
 }
 
 /* Activations quantized once for all threads (kernels.h, matmul_xq): groups of
@@ -307,11 +312,7 @@ void molmo_op_matmul_many(molmo_pool *p, const molmo_matmul_job *jobs, int n_job
         /* Block types: rows are whole blocks (the loader checks the shapes). */
         assert(molmo_dtype_block_size(jobs[i].wt) <= 1 ||
                jobs[i].K % molmo_dtype_block_size(jobs[i].wt) == 0);
-        const molmo_matmul_args ja = {.x = jobs[i].x, .ldx = jobs[i].ldx, .w = jobs[i].w,
-                                      .wt = jobs[i].wt, .M = jobs[i].M, .N = jobs[i].N,
-                                      .K = jobs[i].K, .x_bf16 = jobs[i].x_bf16};
-        xq_bytes[t.n] = xq ? t.k->matmul_xq_bytes(&ja) : 0;
-        mm_plan_one(&t.plan[t.n], &jobs[i], nth, xq_bytes[t.n] > 0);
+        xq_bytes[t.n] = mm_plan_one(&t.plan[t.n], t.k, &jobs[i], nth, xq);
         t.first[t.n + 1] = t.first[t.n] + t.plan[t.n].n_mt * t.plan[t.n].n_nt;
         t.cost[t.n] = (double)(t.plan[t.n].mb < jobs[i].M ? t.plan[t.n].mb : jobs[i].M) *
                       t.plan[t.n].nb * (jobs[i].K > 0 ? jobs[i].K : 1);

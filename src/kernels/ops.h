@@ -103,8 +103,8 @@ void molmo_op_silu_mul(molmo_pool *p, float *out, const float *gate, const float
 void molmo_op_silu_mul_rows(molmo_pool *p, float *out, const float *gate, const float *up,
                             int M, size_t n, size_t ld);
 
-/* y += x (may alias), split over the pool's threads in whole 64-byte lines (the ViT's residual
- * adds: 577 x 1024 values, memory-bound, 2x on 2 threads). */
+/* y += x (may alias), split over the pool's threads in whole 64-byte lines (the residual
+ * adds of the ViT and of prefill). */
 void molmo_op_add(molmo_pool *p, float *y, const float *x, size_t n);
 
 /* y += a * x, product rounded before the sum (as PyTorch's y + a*x: no fused multiply-add). */

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "kernels/x86/x86.h"
 #include "molmo.h"
 
 /* Lane mask (all ones / zero) of the first min(max(n, 0), 8) lanes. */
@@ -79,9 +80,9 @@ static inline double avx2_hsum_pd(__m256d v) {
  * applied as 2^(n>>1) * 2^(n - (n>>1)): the first product is exact (normal range), the second
  * rounds once, exactly like vscalefps. */
 static inline __m256 avx2_exp(__m256 x) {
-    const __m256 normal = _mm256_cmp_ps(x, _mm256_set1_ps(-87.33f), _CMP_NLT_UQ);
+    const __m256 normal = _mm256_cmp_ps(x, _mm256_set1_ps(MOLMO_X86_EXP_MIN), _CMP_NLT_UQ);
     x = _mm256_min_ps(_mm256_set1_ps(88.8f), x);
-    x = _mm256_max_ps(_mm256_set1_ps(-87.33f), x);
+    x = _mm256_max_ps(_mm256_set1_ps(MOLMO_X86_EXP_MIN), x);
     const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels/x86/x86.h"
 #include "molmo.h"
 
 /* Mask of the first min(n, 16) lanes (n <= 0: none). */
@@ -43,11 +44,10 @@ static inline __m512 avx512_load_w16(const void *w, molmo_dtype wt, size_t idx, 
  * sigmoid, a softmax whose sum is at least 1) they change nothing. NaN stays NaN (min/max
  * return their second operand when one is NaN, and the mask keeps unordered lanes).
  * avx2_exp gives the same bits. */
-#define AVX512_EXP_MIN (-87.33f)
 static inline __m512 avx512_exp(__m512 x) {
-    const __mmask16 normal = _mm512_cmp_ps_mask(x, _mm512_set1_ps(AVX512_EXP_MIN), _CMP_NLT_UQ);
+    const __mmask16 normal = _mm512_cmp_ps_mask(x, _mm512_set1_ps(MOLMO_X86_EXP_MIN), _CMP_NLT_UQ);
     x = _mm512_min_ps(_mm512_set1_ps(88.8f), x);
-    x = _mm512_max_ps(_mm512_set1_ps(AVX512_EXP_MIN), x);
+    x = _mm512_max_ps(_mm512_set1_ps(MOLMO_X86_EXP_MIN), x);
     const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);

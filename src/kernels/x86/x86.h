@@ -20,6 +20,10 @@ static inline unsigned char *molmo_x86_work_buffer(float *ws, size_t ws_floats,
     return stack;
 }
 
+/* avx512_exp and avx2_exp (same bits) return 0 below this, where exp is under 1.19e-38,
+ * instead of computing a denormal: avx512_math.h says why. */
+#define MOLMO_X86_EXP_MIN (-87.33f)
+
 /* The AVX-512 decode GEMV reads one block of each of 16 weight rows at a time: 16 concurrent
  * streams, which the hardware prefetchers follow too late to keep DRAM busy (~65% of the read
  * loop's bandwidth on SPR). So it prefetches by hand the blocks MOLMO_GEMV_PF_BYTES ahead in
