@@ -672,40 +672,56 @@ static void test_qmatmul_bf16x(void **state) {
 #endif
 }
 
-/* Non-finite activations: the block's outputs become NaN in every set, as in the spec; other
- * rows are untouched. */
-static void test_qmatmul_nonfinite(void **state) {
-    (void)state;
-    const int M = 3, N = 20, K = 96;
-    float *x = frand((size_t)M * K, 1.0f), *wf, y[3 * 20], sp[3 * 20];
-    void *wbase;
-    x[1 * K + 40] = INFINITY;
-    x[2 * K + 70] = NAN;
+/* x [M, K] times Q8_0 and Q4_0 weights of N columns: every fast set gives the specification's
+ * bits (NaN matching NaN); sp receives the specification's output of the last type, which
+ * check_spec (or NULL) looks at for each type first. */
+static void q_sets_same_bits(const float *x, int M, int N, int K, const char *what, float *sp,
+                             void (*check_spec)(const float *sp, int N)) {
     const molmo_kernels *sets[2];
     const int n_sets = fast_sets(sets);
+    float *y = malloc(sizeof(float) * (size_t)M * N);
+    assert_non_null(y);
     for (int t = 0; t < 2; t++) {
+        float *wf;
+        void *wbase;
         const uint8_t *w = make_qw(QTYPES[t], N, K, 0, &wbase, &wf);
         molmo_matmul_args a = {sp, N, x, K, w, QTYPES[t], NULL, M, N, K, 0, NULL};
         molmo_k_matmul_qdot_ref(&a, 0, M, 0, N);
-        for (int j = 0; j < N; j++) {
-            assert_true(isfinite(sp[j]));
-            assert_true(isnan(sp[N + j]) && isnan(sp[2 * N + j]));
-        }
+        if (check_spec) check_spec(sp, N);
         for (int si = 0; si < n_sets; si++) {
             a.y = y;
             sets[si]->matmul(&a, 0, M, 0, N, g_ws, WS_FLOATS);
-            assert_same_bits(y, sp, (size_t)M * N, "non-finite x");
+            assert_same_bits(y, sp, (size_t)M * N, what);
         }
         free(wbase);
         free(wf);
     }
+    free(y);
+}
+
+/* Row 0 of the 3 rows below is finite, rows 1 and 2 (an inf, a NaN in x) are NaN. */
+static void check_nan_rows(const float *sp, int N) {
+    for (int j = 0; j < N; j++) {
+        assert_true(isfinite(sp[j]));
+        assert_true(isnan(sp[N + j]) && isnan(sp[2 * N + j]));
+    }
+}
+
+/* Non-finite activations: the block's outputs become NaN in every set, as in the spec; other
+ * rows are untouched. Then the GEMM path (AMX: a tile of 16 rows x one block quantized at
+ * once) on blocks whose scale is infinite, NaN, zero, or so small that 1 / scale overflows:
+ * the specification's bits. */
+static void test_qmatmul_nonfinite(void **state) {
+    (void)state;
+    const int M = 3, N = 20, K = 96;
+    float *x = frand((size_t)M * K, 1.0f), sp[3 * 20];
+    x[1 * K + 40] = INFINITY;
+    x[2 * K + 70] = NAN;
+    q_sets_same_bits(x, M, N, K, "non-finite x", sp, check_nan_rows);
     free(x);
-    /* The GEMM path (AMX: 16 blocks of a row quantized at once) on blocks whose scale is
-     * infinite, NaN, zero, or so small that 1 / scale overflows: the specification's bits */
     const int MG = 20, KG = 1024;
-    float *xg = frand((size_t)MG * KG, 1.0f), *yg = malloc(sizeof(float) * MG * N),
-          *sg = malloc(sizeof(float) * MG * N);
-    assert_true(xg && yg && sg);
+    float *xg = frand((size_t)MG * KG, 1.0f), *sg = malloc(sizeof(float) * MG * N);
+    assert_non_null(sg);
     xg[1 * KG + 3 * 32 + 7] = INFINITY;
     xg[2 * KG + 17 * 32] = NAN;
     for (int k = 0; k < 32; k++) {
@@ -714,20 +730,8 @@ static void test_qmatmul_nonfinite(void **state) {
         xg[9 * KG + k] = 1e-38f * (float)(k % 5);
         xg[11 * KG + 31 * 32 + k] = -3e38f;
     }
-    for (int t = 0; t < 2; t++) {
-        const uint8_t *w = make_qw(QTYPES[t], N, KG, 0, &wbase, &wf);
-        molmo_matmul_args a = {sg, N, xg, KG, w, QTYPES[t], NULL, MG, N, KG, 0, NULL};
-        molmo_k_matmul_qdot_ref(&a, 0, MG, 0, N);
-        for (int si = 0; si < n_sets; si++) {
-            a.y = yg;
-            sets[si]->matmul(&a, 0, MG, 0, N, g_ws, WS_FLOATS);
-            assert_same_bits(yg, sg, (size_t)MG * N, "special blocks, GEMM");
-        }
-        free(wbase);
-        free(wf);
-    }
+    q_sets_same_bits(xg, MG, N, KG, "special blocks, GEMM", sg, NULL);
     free(xg);
-    free(yg);
     free(sg);
 }
 
