@@ -225,6 +225,51 @@ static void test_matmul_empty_k(void **state) {
     }
 }
 
+/* Column panels of at most 16 outputs (N's tail) run a one-vector register tile in the AVX-512
+ * GEMM: the same FMA chains as the four-vector tile, so the same bits. Each case runs all
+ * columns in one call, where a panel's 64 columns take the wide tile (a short last panel of
+ * 17..63 columns too), and again 16 columns per call, where every column takes the narrow one;
+ * with and without bias, and from a stack panel (128 steps of K per block: accumulating
+ * blocks). */
+static void test_matmul_narrow_panels(void **state) {
+    (void)state;
+    static const mm_shape shapes[] = {{13, 80, 64, 0}, {6, 577, 64, 1}, {25, 40, 300, 0}, {7, 33, 17, 2}};
+    const molmo_kernels *sets[2];
+    const int n_sets = fast_sets(sets);
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const mm_shape *s = &shapes[si];
+        const int ldx = s->K + s->pad, ldy = s->N + s->pad;
+        const size_t ny = (size_t)s->M * ldy;
+        for (int d = 0; d < 2; d++) { /* F32, F16: the FMA GEMM on every x86 set */
+            float *x = frand((size_t)s->M * ldx, 1.0f), *wf, *bias = frand((size_t)s->N, 1.0f);
+            void *w = make_w(DTYPES[d], (size_t)s->N * s->K, 0.05f, &wf);
+            float *y0 = calloc(ny, sizeof(float)), *y1 = calloc(ny, sizeof(float));
+            assert_true(y0 && y1);
+            for (int k = 0; k < n_sets; k++) {
+                for (int v = 0; v < 2; v++) {
+                    molmo_matmul_args a = {y0, ldy, x, ldx, w, DTYPES[d], v ? bias : NULL,
+                                           s->M, s->N, s->K, 0, NULL};
+                    float *ws = v ? NULL : g_ws;
+                    const size_t wsf = v ? 0 : WS_FLOATS;
+                    sets[k]->matmul(&a, 0, s->M, 0, s->N, ws, wsf);
+                    a.y = y1;
+                    for (int j0 = 0; j0 < s->N; j0 += 16)
+                        sets[k]->matmul(&a, 0, s->M, j0, j0 + 16 < s->N ? j0 + 16 : s->N, ws, wsf);
+                    if (memcmp(y0, y1, ny * sizeof(float)) != 0)
+                        fail_msg("%s matmul %dx%dx%d %s: 16-column panels change the bits",
+                                 sets[k]->name, s->M, s->N, s->K, molmo_dtype_name(DTYPES[d]));
+                }
+            }
+            free(x);
+            free(wf);
+            if (w != wf) free(w);
+            free(bias);
+            free(y0);
+            free(y1);
+        }
+    }
+}
+
 /* The op layer: 1, 2 and 3 threads give the same bits, equal to one kernel call over the whole
  * output; force_reference gives the reference bits. */
 static void test_matmul_threads(void **state) {
@@ -416,6 +461,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_matmul_vs_ref),
         cmocka_unit_test(test_matmul_empty_k),
         cmocka_unit_test(test_matmul_bf16_x),
+        cmocka_unit_test(test_matmul_narrow_panels),
         cmocka_unit_test(test_matmul_threads),
         cmocka_unit_test(test_print_summary),
     };

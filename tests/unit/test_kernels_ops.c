@@ -120,6 +120,29 @@ static void test_softmax_vs_ref(void **state) {
     }
 }
 
+/* One peak 100 above the rest of its row, at columns that the fast sets' max takes on each
+ * of its chains (and the tail): a max that missed it would overflow exp to inf. */
+static void test_softmax_peak(void **state) {
+    (void)state;
+    const molmo_kernels *sets[2];
+    const int n_sets = fast_sets(sets), N = 200;
+    static const int cols[] = {0, 5, 16, 29, 32, 47, 48, 63, 64, 127, 190, 199};
+    float x[200], r[200], g[200];
+    for (size_t c = 0; c < sizeof cols / sizeof cols[0]; c++) {
+        for (int j = 0; j < N; j++) x[j] = -50.0f + 0.01f * (float)j;
+        x[cols[c]] = 50.0f;
+        memcpy(r, x, sizeof x);
+        molmo_kernels_ref()->softmax(r, N);
+        char what[32];
+        snprintf(what, sizeof what, "peak at %d", cols[c]);
+        for (int si = 0; si < n_sets; si++) {
+            memcpy(g, x, sizeof x);
+            sets[si]->softmax(g, N);
+            check(sets[si]->name, "softmax", g, r, (size_t)N, what);
+        }
+    }
+}
+
 static const size_t EW_NS[] = {1, 7, 16, 17, 4095};
 
 static double qgelu_exact(double x) { return x / (1 + exp(-1.702 * x)); }
@@ -802,6 +825,7 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_norms_vs_ref),
         cmocka_unit_test(test_softmax_vs_ref),
+        cmocka_unit_test(test_softmax_peak),
         cmocka_unit_test(test_elementwise_vs_ref),
         cmocka_unit_test(test_activation_extremes),
         cmocka_unit_test(test_attention_vs_ref),

@@ -44,9 +44,8 @@ static inline __m512 avx512_load_w16(const void *w, molmo_dtype wt, size_t idx, 
  * sigmoid, a softmax whose sum is at least 1) they change nothing. NaN stays NaN (min/max
  * return their second operand when one is NaN, and the mask keeps unordered lanes).
  * avx2_exp gives the same bits. */
-static inline __m512 avx512_exp(__m512 x) {
+static inline __m512 avx512_exp_upto_88(__m512 x) {
     const __mmask16 normal = _mm512_cmp_ps_mask(x, _mm512_set1_ps(MOLMO_X86_EXP_MIN), _CMP_NLT_UQ);
-    x = _mm512_min_ps(_mm512_set1_ps(88.8f), x);
     x = _mm512_max_ps(_mm512_set1_ps(MOLMO_X86_EXP_MIN), x);
     const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -60,6 +59,13 @@ static inline __m512 avx512_exp(__m512 x) {
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
     const __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
     return _mm512_maskz_scalef_ps(normal, y, n);
+}
+
+/* avx512_exp_upto_88 is the exp of inputs at most 88.8 (or NaN), as a softmax's s - max s; the
+ * clamp at the top first gives the same bits for any input (the compare at the bottom sees the
+ * same answer for x and min(88.8, x), NaN included). */
+static inline __m512 avx512_exp(__m512 x) {
+    return avx512_exp_upto_88(_mm512_min_ps(_mm512_set1_ps(88.8f), x));
 }
 
 /* molmo_f32_to_bf16 on 16 lanes, kept as f32: u + 0x7fff + bit 16, low half cleared; NaN
@@ -79,23 +85,39 @@ static inline void avx512_round_bf16(float *x, size_t n) {
 }
 
 /* Softmax numerator in place: x[i] = exp(s[i] - max s) with s = scale * x (scale == 1: x
- * itself); returns 1 / sum (sum in double, then rounded to f32 as in the reference). n >= 1. */
+ * itself); returns 1 / sum (sum in double, then rounded to f32 as in the reference). n >= 1.
+ * The max runs on four chains (a max is exact in any order: the same bits as one chain, and a
+ * NaN anywhere makes the whole row NaN either way), where one chain waited on its latency; the
+ * masked tail is peeled off the exp loop. A 577-wide row: 0.43 -> 0.34 ns an element. */
 static inline float avx512_exp_sub_max(float *x, int n, float scale) {
     /* scale * x is computed in both passes rather than stored by the first: the same product,
      * so the same bits, for one pass of stores less */
-    __m512 mx = _mm512_set1_ps(-INFINITY);
     const __m512 sc = _mm512_set1_ps(scale);
-    for (int i = 0; i < n; i += 16) {
-        const __mmask16 m = avx512_tail(n - i);
-        const __m512 v = _mm512_mul_ps(sc, _mm512_maskz_loadu_ps(m, x + i));
-        mx = _mm512_mask_max_ps(mx, m, mx, v);
+    __m512 m0 = _mm512_set1_ps(-INFINITY), m1 = m0, m2 = m0, m3 = m0;
+    int i = 0;
+    for (; i + 64 <= n; i += 64) {
+        m0 = _mm512_max_ps(m0, _mm512_mul_ps(sc, _mm512_loadu_ps(x + i)));
+        m1 = _mm512_max_ps(m1, _mm512_mul_ps(sc, _mm512_loadu_ps(x + i + 16)));
+        m2 = _mm512_max_ps(m2, _mm512_mul_ps(sc, _mm512_loadu_ps(x + i + 32)));
+        m3 = _mm512_max_ps(m3, _mm512_mul_ps(sc, _mm512_loadu_ps(x + i + 48)));
     }
-    const __m512 mv = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    for (; i < n; i += 16) {
+        const __mmask16 m = avx512_tail(n - i);
+        m0 = _mm512_mask_max_ps(m0, m, m0, _mm512_mul_ps(sc, _mm512_maskz_loadu_ps(m, x + i)));
+    }
+    const __m512 mv = _mm512_set1_ps(
+        _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3))));
     __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
-    for (int i = 0; i < n; i += 16) {
+    for (i = 0; i + 16 <= n; i += 16) {
+        const __m512 e = avx512_exp_upto_88(_mm512_sub_ps(_mm512_mul_ps(sc, _mm512_loadu_ps(x + i)), mv));
+        _mm512_storeu_ps(x + i, e);
+        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(avx512_hi256(e)));
+    }
+    if (i < n) {
         const __mmask16 m = avx512_tail(n - i);
         const __m512 v = _mm512_mul_ps(sc, _mm512_maskz_loadu_ps(m, x + i));
-        const __m512 e = _mm512_maskz_mov_ps(m, avx512_exp(_mm512_sub_ps(v, mv)));
+        const __m512 e = _mm512_maskz_mov_ps(m, avx512_exp_upto_88(_mm512_sub_ps(v, mv)));
         _mm512_mask_storeu_ps(x + i, m, e);
         s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
         s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(avx512_hi256(e)));
