@@ -7,6 +7,8 @@
 
 typedef struct molmo_cpu_features {
     int avx2, fma, f16c;                       /* the AVX2 kernel set needs all three      */
+    int avx_vnni; /* AVX-VNNI (VEX vpdpbusd on ymm: Alder Lake and later client CPUs without
+                   * AVX-512): the AVX2 quantized kernels use it where present */
     int avx512f, avx512bw, avx512vl, avx512dq; /* the AVX-512 kernel set needs f, bw, vl   */
     int avx512bf16;                            /* the AMX-BF16 GEMM's conversions need it   */
     int avx512vnni;                            /* the quantized AVX-512 kernels need it    */

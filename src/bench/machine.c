@@ -156,13 +156,7 @@ bf16_512(long iters) {
     return _mm512_reduce_add_ps(SUM16);
 }
 
-/* AVX-VNNI (the VEX form, 256-bit) is CPUID.(7,1):EAX[4]; YMM state is known to be enabled
- * when AVX2 is. */
-static int has_avx_vnni(void) {
-    unsigned a, b, c, d;
-    if (!molmo_cpu_get()->avx2 || !__get_cpuid_count(7, 1, &a, &b, &c, &d)) return 0;
-    return (a >> 4) & 1u;
-}
+static int has_avx_vnni(void) { return molmo_cpu_get()->avx_vnni; }
 
 static double run_loop(int which, long iters) {
     switch (which) {

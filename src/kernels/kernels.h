@@ -158,6 +158,10 @@ const molmo_kernels *molmo_kernels_get(void);
  * the CPU and OS allow it (cpu.h), MOLMO_KERNELS does not cap the choice below "amx", and
  * molmo_kernels_allow_amx has not turned it off. Either way the bits are the same. */
 int molmo_kernels_amx(void);
+/* Whether the AVX2 quantized kernels (Q8_0/Q4_0) take their block sums with AVX-VNNI
+ * (vpdpbusd on ymm; the CPU has it, MOLMO_KERNELS allows avx2, molmo_kernels_allow_avx_vnni has
+ * not turned it off) instead of vpmaddubsw. The same bits either way. */
+int molmo_kernels_avx_vnni(void);
 /* The same for the BF16-weight GEMM on AMX-BF16 tiles (cpu.h amx_bf16), under the same switches.
  * Unlike the int8 one it changes the summation order: f32 accuracy, not the FMA kernel's bits. */
 int molmo_kernels_amx_bf16(void);

@@ -31,6 +31,8 @@ static const molmo_kernels *g_best = &molmo_kernels_ref_table;
 static pthread_once_t g_best_once = PTHREAD_ONCE_INIT;
 static atomic_int g_force_ref;
 static atomic_int g_amx_off;
+static atomic_int g_avx_vnni_off;
+static int g_avx_vnni; /* AVX-VNNI for the AVX2 quantized kernels (set with g_best) */
 static int g_amx; /* AMX allowed by the CPU and MOLMO_KERNELS (set with g_best) */
 static int g_amx_bf16; /* AMX-BF16 likewise */
 static int g_bf16_dot; /* AVX512-BF16 dot products for bf16 activations (set with g_best) */
@@ -56,6 +58,7 @@ static void pick_best(void) {
     if (level >= 1 && has_avx2(f)) g_best = &molmo_kernels_avx2_table;
     if (level >= 2 && has_avx512(f)) g_best = &molmo_kernels_avx512_table;
     g_amx = level >= 3 && has_avx512(f) && f->avx512vnni && f->amx_int8;
+    g_avx_vnni = level >= 1 && has_avx2(f) && f->avx_vnni;
     g_amx_bf16 = level >= 3 && has_avx512(f) && f->amx_bf16;
     /* AMD only: on a Xeon SPR VDPBF16PS ran at ~0.6x the FMA GEMM (221 vs 371 GFLOP/s), and
      * Intel CPUs with AVX512-BF16 and AMX take the AMX path anyway */
@@ -110,6 +113,15 @@ int molmo_kernels_quant_bf16(void) {
 int molmo_kernels_bf16_dot(void) {
     pthread_once(&g_best_once, pick_best);
     return g_bf16_dot;
+}
+
+int molmo_kernels_avx_vnni(void) {
+    pthread_once(&g_best_once, pick_best);
+    return g_avx_vnni && !atomic_load_explicit(&g_avx_vnni_off, memory_order_relaxed);
+}
+
+void molmo_kernels_allow_avx_vnni(int on) {
+    atomic_store_explicit(&g_avx_vnni_off, on ? 0 : 1, memory_order_relaxed);
 }
 
 void molmo_kernels_allow_amx(int on) {

@@ -178,6 +178,9 @@ void molmo_kernels_force_reference(int on);
 /* On by default where the CPU has usable AMX-INT8: off keeps the quantized GEMM on the VNNI
  * kernel (same bits; for tests and benchmarks that compare the two). Atomic. */
 void molmo_kernels_allow_amx(int on);
+/* On by default where the CPU has AVX-VNNI: off keeps the AVX2 quantized kernels on
+ * vpmaddubsw (same bits; for tests and benchmarks). Atomic. */
+void molmo_kernels_allow_avx_vnni(int on);
 
 /* Name of the kernel set ops run on now: "avx512+amx" (AVX-512 with the AMX quantized GEMM),
  * "avx512", "avx2" or "ref". */

@@ -461,8 +461,15 @@ static void test_qmatmul_vs_ref(void **state) {
     (void)state;
     const molmo_kernels *sets[2];
     const int n_sets = fast_sets(sets);
-    for (size_t i = 0; i < sizeof Q_SHAPES / sizeof Q_SHAPES[0]; i++)
-        for (int t = 0; t < 2; t++) run_q_case(sets, n_sets, &Q_SHAPES[i], QTYPES[t], (int)(i + t) % 2);
+    /* where the CPU has AVX-VNNI, the AVX2 set runs every case with it and without it */
+    const int passes = molmo_kernels_avx_vnni() ? 2 : 1;
+    for (int pass = 0; pass < passes; pass++) {
+        molmo_kernels_allow_avx_vnni(pass == 0);
+        for (size_t i = 0; i < sizeof Q_SHAPES / sizeof Q_SHAPES[0]; i++)
+            for (int t = 0; t < 2; t++)
+                run_q_case(sets, n_sets, &Q_SHAPES[i], QTYPES[t], (int)(i + t) % 2);
+    }
+    molmo_kernels_allow_avx_vnni(1);
     const tol *t = tol_of("matmul_q");
     for (int si = 0; si <= n_sets; si++) {
         const double nmse = g_q_se[si] / g_q_sw[si];
@@ -688,11 +695,14 @@ static void q_sets_same_bits(const float *x, int M, int N, int K, const char *wh
         molmo_matmul_args a = {sp, N, x, K, w, QTYPES[t], NULL, M, N, K, 0, NULL};
         molmo_k_matmul_qdot_ref(&a, 0, M, 0, N);
         if (check_spec) check_spec(sp, N);
-        for (int si = 0; si < n_sets; si++) {
-            a.y = y;
-            sets[si]->matmul(&a, 0, M, 0, N, g_ws, WS_FLOATS);
-            assert_same_bits(y, sp, (size_t)M * N, what);
-        }
+        for (int si = 0; si < n_sets; si++)
+            for (int vnni = 1; vnni >= 0; vnni--) { /* AVX2: with and without AVX-VNNI */
+                molmo_kernels_allow_avx_vnni(vnni);
+                a.y = y;
+                sets[si]->matmul(&a, 0, M, 0, N, g_ws, WS_FLOATS);
+                assert_same_bits(y, sp, (size_t)M * N, what);
+            }
+        molmo_kernels_allow_avx_vnni(1);
         free(wbase);
         free(wf);
     }

@@ -1,19 +1,25 @@
 /* avx2_quant.c — y = x · W^T (+ b) for Q8_0 / Q4_0 weights with AVX2, and their exact
  * dequantization: the arithmetic of ref/ref_quant.c bit for bit, with the design of
  * avx512_quant.c (read that file's header first: activation layout, transposed weight vectors,
- * GEMV and GEMM paths) sized for 16 ymm registers and without VNNI.
+ * GEMV and GEMM paths) sized for 16 ymm registers.
  *
- * Products go through vpmaddubsw (unsigned x signed bytes -> int16 pair sums, saturating) and
- * vpmaddwd against ones (-> int32), with operands that can never saturate:
+ * Without VNNI, products go through vpmaddubsw (unsigned x signed bytes -> int16 pair sums,
+ * saturating) and vpmaddwd against ones (-> int32), with operands that can never saturate:
  *   - Q4_0: nibble (0..15) x xq (|xq| <= 127): a pair sum is at most 3810 in magnitude, so the
  *     int16 sums of all 8 groups of 4 values of a block (<= 30480) stay exact and are widened
  *     once per block; the nibble offset is the -8 * sum(xq) correction of the activations;
  *   - Q8_0: |wq| x (xq with the sign of wq) (vpabsb / vpsignb): a pair sum is at most
  *     2 * 128 * 127 = 32512, widened per group of 4 values.
+ * Where the CPU has AVX-VNNI (molmo_kernels_avx_vnni: Intel client CPUs from Alder Lake on,
+ * which have no AVX-512), one vpdpbusd replaces those 3-5 instructions per 4 k and 8 columns
+ * (section "the same with AVX-VNNI" below): the ViT ran 1.64-1.70 -> 0.92 s a crop on 2 SPR
+ * threads. The same bits either way.
  * Weights of 8 columns are transposed into 8 vectors of 8 lanes x 4 bytes (lane = column).
  * GEMV (calls of at most 2 rows) uses them straight from registers (no software prefetch: the
- * hardware prefetchers follow the 8 row streams; prefetching the next rows measured slower); GEMM packs panels of NR = 16 columns x KP = 8 blocks and runs a register tile of
- * MR = 3 rows x 16 columns (6 block accumulators, 6 f32 accumulators). */
+ * hardware prefetchers follow the 8 row streams; prefetching the next rows measured slower);
+ * GEMM packs panels of NR = 16 columns x KP = 32 blocks and runs a register tile of MR = 3
+ * rows x 16 columns (6 block accumulators, 6 f32 accumulators; with VNNI, two sets of block
+ * accumulators for even and odd k groups spilled, and 2 rows x 16 columns ran ~10% slower). */
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
@@ -26,10 +32,13 @@
 #define NR (8 * NV)                 /* columns per panel */
 #define MR 3                        /* rows per register tile */
 #define GEMV_ROWS 2                 /* calls with at most this many rows take the GEMV path */
-#define KP 8                        /* blocks per packed panel */
+#define KP 32 /* blocks per packed panel (18 KiB): y is loaded and stored once per panel, and
+               * its rows are ldy apart; against 8 blocks the ViT ran 1.09-1.14 -> 0.92 s a crop
+               * with AVX-VNNI, 1.81-1.88 -> 1.64-1.70 without (2 threads, SPR); 64 no faster */
 #define PB_BYTES (NV * 256 + NR * 4) /* one packed block of a panel */
 #define XB_BYTES (32 + 4 + 4)       /* one quantized activation block: q, dx, corr */
 #define STACK_BYTES (32 * 1024)     /* buffer without a pool workspace */
+_Static_assert(KP * PB_BYTES + MR * KP * XB_BYTES <= STACK_BYTES, "stack buffer too small");
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -212,37 +221,15 @@ GEMV_FN(gemv_q4_2, 2, 0)
 GEMV_FN(gemv_q8_1, 1, 1)
 GEMV_FN(gemv_q8_2, 2, 1)
 
-/* Rows [m0, m1) (at most GEMV_ROWS) against columns [n0, n1), in K chunks that fit buf. */
-static void gemv(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, uint8_t *buf,
-                 size_t bytes) {
-    static const gemv_fn fns[2][GEMV_ROWS] = {{gemv_q4_1, gemv_q4_2}, {gemv_q8_1, gemv_q8_2}};
-    const int q8 = a->wt == MOLMO_DTYPE_Q8_0, nb = a->K / MOLMO_QK, rows = m1 - m0;
-    const gemv_fn fn = fns[q8][rows - 1];
-    const size_t ldw = molmo_dtype_row_bytes(a->wt, a->K), ldx = (size_t)a->ldx, ldy = (size_t)a->ldy;
-    const size_t bb = q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;
-    const size_t fit = bytes / ((size_t)rows * XB_BYTES);
-    const int kc = fit < (size_t)nb ? (int)fit : nb;
-    for (int kb0 = 0; kb0 < nb; kb0 += kc) {
-        const int kcn = nb - kb0 < kc ? nb - kb0 : kc;
-        const size_t ldq = (size_t)kcn * XB_BYTES;
-        quantize_rows(a->x + (size_t)m0 * ldx, ldx, rows, kb0, kcn, q8 ? 0 : 8, buf);
-        const int last = kb0 + kcn == nb;
-        for (int j0 = n0; j0 < n1; j0 += 8) {
-            const int nc = n1 - j0 < 8 ? n1 - j0 : 8;
-            const uint8_t *w = (const uint8_t *)a->w + (size_t)j0 * ldw + (size_t)kb0 * bb;
-            fn(nc, w, ldw, kcn, buf, buf + 32 * (size_t)kcn, buf + 36 * (size_t)kcn, ldq,
-               a->y + (size_t)m0 * ldy + (size_t)j0, ldy, kb0 > 0, last && a->bias ? a->bias + j0 : NULL);
-        }
-    }
-}
-
 /* -------------------------------------------------------------------------------------- GEMM */
 
 /* Panel of columns j0 .. j0+nr-1 (nr <= NR), blocks kb .. kb+nbk-1, into pw: per block, per
  * group of 8 columns the 8 transposed vectors, then the NR scales. */
-static void pack_panel(int q8, const uint8_t *w, size_t ldw, int j0, int nr, int kb, int nbk,
-                       uint8_t *pw) {
+static void pack_panel(int q8, int vnni, const uint8_t *w, size_t ldw, int j0, int nr, int kb,
+                       int nbk, uint8_t *pw) {
     const size_t bb = q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;
+    /* for vpdpbusd, whose first factor is unsigned: Q8_0's q + 128 (the nibbles already are) */
+    const __m256i flip = _mm256_set1_epi8(q8 && vnni ? (char)0x80 : 0);
     for (int b = 0; b < nbk; b++) {
         uint8_t *pb = pw + (size_t)b * PB_BYTES;
         for (int v = 0; v < NV; v++) {
@@ -253,7 +240,8 @@ static void pack_panel(int q8, const uint8_t *w, size_t ldw, int j0, int nr, int
                 load8(q8, src, ldw, 8, r);
             else
                 load8(q8, src, ldw, nc, r);
-            for (int g = 0; g < 8; g++) _mm256_store_si256((__m256i *)(pb + 256 * v + 32 * g), r[g]);
+            for (int g = 0; g < 8; g++)
+                _mm256_store_si256((__m256i *)(pb + 256 * v + 32 * g), _mm256_xor_si256(r[g], flip));
             _mm256_store_ps((float *)(pb + NV * 256) + 8 * v, load_scales8(src, ldw, nc));
         }
     }
@@ -328,6 +316,162 @@ TILE_FN(tile_q8_1, 1, 1)
 TILE_FN(tile_q8_2, 2, 1)
 TILE_FN(tile_q8_3, 3, 1)
 
+/* ------------------------------------------------------------------ the same with AVX-VNNI */
+
+/* With AVX-VNNI (Alder Lake and later client CPUs, which lack AVX-512) one vpdpbusd adds the
+ * products of 4 k for 8 columns: the unsigned factor is the weight (Q8_0: q + 128, made so while
+ * packing or loading; Q4_0: the nibble), the signed one 4 broadcast bytes of x, and each block's
+ * sums start at corr = -c * sum(xq) (c = 128 or 8), as in avx512_quant.c. An int32 sum is at most
+ * 32 * 255 * 128 in magnitude: exact, so the bits are those of vpmaddubsw above. Only the
+ * functions between here and the matching pop carry the avxvnni target, and they run only
+ * after molmo_kernels_avx_vnni() said the CPU has it. */
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avxvnni"))), apply_to = function)
+#elif defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC target("avxvnni")
+#endif
+
+/* Block sums of the 8 columns r (unsigned, as described above) against the row's 32 quantized
+ * values q, from corr. */
+INLINE __m256i block_dot_vnni(const __m256i r[8], const uint8_t *q, int32_t corr) {
+    __m256i s = _mm256_set1_epi32(corr);
+    for (int g = 0; g < 8; g++) s = _mm256_dpbusd_avx_epi32(s, r[g], _mm256_set1_epi32(load_i32(q + 4 * g)));
+    return s;
+}
+
+/* gemv8 with block_dot_vnni (weights loaded as stored, Q8_0 flipped here). */
+INLINE void gemv8_vnni(const int mr, const int q8, int nc, const uint8_t *w, size_t ldw, int nbk,
+                       const uint8_t *q, const uint8_t *dx, const uint8_t *corr, size_t ldq,
+                       float *y, size_t ldy, int accumulate, const float *bias) {
+    const size_t bb = q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;
+    const __m256i flip = _mm256_set1_epi8(q8 ? (char)0x80 : 0);
+    __m256 f[GEMV_ROWS];
+    for (int i = 0; i < mr; i++) f[i] = accumulate ? avx2_load(y + i * ldy, nc) : _mm256_setzero_ps();
+    for (int b = 0; b < nbk; b++) {
+        const uint8_t *wb = w + (size_t)b * bb;
+        __m256i r[8];
+        if (nc == 8)
+            load8(q8, wb, ldw, 8, r);
+        else
+            load8(q8, wb, ldw, nc, r);
+        for (int g = 0; g < 8; g++) r[g] = _mm256_xor_si256(r[g], flip);
+        const __m256 dw = load_scales8(wb, ldw, nc);
+        for (int i = 0; i < mr; i++) {
+            const __m256i s = block_dot_vnni(r, q + i * ldq + 32 * b, load_i32(corr + i * ldq + 4 * b));
+            float dxi;
+            memcpy(&dxi, dx + i * ldq + 4 * b, 4);
+            f[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(_mm256_set1_ps(dxi), dw), f[i]);
+        }
+    }
+    for (int i = 0; i < mr; i++) {
+        if (bias) f[i] = _mm256_add_ps(f[i], avx2_load(bias, nc));
+        avx2_store(y + i * ldy, nc, f[i]);
+    }
+}
+
+#define GEMV_FN_VNNI(name, mr, q8)                                                                \
+    static void name(int nc, const uint8_t *w, size_t ldw, int nbk, const uint8_t *q,             \
+                     const uint8_t *dx, const uint8_t *corr, size_t ldq, float *y, size_t ldy,    \
+                     int accumulate, const float *bias) {                                         \
+        gemv8_vnni(mr, q8, nc, w, ldw, nbk, q, dx, corr, ldq, y, ldy, accumulate, bias);           \
+    }
+GEMV_FN_VNNI(gemv_vnni_q4_1, 1, 0)
+GEMV_FN_VNNI(gemv_vnni_q4_2, 2, 0)
+GEMV_FN_VNNI(gemv_vnni_q8_1, 1, 1)
+GEMV_FN_VNNI(gemv_vnni_q8_2, 2, 1)
+
+/* tile with vpdpbusd over a panel packed for it (pack_panel with vnni): Q8_0 and Q4_0 alike. */
+INLINE void tile_vnni(const int mr, int nbk, const uint8_t *q, const uint8_t *dx,
+                      const uint8_t *corr, size_t ldq, const uint8_t *pw, float *y, size_t ldy,
+                      int accumulate, const float *bias, const int nc[NV]) {
+    __m256 f[MR][NV];
+    for (int i = 0; i < mr; i++)
+        for (int v = 0; v < NV; v++)
+            f[i][v] = accumulate ? avx2_load(y + i * ldy + 8 * v, nc[v]) : _mm256_setzero_ps();
+    for (int b = 0; b < nbk; b++) {
+        const uint8_t *pb = pw + (size_t)b * PB_BYTES;
+        __m256i s[MR][NV];
+        for (int i = 0; i < mr; i++) {
+            const __m256i c = _mm256_set1_epi32(load_i32(corr + i * ldq + 4 * b));
+            for (int v = 0; v < NV; v++) s[i][v] = c;
+        }
+        for (int g = 0; g < 8; g++) {
+            __m256i wv[NV];
+            for (int v = 0; v < NV; v++) wv[v] = _mm256_load_si256((const __m256i *)(pb + 256 * v + 32 * g));
+            for (int i = 0; i < mr; i++) {
+                const __m256i xb = _mm256_set1_epi32(load_i32(q + i * ldq + 32 * b + 4 * g));
+                for (int v = 0; v < NV; v++) s[i][v] = _mm256_dpbusd_avx_epi32(s[i][v], wv[v], xb);
+            }
+        }
+        __m256 dw[NV];
+        for (int v = 0; v < NV; v++) dw[v] = _mm256_load_ps((const float *)(pb + NV * 256) + 8 * v);
+        for (int i = 0; i < mr; i++) {
+            float dxi;
+            memcpy(&dxi, dx + i * ldq + 4 * b, 4);
+            const __m256 dxv = _mm256_set1_ps(dxi);
+            for (int v = 0; v < NV; v++)
+                f[i][v] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[i][v]), _mm256_mul_ps(dxv, dw[v]), f[i][v]);
+        }
+    }
+    if (bias)
+        for (int v = 0; v < NV; v++) {
+            const __m256 bv = avx2_load(bias + 8 * v, nc[v]);
+            for (int i = 0; i < mr; i++) f[i][v] = _mm256_add_ps(f[i][v], bv);
+        }
+    for (int i = 0; i < mr; i++)
+        for (int v = 0; v < NV; v++)
+            if (nc[v] > 0) avx2_store(y + i * ldy + 8 * v, nc[v], f[i][v]);
+}
+
+#define TILE_FN_VNNI(name, mr)                                                                    \
+    static void name(int nbk, const uint8_t *q, const uint8_t *dx, const uint8_t *corr,           \
+                     size_t ldq, const uint8_t *pw, float *y, size_t ldy, int accumulate,         \
+                     const float *bias, const int nc[NV]) {                                       \
+        tile_vnni(mr, nbk, q, dx, corr, ldq, pw, y, ldy, accumulate, bias, nc);                   \
+    }
+TILE_FN_VNNI(tile_vnni_1, 1)
+TILE_FN_VNNI(tile_vnni_2, 2)
+TILE_FN_VNNI(tile_vnni_3, 3)
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#elif defined(__GNUC__)
+#pragma GCC pop_options
+#endif
+
+/* The c of corr = -c * sum(xq): the offset that makes the unsigned factor of the products
+ * (vpmaddubsw without VNNI: |wq| for Q8_0, no offset; Q4_0's nibbles wq + 8; vpdpbusd: Q8_0's
+ * wq + 128 too). */
+static int corr_c(int q8, int vnni) { return q8 ? (vnni ? 128 : 0) : 8; }
+
+/* Rows [m0, m1) (at most GEMV_ROWS) against columns [n0, n1), in K chunks that fit buf. */
+static void gemv(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, uint8_t *buf,
+                 size_t bytes) {
+    static const gemv_fn fns[2][2][GEMV_ROWS] = {
+        {{gemv_q4_1, gemv_q4_2}, {gemv_q8_1, gemv_q8_2}},
+        {{gemv_vnni_q4_1, gemv_vnni_q4_2}, {gemv_vnni_q8_1, gemv_vnni_q8_2}}};
+    const int q8 = a->wt == MOLMO_DTYPE_Q8_0, nb = a->K / MOLMO_QK, rows = m1 - m0;
+    const int vnni = molmo_kernels_avx_vnni();
+    const gemv_fn fn = fns[vnni][q8][rows - 1];
+    const size_t ldw = molmo_dtype_row_bytes(a->wt, a->K), ldx = (size_t)a->ldx, ldy = (size_t)a->ldy;
+    const size_t bb = q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;
+    const size_t fit = bytes / ((size_t)rows * XB_BYTES);
+    const int kc = fit < (size_t)nb ? (int)fit : nb;
+    for (int kb0 = 0; kb0 < nb; kb0 += kc) {
+        const int kcn = nb - kb0 < kc ? nb - kb0 : kc;
+        const size_t ldq = (size_t)kcn * XB_BYTES;
+        quantize_rows(a->x + (size_t)m0 * ldx, ldx, rows, kb0, kcn, corr_c(q8, vnni), buf);
+        const int last = kb0 + kcn == nb;
+        for (int j0 = n0; j0 < n1; j0 += 8) {
+            const int nc = n1 - j0 < 8 ? n1 - j0 : 8;
+            const uint8_t *w = (const uint8_t *)a->w + (size_t)j0 * ldw + (size_t)kb0 * bb;
+            fn(nc, w, ldw, kcn, buf, buf + 32 * (size_t)kcn, buf + 36 * (size_t)kcn, ldq,
+               a->y + (size_t)m0 * ldy + (size_t)j0, ldy, kb0 > 0, last && a->bias ? a->bias + j0 : NULL);
+        }
+    }
+}
+
 /* Chunk sizes for `rows` rows in `bytes` of buffer: all K at once if it fits, else as many
  * whole panels of blocks as fit for all rows, else one panel's blocks for as many rows as fit
  * (a multiple of MR). */
@@ -347,8 +491,9 @@ static void plan(size_t bytes, int rows, int nb, int *kc, int *mc) {
 
 void molmo_k_matmul_q_avx2(const molmo_matmul_args *a, int m0, int m1, int n0, int n1,
                            float *ws, size_t ws_floats) {
-    static const tile_fn tiles[2][MR] = {{tile_q4_1, tile_q4_2, tile_q4_3},
-                                         {tile_q8_1, tile_q8_2, tile_q8_3}};
+    static const tile_fn tiles[3][MR] = {{tile_q4_1, tile_q4_2, tile_q4_3},
+                                         {tile_q8_1, tile_q8_2, tile_q8_3},
+                                         {tile_vnni_1, tile_vnni_2, tile_vnni_3}};
     _Alignas(64) uint8_t stack[STACK_BYTES];
     size_t bytes;
     uint8_t *buf = molmo_x86_work_buffer(ws, ws_floats, stack, sizeof stack, &bytes);
@@ -356,7 +501,8 @@ void molmo_k_matmul_q_avx2(const molmo_matmul_args *a, int m0, int m1, int n0, i
         gemv(a, m0, m1, n0, n1, buf, bytes);
         return;
     }
-    const int q8 = a->wt == MOLMO_DTYPE_Q8_0, nb = a->K / MOLMO_QK;
+    const int q8 = a->wt == MOLMO_DTYPE_Q8_0, nb = a->K / MOLMO_QK, vnni = molmo_kernels_avx_vnni();
+    const tile_fn *tf = tiles[vnni ? 2 : q8];
     const size_t ldw = molmo_dtype_row_bytes(a->wt, a->K), ldx = (size_t)a->ldx, ldy = (size_t)a->ldy;
     uint8_t *pw = buf, *xc = buf + (size_t)KP * PB_BYTES;
     int kc, mc;
@@ -366,20 +512,20 @@ void molmo_k_matmul_q_avx2(const molmo_matmul_args *a, int m0, int m1, int n0, i
         for (int kb0 = 0; kb0 < nb; kb0 += kc) {
             const int kcn = nb - kb0 < kc ? nb - kb0 : kc;
             const size_t ldq = (size_t)kcn * XB_BYTES;
-            quantize_rows(a->x + (size_t)mb0 * ldx, ldx, mb1 - mb0, kb0, kcn, q8 ? 0 : 8, xc);
+            quantize_rows(a->x + (size_t)mb0 * ldx, ldx, mb1 - mb0, kb0, kcn, corr_c(q8, vnni), xc);
             for (int j0 = n0; j0 < n1; j0 += NR) {
                 const int nr = n1 - j0 < NR ? n1 - j0 : NR;
                 int nc[NV];
                 for (int v = 0; v < NV; v++) nc[v] = nr - 8 * v < 0 ? 0 : nr - 8 * v > 8 ? 8 : nr - 8 * v;
                 for (int pb0 = 0; pb0 < kcn; pb0 += KP) {
                     const int np = kcn - pb0 < KP ? kcn - pb0 : KP;
-                    pack_panel(q8, a->w, ldw, j0, nr, kb0 + pb0, np, pw);
+                    pack_panel(q8, vnni, a->w, ldw, j0, nr, kb0 + pb0, np, pw);
                     const int first = kb0 + pb0 == 0, last = kb0 + pb0 + np == nb;
                     const float *bias = last && a->bias ? a->bias + j0 : NULL;
                     for (int i0 = mb0; i0 < mb1; i0 += MR) {
                         const int mr = mb1 - i0 < MR ? mb1 - i0 : MR;
                         const uint8_t *q = xc + (size_t)(i0 - mb0) * ldq;
-                        tiles[q8][mr - 1](np, q + 32 * pb0, q + 32 * (size_t)kcn + 4 * pb0,
+                        tf[mr - 1](np, q + 32 * pb0, q + 32 * (size_t)kcn + 4 * pb0,
                                           q + 36 * (size_t)kcn + 4 * pb0, ldq, pw,
                                           a->y + (size_t)i0 * ldy + (size_t)j0, ldy, !first, bias, nc);
                     }
