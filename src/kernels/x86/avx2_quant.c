@@ -15,8 +15,10 @@
  * (section "the same with AVX-VNNI" below): the ViT ran 1.64-1.70 -> 0.92 s a crop on 2 SPR
  * threads. The same bits either way.
  * Weights of 8 columns are transposed into 8 vectors of 8 lanes x 4 bytes (lane = column).
- * GEMV (calls of at most 2 rows) uses them straight from registers (no software prefetch: the
- * hardware prefetchers follow the 8 row streams; prefetching the next rows measured slower);
+ * GEMV (calls of at most 2 rows) uses them straight from registers, with the software prefetch
+ * of the AVX-512 GEMV (x86.h): once AVX-VNNI had made the products cheap, decode without it got
+ * ~55% of the read bandwidth (MolmoE-1B q8_0 on 2 SPR threads: 10.4 -> 15.2-15.6 tok/s, 9.7 ->
+ * 13.2 without AVX-VNNI; session 2 had measured no gain when the products were the bound);
  * GEMM packs panels of NR = 16 columns x KP = 32 blocks and runs a register tile of MR = 3
  * rows x 16 columns (6 block accumulators, 6 f32 accumulators; with VNNI, two sets of block
  * accumulators for even and odd k groups spilled, and 2 rows x 16 columns ran ~10% slower). */
@@ -180,13 +182,16 @@ INLINE void abs8(const int q8, const __m256i r[8], __m256i aw[8]) {
  * against mr rows of quantized activations (row i: q at q + i*ldq, dx at dx + i*ldq, corr
  * likewise). */
 INLINE void gemv8(const int mr, const int q8, int nc, const uint8_t *w, size_t ldw, int nbk,
-                  const uint8_t *q, const uint8_t *dx, const uint8_t *corr, size_t ldq, float *y,
-                  size_t ldy, int accumulate, const float *bias) {
+                  const uint8_t *next, int nnext, const uint8_t *q, const uint8_t *dx,
+                  const uint8_t *corr, size_t ldq, float *y, size_t ldy, int accumulate,
+                  const float *bias) {
     const size_t bb = q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;
+    const int ahead = (int)(MOLMO_GEMV_PF_BYTES / bb);
     __m256 f[GEMV_ROWS];
     for (int i = 0; i < mr; i++) f[i] = accumulate ? avx2_load(y + i * ldy, nc) : _mm256_setzero_ps();
     for (int b = 0; b < nbk; b++) {
         const uint8_t *wb = w + (size_t)b * bb;
+        molmo_x86_gemv_prefetch(w, nc, ldw, b, ahead, nbk, bb, next, nnext);
         __m256i r[8], aw[8];
         if (nc == 8)
             load8(q8, wb, ldw, 8, r);
@@ -207,14 +212,14 @@ INLINE void gemv8(const int mr, const int q8, int nc, const uint8_t *w, size_t l
     }
 }
 
-typedef void (*gemv_fn)(int nc, const uint8_t *w, size_t ldw, int nbk, const uint8_t *q,
-                        const uint8_t *dx, const uint8_t *corr, size_t ldq, float *y, size_t ldy,
-                        int accumulate, const float *bias);
+typedef void (*gemv_fn)(int nc, const uint8_t *w, size_t ldw, int nbk, const uint8_t *next,
+                        int nnext, const uint8_t *q, const uint8_t *dx, const uint8_t *corr,
+                        size_t ldq, float *y, size_t ldy, int accumulate, const float *bias);
 #define GEMV_FN(name, mr, q8)                                                                     \
-    static void name(int nc, const uint8_t *w, size_t ldw, int nbk, const uint8_t *q,             \
-                     const uint8_t *dx, const uint8_t *corr, size_t ldq, float *y, size_t ldy,    \
-                     int accumulate, const float *bias) {                                         \
-        gemv8(mr, q8, nc, w, ldw, nbk, q, dx, corr, ldq, y, ldy, accumulate, bias);                \
+    static void name(int nc, const uint8_t *w, size_t ldw, int nbk, const uint8_t *next,          \
+                     int nnext, const uint8_t *q, const uint8_t *dx, const uint8_t *corr,         \
+                     size_t ldq, float *y, size_t ldy, int accumulate, const float *bias) {       \
+        gemv8(mr, q8, nc, w, ldw, nbk, next, nnext, q, dx, corr, ldq, y, ldy, accumulate, bias);   \
     }
 GEMV_FN(gemv_q4_1, 1, 0)
 GEMV_FN(gemv_q4_2, 2, 0)
@@ -342,14 +347,17 @@ INLINE __m256i block_dot_vnni(const __m256i r[8], const uint8_t *q, int32_t corr
 
 /* gemv8 with block_dot_vnni (weights loaded as stored, Q8_0 flipped here). */
 INLINE void gemv8_vnni(const int mr, const int q8, int nc, const uint8_t *w, size_t ldw, int nbk,
-                       const uint8_t *q, const uint8_t *dx, const uint8_t *corr, size_t ldq,
-                       float *y, size_t ldy, int accumulate, const float *bias) {
+                       const uint8_t *next, int nnext, const uint8_t *q, const uint8_t *dx,
+                       const uint8_t *corr, size_t ldq, float *y, size_t ldy, int accumulate,
+                       const float *bias) {
     const size_t bb = q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;
+    const int ahead = (int)(MOLMO_GEMV_PF_BYTES / bb);
     const __m256i flip = _mm256_set1_epi8(q8 ? (char)0x80 : 0);
     __m256 f[GEMV_ROWS];
     for (int i = 0; i < mr; i++) f[i] = accumulate ? avx2_load(y + i * ldy, nc) : _mm256_setzero_ps();
     for (int b = 0; b < nbk; b++) {
         const uint8_t *wb = w + (size_t)b * bb;
+        molmo_x86_gemv_prefetch(w, nc, ldw, b, ahead, nbk, bb, next, nnext);
         __m256i r[8];
         if (nc == 8)
             load8(q8, wb, ldw, 8, r);
@@ -371,10 +379,11 @@ INLINE void gemv8_vnni(const int mr, const int q8, int nc, const uint8_t *w, siz
 }
 
 #define GEMV_FN_VNNI(name, mr, q8)                                                                \
-    static void name(int nc, const uint8_t *w, size_t ldw, int nbk, const uint8_t *q,             \
-                     const uint8_t *dx, const uint8_t *corr, size_t ldq, float *y, size_t ldy,    \
-                     int accumulate, const float *bias) {                                         \
-        gemv8_vnni(mr, q8, nc, w, ldw, nbk, q, dx, corr, ldq, y, ldy, accumulate, bias);           \
+    static void name(int nc, const uint8_t *w, size_t ldw, int nbk, const uint8_t *next,          \
+                     int nnext, const uint8_t *q, const uint8_t *dx, const uint8_t *corr,         \
+                     size_t ldq, float *y, size_t ldy, int accumulate, const float *bias) {       \
+        gemv8_vnni(mr, q8, nc, w, ldw, nbk, next, nnext, q, dx, corr, ldq, y, ldy, accumulate,     \
+                   bias);                                                                         \
     }
 GEMV_FN_VNNI(gemv_vnni_q4_1, 1, 0)
 GEMV_FN_VNNI(gemv_vnni_q4_2, 2, 0)
@@ -466,7 +475,8 @@ static void gemv(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, uin
         for (int j0 = n0; j0 < n1; j0 += 8) {
             const int nc = n1 - j0 < 8 ? n1 - j0 : 8;
             const uint8_t *w = (const uint8_t *)a->w + (size_t)j0 * ldw + (size_t)kb0 * bb;
-            fn(nc, w, ldw, kcn, buf, buf + 32 * (size_t)kcn, buf + 36 * (size_t)kcn, ldq,
+            const int nnext = n1 - j0 - 8 < 8 ? n1 - j0 - 8 : 8;
+            fn(nc, w, ldw, kcn, nnext > 0 ? w + 8 * ldw : NULL, nnext, buf, buf + 32 * (size_t)kcn, buf + 36 * (size_t)kcn, ldq,
                a->y + (size_t)m0 * ldy + (size_t)j0, ldy, kb0 > 0, last && a->bias ? a->bias + j0 : NULL);
         }
     }

@@ -28,9 +28,10 @@ static inline unsigned char *molmo_x86_work_buffer(float *ws, size_t ws_floats,
  * streams, which the hardware prefetchers follow too late to keep DRAM busy (~65% of the read
  * loop's bandwidth on SPR). So it prefetches by hand the blocks MOLMO_GEMV_PF_BYTES ahead in
  * every row it streams, and near the end of a group of rows the first blocks of the next
- * group: 20-55% more GB/s on 1 and 2 threads (docs/kernels.md). The AVX2 GEMV's 8 streams
- * measured the same with and without it, so it has none. */
-#define MOLMO_GEMV_PF_BYTES 320
+ * group: 20-55% more GB/s on 1 and 2 threads (docs/kernels.md). 640 bytes (18 Q8_0 blocks)
+ * ahead: MolmoE-1B q8_0 decode 15.3-15.5 -> 15.6-15.8 tok/s against 320 (interleaved, session
+ * 8). The AVX2 GEMV (8 streams) uses it too since AVX-VNNI made its products cheap. */
+#define MOLMO_GEMV_PF_BYTES 640
 
 /* Prefetch the blocks that the GEMV's row group w (nc rows, stride ldw, nbk blocks of bb
  * bytes) reads `ahead` blocks after block b, or those of the next group (next: its first
