@@ -40,10 +40,17 @@ typedef struct molmo_matmul_args {
                               other kernels ignore it */
     const void *xq;        /* x already quantized by the table's matmul_xq (all M rows), or
                               NULL: the kernel quantizes what it needs itself */
+    int xq_kind;           /* the layout of xq (MOLMO_XQ_*), as matmul_xq_bytes said; a kernel
+                              reads xq only in its own layout */
 } molmo_matmul_args;
 
 /* Activations are quantized for matmul_xq in groups of this many rows. */
 #define MOLMO_XQ_ROWS 16
+/* Layouts of x quantized once (matmul_xq_bytes): AMX tiles of 16 rows (avx512_amx.c); or per
+ * row the Q8_0/Q4_0 activation blocks of the VNNI kernels, q[32 nb] | f32 dx[nb] | i32 corr[nb]
+ * with corr = -c * sum(q), c = 128 (Q8_0) or 8 (Q4_0) (avx512_quant.c, and avx2_quant.c with
+ * AVX-VNNI: the same bytes). */
+enum { MOLMO_XQ_NONE = 0, MOLMO_XQ_AMX = 1, MOLMO_XQ_ROWS_VNNI = 2 };
 
 /* Most queries handled together by one attention work item; the scratch holds this many score
  * rows per thread. Each item packs its head's K and V once for all of its rows, so bigger
@@ -120,12 +127,13 @@ typedef struct molmo_kernels {
                    size_t ws_floats);
     /* Optional (NULL: never). A kernel that quantizes x for its products would do it again in
      * every thread that computes some columns of the same rows; instead the op layer may have
-     * x quantized once: matmul_xq_bytes(a) is the size of that buffer for problem a (0: the
-     * kernel quantizes nothing for it), matmul_xq(a, g0, g1, xq) fills groups [g0, g1) of
-     * MOLMO_XQ_ROWS rows of it (threads take disjoint groups), and matmul with a->xq = xq
-     * then reads x from it wherever m0 is a multiple of MOLMO_XQ_ROWS (elsewhere it quantizes
-     * itself). The same bits either way. */
-    size_t (*matmul_xq_bytes)(const molmo_matmul_args *a);
+     * x quantized once: matmul_xq_bytes(a, &kind) is the size of that buffer for problem a (0:
+     * the kernel quantizes nothing for it) and its layout (MOLMO_XQ_*), matmul_xq(a, g0, g1,
+     * xq) with a->xq_kind = kind fills groups [g0, g1) of MOLMO_XQ_ROWS rows of it (threads
+     * take disjoint groups), and matmul with a->xq = xq then reads x from it wherever m0 is a
+     * multiple of MOLMO_XQ_ROWS (elsewhere, or where the kernel it takes wants another layout,
+     * it quantizes itself). The same bits either way. */
+    size_t (*matmul_xq_bytes)(const molmo_matmul_args *a, int *kind);
     void (*matmul_xq)(const molmo_matmul_args *a, int g0, int g1, void *xq);
     /* One row of n (ops.h semantics); y may equal x. */
     void (*layernorm)(float *y, const float *x, const float *w, const float *b, int n, float eps);

@@ -218,7 +218,9 @@ static size_t mm_plan_one(mm_plan *t, const molmo_kernels *k, const molmo_matmul
     t->a = (molmo_matmul_args){.y = j->y, .ldy = j->ldy, .x = j->x, .ldx = j->ldx, .w = j->w,
                                .wt = j->wt, .bias = j->bias, .M = j->M, .N = j->N, .K = j->K,
                                .x_bf16 = j->x_bf16};
-    const size_t xq = want_xq ? k->matmul_xq_bytes(&t->a) : 0;
+    int kind = MOLMO_XQ_NONE;
+    const size_t xq = want_xq ? k->matmul_xq_bytes(&t->a, &kind) : 0;
+    t->a.xq_kind = xq ? kind : MOLMO_XQ_NONE;
     const int M = j->M;
     t->nb = M <= MOLMO_GEMV_MAX_M ? 16 : 64;
     t->n_nt = (j->N + t->nb - 1) / t->nb;
@@ -266,7 +268,7 @@ static int mm_same_x(const mm_task *t, const size_t xq_bytes[], int j) {
     for (int i = 0; i < j; i++) {
         const molmo_matmul_args *a = &t->plan[i].a;
         if (xq_bytes[i] && a->x == b->x && a->ldx == b->ldx && a->M == b->M && a->K == b->K &&
-            a->wt == b->wt && a->x_bf16 == b->x_bf16)
+            a->wt == b->wt && a->x_bf16 == b->x_bf16 && a->xq_kind == b->xq_kind)
             return i;
     }
     return -1;

@@ -102,7 +102,7 @@ static void run_mm_case(const molmo_kernels *const *sets, int n_sets, const mm_s
     snprintf(what, sizeof what, "%dx%dx%d %s%s%s", M, N, K, molmo_dtype_name(wt),
              use_bias ? " bias" : "", s->pad ? " strided" : "");
     for (size_t i = 0; i < ny; i++) y0[i] = SENTINEL;
-    molmo_matmul_args a = {y0 + off, ldy, x, ldx, w, wt, bias, M, N, K, 0, NULL};
+    molmo_matmul_args a = {y0 + off, ldy, x, ldx, w, wt, bias, M, N, K, 0, NULL, 0};
     molmo_kernels_ref()->matmul(&a, 0, M, 0, N, NULL, 0);
     unpad(r, y0 + off, M, N, ldy);
     check_ref_exact(r, x, ldx, wf, bias, M, N, K, what);
@@ -161,7 +161,7 @@ static void test_matmul_bf16_x(void **state) {
         float *r = malloc(ny * 4), *g0 = malloc(ny * 4), *g1 = malloc(ny * 4);
         char what[96];
         snprintf(what, sizeof what, "%dx%dx%d bf16, bf16 x", M, N, K);
-        molmo_matmul_args a = {r, N, x, ldx, w, MOLMO_DTYPE_BF16, bias, M, N, K, 0, NULL};
+        molmo_matmul_args a = {r, N, x, ldx, w, MOLMO_DTYPE_BF16, bias, M, N, K, 0, NULL, 0};
         molmo_kernels_ref()->matmul(&a, 0, M, 0, N, NULL, 0);
         for (int k = 0; k < n_sets; k++) {
             a.y = g0;
@@ -219,7 +219,7 @@ static void test_matmul_empty_k(void **state) {
         if (!sets[si]) continue;
         float y[6] = {9, 9, 9, 9, 9, 9}, x[1] = {0};
         float w[1] = {0};
-        molmo_matmul_args a = {y, 3, x, 1, w, MOLMO_DTYPE_F32, bias, 2, 3, 0, 0, NULL};
+        molmo_matmul_args a = {y, 3, x, 1, w, MOLMO_DTYPE_F32, bias, 2, 3, 0, 0, NULL, 0};
         sets[si]->matmul(&a, 0, 2, 0, 3, NULL, 0);
         for (int i = 0; i < 6; i++) assert_true(y[i] == bias[i % 3]);
     }
@@ -248,7 +248,7 @@ static void test_matmul_narrow_panels(void **state) {
             for (int k = 0; k < n_sets; k++) {
                 for (int v = 0; v < 2; v++) {
                     molmo_matmul_args a = {y0, ldy, x, ldx, w, DTYPES[d], v ? bias : NULL,
-                                           s->M, s->N, s->K, 0, NULL};
+                                           s->M, s->N, s->K, 0, NULL, 0};
                     float *ws = v ? NULL : g_ws;
                     const size_t wsf = v ? 0 : WS_FLOATS;
                     sets[k]->matmul(&a, 0, s->M, 0, s->N, ws, wsf);
@@ -293,7 +293,7 @@ static void test_matmul_threads(void **state) {
             }
             for (int i = 0; i < 3; i++)
                 molmo_op_matmul(pools[i], y[i], ldy, x, ldx, w, DTYPES[d], bias, s->M, s->N, s->K);
-            molmo_matmul_args a = {y[3], ldy, x, ldx, w, DTYPES[d], bias, s->M, s->N, s->K, 0, NULL};
+            molmo_matmul_args a = {y[3], ldy, x, ldx, w, DTYPES[d], bias, s->M, s->N, s->K, 0, NULL, 0};
             molmo_kernels_get()->matmul(&a, 0, s->M, 0, s->N, NULL, 0);
             for (int i = 1; i < 4; i++) assert_memory_equal(y[0], y[i], ny * sizeof(float));
             if ((double)s->M * s->N * s->K <= 4e6) { /* the reference is slow */

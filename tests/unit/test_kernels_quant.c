@@ -407,6 +407,44 @@ static void spec_fn(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, 
     molmo_k_matmul_qdot_ref(a, m0, m1, n0, n1);
 }
 
+/* x quantized once in the VNNI rows layout (kernels.h, matmul_xq), where a set takes it for
+ * problem a (AVX-512 with AMX off; AVX2 with AVX-VNNI): filled in two parts as two threads
+ * would, then the whole problem with the pool workspace and without one, and in two row
+ * ranges cut off a group (21): the specification's bits sp. */
+static void check_rows_xq(const molmo_kernels *const *sets, int n_sets, molmo_matmul_args a,
+                          float *ybuf, size_t ny, int off, const float *sp, float *g,
+                          const char *what) {
+    const size_t nmn = (size_t)a.M * a.N;
+    molmo_kernels_allow_amx(0);
+    for (int si = 0; si < n_sets; si++) {
+        int kind = MOLMO_XQ_NONE;
+        const size_t bytes = sets[si]->matmul_xq_bytes ? sets[si]->matmul_xq_bytes(&a, &kind) : 0;
+        if (kind != MOLMO_XQ_ROWS_VNNI) continue;
+        assert_int_equal(bytes, (size_t)a.M * (a.K / 32) * 40);
+        const int groups = (a.M + MOLMO_XQ_ROWS - 1) / MOLMO_XQ_ROWS;
+        molmo_matmul_args b = a;
+        b.xq_kind = kind;
+        void *xq = malloc(bytes);
+        assert_non_null(xq);
+        sets[si]->matmul_xq(&b, groups / 2, groups, xq);
+        sets[si]->matmul_xq(&b, 0, groups / 2, xq);
+        b.xq = xq;
+        run_kernel(sets[si]->matmul, b, ybuf, ny, off, g_ws, WS_FLOATS, g);
+        assert_same_bits(g, sp, nmn, what);
+        run_kernel(sets[si]->matmul, b, ybuf, ny, off, NULL, 0, g);
+        assert_same_bits(g, sp, nmn, what);
+        const int cut = a.M > 21 ? 21 : a.M / 2;
+        for (size_t i = 0; i < ny; i++) ybuf[i] = SENTINEL;
+        b.y = ybuf + off;
+        sets[si]->matmul(&b, 0, cut, 0, a.N, g_ws, WS_FLOATS);
+        sets[si]->matmul(&b, cut, a.M, 0, a.N, g_ws, WS_FLOATS);
+        unpad(g, ybuf + off, a.M, a.N, a.ldy);
+        assert_same_bits(g, sp, nmn, what);
+        free(xq);
+    }
+    molmo_kernels_allow_amx(1);
+}
+
 static void run_q_case(const molmo_kernels *const *sets, int n_sets, const qshape *s,
                        molmo_dtype qt, int use_bias) {
     const int M = s->M, N = s->N, K = s->K, off = s->pad ? 1 : 0;
@@ -422,7 +460,7 @@ static void run_q_case(const molmo_kernels *const *sets, int n_sets, const qshap
     char what[96];
     snprintf(what, sizeof what, "%dx%dx%d %s%s%s", M, N, K, molmo_dtype_name(qt),
              use_bias ? " bias" : "", s->pad ? " strided" : "");
-    molmo_matmul_args a = {NULL, ldy, x, ldx, w, qt, bias, M, N, K, 0, NULL};
+    molmo_matmul_args a = {NULL, ldy, x, ldx, w, qt, bias, M, N, K, 0, NULL, 0};
     /* ref: exact against double, and the same bits as the f32 kernel on the dequantized W */
     run_kernel(molmo_kernels_ref()->matmul, a, ybuf, ny, off, NULL, 0, r);
     if ((double)M * N * K <= 5e7) check_ref_exact(r, x, ldx, wf, bias, M, N, K, what);
@@ -446,6 +484,7 @@ static void run_q_case(const molmo_kernels *const *sets, int n_sets, const qshap
         run_kernel(sets[si]->matmul, a, ybuf, ny, off, g_ws, 12 * 1024, g);
         assert_same_bits(g, sp, nmn, what);
     }
+    if (M > 4) check_rows_xq(sets, n_sets, a, ybuf, ny, off, sp, g, what);
     free(xb);
     free(wbase);
     free(wf);
@@ -491,6 +530,7 @@ static void check_amx_xq(molmo_matmul_args *a, const float *sp, float *g, size_t
     molmo_k_matmul_q_amx_xq(a, groups / 2, groups, xq);
     molmo_k_matmul_q_amx_xq(a, 0, groups / 2, xq);
     a->xq = xq;
+    a->xq_kind = MOLMO_XQ_AMX;
     const size_t min_floats = (16 * 3 * 576 + 3 * 1024) / sizeof(float);
     const size_t own_min = (16 * 3 * 576 + 16 * 576) / sizeof(float);
     const size_t ws_sizes[2] = {WS_FLOATS, min_floats};
@@ -508,7 +548,14 @@ static void check_amx_xq(molmo_matmul_args *a, const float *sp, float *g, size_t
                 assert_memory_equal(g + (size_t)r * a->ldy, sp + (size_t)r * a->ldy, (size_t)N * 4);
         }
     assert_int_equal(molmo_k_matmul_q_amx(a, 0, M, 0, N, g_ws, min_floats - 16), 0);
+    a->xq_kind = MOLMO_XQ_ROWS_VNNI; /* another layout: the kernel quantizes for itself */
+    for (size_t e = 0; e < nmn; e++) g[e] = SENTINEL;
+    a->y = g;
+    assert_int_equal(molmo_k_matmul_q_amx(a, 0, M, 0, N, g_ws, WS_FLOATS), 1);
+    for (int r = 0; r < M; r++)
+        assert_memory_equal(g + (size_t)r * a->ldy, sp + (size_t)r * a->ldy, (size_t)N * 4);
     a->xq = NULL;
+    a->xq_kind = MOLMO_XQ_NONE;
     free(xq);
 }
 #endif
@@ -548,7 +595,7 @@ static void test_qmatmul_amx(void **state) {
             const uint8_t *w = make_qw(QTYPES[t], N, K, 0, &wbase, &wf);
             float *sp = malloc(nmn * 4), *g = malloc(nmn * 4);
             assert_true(sp && g);
-            molmo_matmul_args a = {sp, ldy, x, ldx, w, QTYPES[t], bias, M, N, K, 0, NULL};
+            molmo_matmul_args a = {sp, ldy, x, ldx, w, QTYPES[t], bias, M, N, K, 0, NULL, 0};
             molmo_k_matmul_qdot_ref(&a, 0, M, 0, N);
             const size_t ws_sizes[2] = {WS_FLOATS, min_floats};
             for (int wi = 0; wi < 2; wi++) {
@@ -633,7 +680,7 @@ static void test_qmatmul_bf16x(void **state) {
             char what[96];
             snprintf(what, sizeof what, "%dx%dx%d %s, bf16 x", M, N, K, molmo_dtype_name(types[t]));
             for (size_t e = 0; e < nmn; e++) want[e] = SENTINEL;
-            molmo_matmul_args ab = {want, ldy, x, ldx, wb, MOLMO_DTYPE_BF16, bias, M, N, K, 1, NULL};
+            molmo_matmul_args ab = {want, ldy, x, ldx, wb, MOLMO_DTYPE_BF16, bias, M, N, K, 1, NULL, 0};
             molmo_k_matmul_bf16_amx(&ab, 0, M, 0, N, g_ws, WS_FLOATS);
             molmo_matmul_args a = ab;
             a.w = w;
@@ -658,7 +705,7 @@ static void test_qmatmul_bf16x(void **state) {
                 for (int row = 0; row < M; row++)
                     assert_memory_equal(got + (size_t)row * ldy, want + (size_t)row * ldy, (size_t)N * 4);
             }
-            molmo_matmul_args af = {got, N, x, ldx, wf, MOLMO_DTYPE_F32, bias, M, N, K, 0, NULL};
+            molmo_matmul_args af = {got, N, x, ldx, wf, MOLMO_DTYPE_F32, bias, M, N, K, 0, NULL, 0};
             molmo_kernels_ref()->matmul(&af, 0, M, 0, N, NULL, 0);
             unpad(r, want, M, N, ldy);
             check("avx512", "matmul", r, got, (size_t)M * N, what);
@@ -692,7 +739,7 @@ static void q_sets_same_bits(const float *x, int M, int N, int K, const char *wh
         float *wf;
         void *wbase;
         const uint8_t *w = make_qw(QTYPES[t], N, K, 0, &wbase, &wf);
-        molmo_matmul_args a = {sp, N, x, K, w, QTYPES[t], NULL, M, N, K, 0, NULL};
+        molmo_matmul_args a = {sp, N, x, K, w, QTYPES[t], NULL, M, N, K, 0, NULL, 0};
         molmo_k_matmul_qdot_ref(&a, 0, M, 0, N);
         if (check_spec) check_spec(sp, N);
         for (int si = 0; si < n_sets; si++)
@@ -770,7 +817,7 @@ static void test_qmatmul_threads(void **state) {
             }
             for (int p = 0; p < 3; p++)
                 molmo_op_matmul(pools[p], y[p], ldy, x, ldx, w, QTYPES[t], bias, s->M, s->N, s->K);
-            const molmo_matmul_args a = {y[3], ldy, x, ldx, w, QTYPES[t], bias, s->M, s->N, s->K, 0, NULL};
+            const molmo_matmul_args a = {y[3], ldy, x, ldx, w, QTYPES[t], bias, s->M, s->N, s->K, 0, NULL, 0};
             molmo_kernels_get()->matmul(&a, 0, s->M, 0, s->N, g_ws, WS_FLOATS);
             for (int p = 1; p < 4; p++) assert_memory_equal(y[0], y[p], ny * sizeof(float));
             molmo_kernels_allow_amx(0); /* the VNNI kernel where AMX ran: same bits */
@@ -780,7 +827,7 @@ static void test_qmatmul_threads(void **state) {
             molmo_kernels_force_reference(1);
             molmo_op_matmul(pools[1], y[4], ldy, x, ldx, w, QTYPES[t], bias, s->M, s->N, s->K);
             molmo_kernels_force_reference(0);
-            const molmo_matmul_args ar = {y[3], ldy, x, ldx, w, QTYPES[t], bias, s->M, s->N, s->K, 0, NULL};
+            const molmo_matmul_args ar = {y[3], ldy, x, ldx, w, QTYPES[t], bias, s->M, s->N, s->K, 0, NULL, 0};
             molmo_kernels_ref()->matmul(&ar, 0, s->M, 0, s->N, NULL, 0);
             assert_memory_equal(y[3], y[4], ny * sizeof(float));
             for (int i = 0; i < 5; i++) free(y[i]);
@@ -797,14 +844,15 @@ static void test_qmatmul_threads(void **state) {
  * buffer, one after the other (kernels.h, matmul_xq; the last job shares the first one's); the
  * bits of 1 thread, which quantizes inside the kernel, and of 2 threads without that buffer
  * (its allocation failing). A GEMV job and a bf16-activation job (bf16 tiles where AMX-BF16
- * runs, else int8 as the others) sit between them. */
+ * runs, else int8 as the others) sit between them. Everything again with AMX off: the VNNI
+ * kernels with their own layout of the shared buffer (MOLMO_XQ_ROWS_VNNI). */
 static void test_qmatmul_many(void **state) {
     (void)state;
     static const qshape shapes[] = {{40, 70, 1024, 0}, {3, 50, 256, 0}, {20, 33, 64, 2},
                                     {150, 64, 2048, 1}, {17, 16, 4096, 0}, {40, 20, 1024, 0}};
     enum { NJ = sizeof shapes / sizeof shapes[0] };
     molmo_matmul_job jobs[NJ];
-    float *x[NJ], *wf[NJ], *y[4][NJ];
+    float *x[NJ], *wf[NJ], *y[8][NJ];
     void *wbase[NJ];
     for (int j = 0; j < NJ; j++) {
         const qshape *s = &shapes[j];
@@ -816,28 +864,32 @@ static void test_qmatmul_many(void **state) {
         const uint8_t *w = make_qw(wt, s->N, s->K, 0, &wbase[j], &wf[j]);
         jobs[j] = (molmo_matmul_job){NULL, ldy, x[j] ? x[j] : x[0], ldx, w, wt, NULL,
                                      s->M, s->N, s->K, j == 2};
-        for (int p = 0; p < 4; p++) {
+        for (int p = 0; p < 8; p++) {
             y[p][j] = malloc((size_t)s->M * ldy * sizeof(float));
             assert_non_null(y[p][j]);
             for (size_t e = 0; e < (size_t)s->M * ldy; e++) y[p][j][e] = SENTINEL;
         }
     }
     /* 1, 2, 3 threads; then 2 threads whose shared buffer cannot be allocated (the kernels
-     * quantize for themselves) */
-    for (int p = 0; p < 4; p++) {
+     * quantize for themselves); all again with AMX off (the VNNI kernels and their layout of
+     * x quantized once) */
+    for (int p = 0; p < 8; p++) {
         molmo_pool *pool;
-        assert_int_equal(molmo_pool_create(p < 3 ? p + 1 : 2, &pool, NULL), MOLMO_OK);
+        molmo_kernels_allow_amx(p < 4);
+        assert_int_equal(molmo_pool_create(p % 4 < 3 ? p % 4 + 1 : 2, &pool, NULL), MOLMO_OK);
         for (int j = 0; j < NJ; j++) jobs[j].y = y[p][j];
-        if (p == 3) molmo_alloc_fail_after(0);
+        if (p % 4 == 3) molmo_alloc_fail_after(0);
         molmo_op_matmul_many(pool, jobs, NJ);
         molmo_alloc_fail_after(-1);
         molmo_pool_free(pool);
     }
+    molmo_kernels_allow_amx(1);
     for (int j = 0; j < NJ; j++) {
         const size_t ny = (size_t)shapes[j].M * (size_t)jobs[j].ldy;
-        for (int p = 1; p < 4; p++) assert_memory_equal(y[0][j], y[p][j], ny * sizeof(float));
+        for (int p = 1; p < 8; p++) /* job 2's bf16 x takes bf16 tiles on AMX-BF16 */
+            assert_memory_equal(y[p < 4 || j != 2 ? 0 : 4][j], y[p][j], ny * sizeof(float));
         for (size_t e = 0; e < ny; e++) assert_true(y[0][j][e] != SENTINEL || e % jobs[j].ldy >= (size_t)shapes[j].N);
-        for (int p = 0; p < 4; p++) free(y[p][j]);
+        for (int p = 0; p < 8; p++) free(y[p][j]);
         free(x[j]);
         free(wf[j]);
         free(wbase[j]);

@@ -161,6 +161,8 @@ static void round_bf16_avx2(float *x, size_t n) { avx2_round_bf16(x, n); }
 const molmo_kernels molmo_kernels_avx2_table = {
     .name = "avx2",
     .matmul = molmo_k_matmul_f32_avx2,
+    .matmul_xq_bytes = molmo_k_matmul_xq_bytes_avx2,
+    .matmul_xq = molmo_k_matmul_xq_avx2,
     .layernorm = layernorm_avx2,
     .rmsnorm = rmsnorm_avx2,
     .softmax = softmax_avx2,

@@ -482,6 +482,31 @@ static void gemv(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, uin
     }
 }
 
+/* x quantized once for all threads (kernels.h): the VNNI rows, where this GEMM runs on
+ * AVX-VNNI (its corr offsets are then those of the AVX-512 kernel: the same bytes). */
+size_t molmo_k_matmul_xq_bytes_avx2(const molmo_matmul_args *a, int *kind) {
+    if (a->M > MOLMO_GEMV_MAX_M && a->K > 0 &&
+        (a->wt == MOLMO_DTYPE_Q8_0 || a->wt == MOLMO_DTYPE_Q4_0) && molmo_kernels_avx_vnni()) {
+        *kind = MOLMO_XQ_ROWS_VNNI;
+        return molmo_k_matmul_q_rows_xq_bytes(a);
+    }
+    *kind = MOLMO_XQ_NONE;
+    return 0;
+}
+
+void molmo_k_matmul_q_rows_xq_avx2(const molmo_matmul_args *a, int g0, int g1, void *xq) {
+    const int nb = a->K / MOLMO_QK, r0 = g0 * MOLMO_XQ_ROWS;
+    const int r1 = g1 * MOLMO_XQ_ROWS < a->M ? g1 * MOLMO_XQ_ROWS : a->M;
+    if (r0 >= r1) return;
+    quantize_rows(a->x + (size_t)r0 * (size_t)a->ldx, (size_t)a->ldx, r1 - r0, 0, nb,
+                  corr_c(a->wt == MOLMO_DTYPE_Q8_0, 1),
+                  (uint8_t *)xq + (size_t)r0 * (size_t)nb * XB_BYTES);
+}
+
+void molmo_k_matmul_xq_avx2(const molmo_matmul_args *a, int g0, int g1, void *xq) {
+    if (a->xq_kind == MOLMO_XQ_ROWS_VNNI) molmo_k_matmul_q_rows_xq_avx2(a, g0, g1, xq);
+}
+
 /* Chunk sizes for `rows` rows in `bytes` of buffer: all K at once if it fits, else as many
  * whole panels of blocks as fit for all rows, else one panel's blocks for as many rows as fit
  * (a multiple of MR). */
@@ -513,6 +538,9 @@ void molmo_k_matmul_q_avx2(const molmo_matmul_args *a, int m0, int m1, int n0, i
     }
     const int q8 = a->wt == MOLMO_DTYPE_Q8_0, nb = a->K / MOLMO_QK, vnni = molmo_kernels_avx_vnni();
     const tile_fn *tf = tiles[vnni ? 2 : q8];
+    /* x quantized once for all threads (kernels.h), in the corr offsets of vnni */
+    const uint8_t *xq =
+        vnni && a->xq && a->xq_kind == MOLMO_XQ_ROWS_VNNI ? (const uint8_t *)a->xq : NULL;
     const size_t ldw = molmo_dtype_row_bytes(a->wt, a->K), ldx = (size_t)a->ldx, ldy = (size_t)a->ldy;
     uint8_t *pw = buf, *xc = buf + (size_t)KP * PB_BYTES;
     int kc, mc;
@@ -521,8 +549,19 @@ void molmo_k_matmul_q_avx2(const molmo_matmul_args *a, int m0, int m1, int n0, i
         const int mb1 = m1 - mb0 < mc ? m1 : mb0 + mc;
         for (int kb0 = 0; kb0 < nb; kb0 += kc) {
             const int kcn = nb - kb0 < kc ? nb - kb0 : kc;
-            const size_t ldq = (size_t)kcn * XB_BYTES;
-            quantize_rows(a->x + (size_t)mb0 * ldx, ldx, mb1 - mb0, kb0, kcn, corr_c(q8, vnni), xc);
+            /* the chunk's activation blocks: q, dx and corr of its first row, rows ldq apart */
+            const uint8_t *cq, *cdx, *ccorr;
+            size_t ldq;
+            if (xq) {
+                ldq = (size_t)nb * XB_BYTES;
+                cq = xq + (size_t)mb0 * ldq + 32 * (size_t)kb0;
+                cdx = xq + (size_t)mb0 * ldq + 32 * (size_t)nb + 4 * (size_t)kb0;
+                ccorr = cdx + 4 * (size_t)nb;
+            } else {
+                ldq = (size_t)kcn * XB_BYTES;
+                quantize_rows(a->x + (size_t)mb0 * ldx, ldx, mb1 - mb0, kb0, kcn, corr_c(q8, vnni), xc);
+                cq = xc, cdx = xc + 32 * (size_t)kcn, ccorr = xc + 36 * (size_t)kcn;
+            }
             for (int j0 = n0; j0 < n1; j0 += NR) {
                 const int nr = n1 - j0 < NR ? n1 - j0 : NR;
                 int nc[NV];
@@ -534,9 +573,9 @@ void molmo_k_matmul_q_avx2(const molmo_matmul_args *a, int m0, int m1, int n0, i
                     const float *bias = last && a->bias ? a->bias + j0 : NULL;
                     for (int i0 = mb0; i0 < mb1; i0 += MR) {
                         const int mr = mb1 - i0 < MR ? mb1 - i0 : MR;
-                        const uint8_t *q = xc + (size_t)(i0 - mb0) * ldq;
-                        tf[mr - 1](np, q + 32 * pb0, q + 32 * (size_t)kcn + 4 * pb0,
-                                          q + 36 * (size_t)kcn + 4 * pb0, ldq, pw,
+                        const size_t ro = (size_t)(i0 - mb0) * ldq;
+                        tf[mr - 1](np, cq + ro + 32 * pb0, cdx + ro + 4 * pb0,
+                                          ccorr + ro + 4 * pb0, ldq, pw,
                                           a->y + (size_t)i0 * ldy + (size_t)j0, ldy, !first, bias, nc);
                     }
                 }

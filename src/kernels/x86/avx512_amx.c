@@ -327,7 +327,8 @@ void molmo_k_matmul_q_amx_xq(const molmo_matmul_args *a, int g0, int g1, void *x
 int molmo_k_matmul_q_amx(const molmo_matmul_args *a, int m0, int m1, int n0, int n1,
                          float *ws, size_t ws_floats) {
     const int q8 = a->wt == MOLMO_DTYPE_Q8_0, nb = a->K / MOLMO_QK;
-    const uint8_t *xq = a->xq && m0 % TR == 0 ? (const uint8_t *)a->xq : NULL;
+    const uint8_t *xq =
+        a->xq && a->xq_kind == MOLMO_XQ_AMX && m0 % TR == 0 ? (const uint8_t *)a->xq : NULL;
     int kc, mc, use_acc;
     if (!ws || !(xq ? plan_xq : plan)(ws_floats * sizeof(float), m1 - m0, nb, &kc, &mc, &use_acc))
         return 0;

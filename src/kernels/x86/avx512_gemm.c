@@ -16,6 +16,7 @@
 #include <immintrin.h>
 #include <stdint.h>
 
+#include "base/cpu.h"
 #include "kernels/quant.h"
 #include "kernels/x86/avx512_math.h"
 #include "kernels/x86/x86.h"
@@ -292,12 +293,33 @@ static int int8_amx(const molmo_matmul_args *a) {
            !(a->x_bf16 && molmo_kernels_amx_bf16()) && molmo_kernels_amx();
 }
 
-size_t molmo_k_matmul_xq_bytes_avx512(const molmo_matmul_args *a) {
-    return int8_amx(a) ? molmo_k_matmul_q_amx_xq_bytes(a) : 0;
+/* Whether it runs a on the AVX512-VNNI GEMM (avx512_quant.c), which reads the VNNI rows. Not
+ * where quantized weights meet bf16 activations on AMX-BF16 tiles; CPUs without AVX512-VNNI
+ * hand the product to the AVX2 kernel, which quantizes for itself here. */
+static int int8_vnni_rows(const molmo_matmul_args *a) {
+    return a->M > GEMV_MAX_M && a->K > 0 &&
+           (a->wt == MOLMO_DTYPE_Q8_0 || a->wt == MOLMO_DTYPE_Q4_0) &&
+           !(a->x_bf16 && molmo_kernels_amx_bf16()) && molmo_cpu_get()->avx512vnni;
+}
+
+size_t molmo_k_matmul_xq_bytes_avx512(const molmo_matmul_args *a, int *kind) {
+    if (int8_amx(a)) {
+        *kind = MOLMO_XQ_AMX;
+        return molmo_k_matmul_q_amx_xq_bytes(a);
+    }
+    if (int8_vnni_rows(a)) {
+        *kind = MOLMO_XQ_ROWS_VNNI;
+        return molmo_k_matmul_q_rows_xq_bytes(a);
+    }
+    *kind = MOLMO_XQ_NONE;
+    return 0;
 }
 
 void molmo_k_matmul_xq_avx512(const molmo_matmul_args *a, int g0, int g1, void *xq) {
-    molmo_k_matmul_q_amx_xq(a, g0, g1, xq);
+    if (a->xq_kind == MOLMO_XQ_AMX)
+        molmo_k_matmul_q_amx_xq(a, g0, g1, xq);
+    else if (a->xq_kind == MOLMO_XQ_ROWS_VNNI)
+        molmo_k_matmul_q_rows_xq_avx512(a, g0, g1, xq);
 }
 
 void molmo_k_matmul_f32_avx512(const molmo_matmul_args *a, int m0, int m1, int n0, int n1,

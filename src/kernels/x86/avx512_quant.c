@@ -248,6 +248,22 @@ static void gemv(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, uin
     }
 }
 
+/* --------------------------------------------------------------- x quantized once (rows) */
+
+/* MOLMO_XQ_ROWS_VNNI: quantize_rows over all of K, row r at r * nb * XB_BYTES. */
+size_t molmo_k_matmul_q_rows_xq_bytes(const molmo_matmul_args *a) {
+    return (size_t)a->M * (size_t)(a->K / MOLMO_QK) * XB_BYTES;
+}
+
+void molmo_k_matmul_q_rows_xq_avx512(const molmo_matmul_args *a, int g0, int g1, void *xq) {
+    const int nb = a->K / MOLMO_QK, r0 = g0 * MOLMO_XQ_ROWS;
+    const int r1 = g1 * MOLMO_XQ_ROWS < a->M ? g1 * MOLMO_XQ_ROWS : a->M;
+    if (r0 >= r1) return;
+    quantize_rows(a->x + (size_t)r0 * (size_t)a->ldx, (size_t)a->ldx, r1 - r0, 0, nb,
+                  a->wt == MOLMO_DTYPE_Q8_0 ? 128 : 8,
+                  (uint8_t *)xq + (size_t)r0 * (size_t)nb * XB_BYTES);
+}
+
 /* ------------------------------------------------------------------------------------ driver */
 
 /* Chunk sizes for `rows` rows in `bytes` of buffer: all K at once if it fits (decode), else as
@@ -279,6 +295,9 @@ static void qmatmul(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, 
     if (molmo_kernels_amx() && molmo_k_matmul_q_amx(a, m0, m1, n0, n1, ws, ws_floats)) return;
     const int q8 = a->wt == MOLMO_DTYPE_Q8_0, nb = a->K / MOLMO_QK;
     const size_t ldw = molmo_dtype_row_bytes(a->wt, a->K), ldx = (size_t)a->ldx, ldy = (size_t)a->ldy;
+    /* x quantized once for all threads (kernels.h): read from there, in the chunks this
+     * thread would have quantized itself */
+    const uint8_t *xq = a->xq && a->xq_kind == MOLMO_XQ_ROWS_VNNI ? (const uint8_t *)a->xq : NULL;
     uint8_t *pw = buf, *xc = buf + (size_t)KP * PB_BYTES;
     int kc, mc;
     plan(bytes, m1 - m0, nb, &kc, &mc);
@@ -286,8 +305,19 @@ static void qmatmul(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, 
         const int mb1 = m1 - mb0 < mc ? m1 : mb0 + mc;
         for (int kb0 = 0; kb0 < nb; kb0 += kc) {
             const int kcn = nb - kb0 < kc ? nb - kb0 : kc;
-            const size_t ldq = (size_t)kcn * XB_BYTES;
-            quantize_rows(a->x + (size_t)mb0 * ldx, ldx, mb1 - mb0, kb0, kcn, q8 ? 128 : 8, xc);
+            /* the chunk's activation blocks: q, dx and corr of its first row, rows ldq apart */
+            const uint8_t *cq, *cdx, *ccorr;
+            size_t ldq;
+            if (xq) {
+                ldq = (size_t)nb * XB_BYTES;
+                cq = xq + (size_t)mb0 * ldq + 32 * (size_t)kb0;
+                cdx = xq + (size_t)mb0 * ldq + 32 * (size_t)nb + 4 * (size_t)kb0;
+                ccorr = cdx + 4 * (size_t)nb;
+            } else {
+                ldq = (size_t)kcn * XB_BYTES;
+                quantize_rows(a->x + (size_t)mb0 * ldx, ldx, mb1 - mb0, kb0, kcn, q8 ? 128 : 8, xc);
+                cq = xc, cdx = xc + 32 * (size_t)kcn, ccorr = xc + 36 * (size_t)kcn;
+            }
             for (int j0 = n0; j0 < n1; j0 += NR) {
                 const int nr = n1 - j0 < NR ? n1 - j0 : NR;
                 __mmask16 mk[NV];
@@ -303,10 +333,10 @@ static void qmatmul(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, 
                     const float *bias = last && a->bias ? a->bias + j0 : NULL;
                     for (int i0 = mb0; i0 < mb1; i0 += MR) {
                         molmo_x86_l2_ahead_lines(&f, quota);
-                        const uint8_t *q = xc + (size_t)(i0 - mb0) * ldq;
-                        tile_any(mb1 - i0 < MR ? mb1 - i0 : MR, np, q + 32 * pb0,
-                                 q + 32 * (size_t)kcn + 4 * pb0, q + 36 * (size_t)kcn + 4 * pb0,
-                                 ldq, pw, a->y + (size_t)i0 * ldy + (size_t)j0, ldy, !first, bias, mk);
+                        const size_t ro = (size_t)(i0 - mb0) * ldq;
+                        tile_any(mb1 - i0 < MR ? mb1 - i0 : MR, np, cq + ro + 32 * pb0,
+                                 cdx + ro + 4 * pb0, ccorr + ro + 4 * pb0, ldq, pw,
+                                 a->y + (size_t)i0 * ldy + (size_t)j0, ldy, !first, bias, mk);
                     }
                 }
             }

@@ -135,9 +135,19 @@ int molmo_k_matmul_q_amx(const molmo_matmul_args *a, int m0, int m1, int n0, int
 size_t molmo_k_matmul_q_amx_xq_bytes(const molmo_matmul_args *a);
 void molmo_k_matmul_q_amx_xq(const molmo_matmul_args *a, int g0, int g1, void *xq);
 /* The AVX-512 table's matmul_xq_bytes and matmul_xq (avx512_gemm.c): the AMX ones where the
- * AVX-512 matmul would take the AMX int8 GEMM for a, else 0 bytes. */
-size_t molmo_k_matmul_xq_bytes_avx512(const molmo_matmul_args *a);
+ * AVX-512 matmul would take the AMX int8 GEMM for a, the VNNI rows (below) where it would take
+ * a VNNI GEMM, else 0 bytes. */
+size_t molmo_k_matmul_xq_bytes_avx512(const molmo_matmul_args *a, int *kind);
 void molmo_k_matmul_xq_avx512(const molmo_matmul_args *a, int g0, int g1, void *xq);
+/* MOLMO_XQ_ROWS_VNNI (kernels.h): its size for problem a, and groups [g0, g1) of
+ * MOLMO_XQ_ROWS rows into it (avx512_quant.c; avx2_quant.c the same bytes with AVX2). */
+size_t molmo_k_matmul_q_rows_xq_bytes(const molmo_matmul_args *a);
+void molmo_k_matmul_q_rows_xq_avx512(const molmo_matmul_args *a, int g0, int g1, void *xq);
+void molmo_k_matmul_q_rows_xq_avx2(const molmo_matmul_args *a, int g0, int g1, void *xq);
+/* The AVX2 table's matmul_xq_bytes and matmul_xq (avx2_quant.c): the VNNI rows where the AVX2
+ * quantized GEMM runs on AVX-VNNI, else 0 bytes. */
+size_t molmo_k_matmul_xq_bytes_avx2(const molmo_matmul_args *a, int *kind);
+void molmo_k_matmul_xq_avx2(const molmo_matmul_args *a, int g0, int g1, void *xq);
 /* Loads the AMX tile configuration (palette 1): tile t < n (<= 8) has rows[t] rows of colsb[t]
  * bytes, the others none (avx512_amx.c). Only where molmo_kernels_amx() or
  * molmo_kernels_amx_bf16() is on. */
