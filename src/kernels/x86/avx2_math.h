@@ -109,28 +109,38 @@ static inline void avx2_acc_pd(__m256 v, __m256d *s0, __m256d *s1) {
 }
 
 /* Softmax numerator in place: x[i] = exp(s[i] - max s) with s = scale * x (scale == 1: x
- * itself); returns 1 / sum (double sum). n >= 1. */
+ * itself); returns 1 / sum (double sum). n >= 1. As avx512_exp_sub_max: scale * x in both
+ * passes (the same product, so the same bits as storing it), the max on four chains (exact in
+ * any order), the partial vector only at the end. */
 static inline float avx2_exp_sub_max(float *x, int n, float scale) {
-    __m256 mx = _mm256_set1_ps(-INFINITY);
     const __m256 sc = _mm256_set1_ps(scale);
-    for (int i = 0; i < n; i += 8) {
-        const int c = n - i < 8 ? n - i : 8;
-        __m256 v = avx2_load(x + i, c);
-        if (scale != 1.0f) {
-            v = _mm256_mul_ps(sc, v);
-            avx2_store(x + i, c, v);
-        }
-        v = _mm256_blendv_ps(mx, v, _mm256_castsi256_ps(avx2_mask(c)));
-        mx = _mm256_max_ps(mx, v);
+    __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0, m2 = m0, m3 = m0;
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        m0 = _mm256_max_ps(m0, _mm256_mul_ps(sc, _mm256_loadu_ps(x + i)));
+        m1 = _mm256_max_ps(m1, _mm256_mul_ps(sc, _mm256_loadu_ps(x + i + 8)));
+        m2 = _mm256_max_ps(m2, _mm256_mul_ps(sc, _mm256_loadu_ps(x + i + 16)));
+        m3 = _mm256_max_ps(m3, _mm256_mul_ps(sc, _mm256_loadu_ps(x + i + 24)));
     }
+    for (; i < n; i += 8) {
+        const int c = n - i < 8 ? n - i : 8;
+        const __m256 v = _mm256_mul_ps(sc, avx2_load(x + i, c));
+        m0 = _mm256_max_ps(m0, _mm256_blendv_ps(m0, v, _mm256_castsi256_ps(avx2_mask(c))));
+    }
+    const __m256 mx = _mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3));
     __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
     m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
     m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
     const __m256 mv = _mm256_set1_ps(_mm_cvtss_f32(m4));
     __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
-    for (int i = 0; i < n; i += 8) {
-        const int c = n - i < 8 ? n - i : 8;
-        __m256 e = avx2_exp(_mm256_sub_ps(avx2_load(x + i, c), mv));
+    for (i = 0; i + 8 <= n; i += 8) {
+        const __m256 e = avx2_exp(_mm256_sub_ps(_mm256_mul_ps(sc, _mm256_loadu_ps(x + i)), mv));
+        _mm256_storeu_ps(x + i, e);
+        avx2_acc_pd(e, &s0, &s1);
+    }
+    if (i < n) {
+        const int c = n - i;
+        __m256 e = avx2_exp(_mm256_sub_ps(_mm256_mul_ps(sc, avx2_load(x + i, c)), mv));
         e = _mm256_and_ps(e, _mm256_castsi256_ps(avx2_mask(c)));
         avx2_store(x + i, c, e);
         avx2_acc_pd(e, &s0, &s1);
