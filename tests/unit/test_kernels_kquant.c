@@ -530,8 +530,15 @@ static void test_kmatmul(void **state) {
     (void)state;
     const molmo_kernels *sets[2];
     const int n_sets = fast_sets(sets);
-    for (size_t i = 0; i < sizeof K_SHAPES / sizeof K_SHAPES[0]; i++)
-        for (int t = 0; t < 2; t++) run_case(sets, n_sets, &K_SHAPES[i], KTYPES[t], (int)(i + t) % 2);
+    /* where the CPU has AVX-VNNI, the AVX2 set runs every case with it and without it */
+    const int passes = molmo_kernels_avx_vnni() ? 2 : 1;
+    for (int pass = 0; pass < passes; pass++) {
+        molmo_kernels_allow_avx_vnni(pass == 0);
+        for (size_t i = 0; i < sizeof K_SHAPES / sizeof K_SHAPES[0]; i++)
+            for (int t = 0; t < 2; t++)
+                run_case(sets, n_sets, &K_SHAPES[i], KTYPES[t], (int)(i + t) % 2);
+    }
+    molmo_kernels_allow_avx_vnni(1);
     for (int si = 0; si <= n_sets; si++) {
         const double nmse = g_se[si] / g_sw[si];
         print_message("  K matmul [%s] vs f32 ref: NMSE over all cases %.3g (tol %.1g)\n",

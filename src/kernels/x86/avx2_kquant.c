@@ -7,8 +7,9 @@
  * Products go through vpmaddubsw (unsigned weight byte x signed activation byte -> int16 pair
  * sums) and vpmaddwd against the sub-block scale repeated in both halves of each lane, which
  * folds the scale into the widening step: isum += sc * (pair sum), 3 instructions per 4 values
- * of 8 columns. Nothing saturates: a pair sum is at most 2 * 15 * 127 (Q4_K) or 2 * 63 * 127 =
- * 16002 (Q6_K) in magnitude. Q6_K's q - 32 offset is applied once per block from the 16-value
+ * of 8 columns; with AVX-VNNI (molmo_kernels_avx_vnni) the last two are one vpdpwssd
+ * (avx2_kquant_tile.h, same bits). Nothing saturates: a pair sum is at most 2 * 15 * 127
+ * (Q4_K) or 2 * 63 * 127 = 16002 (Q6_K) in magnitude. Q6_K's q - 32 offset is applied once per block from the 16-value
  * activation sums: isum -= 32 * sum_j sc_j bsum_j (vpmaddwd of scale pairs with sum pairs);
  * Q4_K's min term likewise (min pairs with 32-value sum pairs).
  * Activations per row and block (XB bytes): int8 q[256] | i32 bp[4] (int16 pairs of the 32-value
@@ -250,49 +251,11 @@ static void pack_block(int q6, const uint8_t *w, size_t ldw, int nr, uint8_t *pw
 
 /* ------------------------------------------------------------------------------ register tile */
 
-/* y[0:mr, 0:NR] of one block (as the AVX-512 tile): row i's activation block at xa + i * ldq. */
-INLINE void tile(const int mr, const int q6, const uint8_t *xa, size_t ldq, const uint8_t *pb,
-                 float *y, size_t ldy, int first, const float *bias, const int nc[NV]) {
-    const int nsb = q6 ? 16 : 8, per = q6 ? 4 : 8;
-    __m256i acc[MR][NV];
-    for (int i = 0; i < mr; i++)
-        for (int v = 0; v < NV; v++) acc[i][v] = _mm256_setzero_si256();
-    for (int sb = 0; sb < nsb; sb++) {
-        __m256i scp[NV];
-        for (int v = 0; v < NV; v++) scp[v] = _mm256_load_si256((const __m256i *)(pb + v * PV + OFF_SC + 32 * sb));
-        for (int g = sb * per; g < sb * per + per; g++) {
-            __m256i wv[NV];
-            for (int v = 0; v < NV; v++) wv[v] = _mm256_load_si256((const __m256i *)(pb + v * PV + 32 * g));
-            for (int i = 0; i < mr; i++) {
-                const __m256i xb = _mm256_set1_epi32(load_i32(xa + i * ldq + 4 * g));
-                for (int v = 0; v < NV; v++)
-                    acc[i][v] = _mm256_add_epi32(acc[i][v], _mm256_madd_epi16(_mm256_maddubs_epi16(wv[v], xb), scp[v]));
-            }
-        }
-    }
-    for (int i = 0; i < mr; i++) {
-        const uint8_t *xr = xa + i * ldq;
-        float dxi;
-        memcpy(&dxi, xr + XB_DX, 4);
-        const __m256 dxv = _mm256_set1_ps(dxi);
-        for (int v = 0; v < NV; v++) {
-            const uint8_t *pv = pb + v * PV;
-            __m256i isum = acc[i][v], aux = _mm256_setzero_si256();
-            for (int p = 0; p < (q6 ? 8 : 4); p++) /* Q6_K: sum sc_j bsum_j; Q4_K: sum m_j B_j */
-                aux = _mm256_add_epi32(aux, _mm256_madd_epi16(_mm256_load_si256((const __m256i *)(pv + OFF_MP + 32 * p)),
-                                                              _mm256_set1_epi32(load_i32(xr + (q6 ? XB_BQ : XB_BP) + 4 * p))));
-            if (q6) isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(aux, 5));
-            float *yp = y + i * ldy + 8 * v;
-            __m256 f = first ? _mm256_setzero_ps() : avx2_load(yp, nc[v]);
-            f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dxv, _mm256_load_ps((const float *)(pv + OFF_D))), f);
-            if (!q6)
-                f = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(aux),
-                                     _mm256_mul_ps(dxv, _mm256_load_ps((const float *)(pv + OFF_DMIN))), f);
-            if (bias) f = _mm256_add_ps(f, avx2_load(bias + 8 * v, nc[v]));
-            if (nc[v] > 0) avx2_store(yp, nc[v], f);
-        }
-    }
-}
+#define KQ_TILE tile
+#define KQ_MADD_ACC(acc, p, s) _mm256_add_epi32(acc, _mm256_madd_epi16(p, s))
+#include "kernels/x86/avx2_kquant_tile.h"
+#undef KQ_TILE
+#undef KQ_MADD_ACC
 
 typedef void (*tile_fn)(const uint8_t *xa, size_t ldq, const uint8_t *pb, float *y, size_t ldy,
                         int first, const float *bias, const int nc[NV]);
@@ -307,6 +270,36 @@ TILE_FN(tile_q4_3, 3, 0)
 TILE_FN(tile_q6_1, 1, 1)
 TILE_FN(tile_q6_2, 2, 1)
 TILE_FN(tile_q6_3, 3, 1)
+
+/* The same tile with vpdpwssd where the CPU has AVX-VNNI (molmo_kernels_avx_vnni; only these
+ * functions carry the target). */
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avxvnni"))), apply_to = function)
+#elif defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC target("avxvnni")
+#endif
+#define KQ_TILE tile_vnni
+#define KQ_MADD_ACC(acc, p, s) _mm256_dpwssd_avx_epi32(acc, p, s)
+#include "kernels/x86/avx2_kquant_tile.h"
+#undef KQ_TILE
+#undef KQ_MADD_ACC
+#define TILE_FN_VNNI(name, mr, q6)                                                                 \
+    static void name(const uint8_t *xa, size_t ldq, const uint8_t *pb, float *y, size_t ldy,       \
+                     int first, const float *bias, const int nc[NV]) {                             \
+        tile_vnni(mr, q6, xa, ldq, pb, y, ldy, first, bias, nc);                                   \
+    }
+TILE_FN_VNNI(tile_vnni_q4_1, 1, 0)
+TILE_FN_VNNI(tile_vnni_q4_2, 2, 0)
+TILE_FN_VNNI(tile_vnni_q4_3, 3, 0)
+TILE_FN_VNNI(tile_vnni_q6_1, 1, 1)
+TILE_FN_VNNI(tile_vnni_q6_2, 2, 1)
+TILE_FN_VNNI(tile_vnni_q6_3, 3, 1)
+#if defined(__clang__)
+#pragma clang attribute pop
+#elif defined(__GNUC__)
+#pragma GCC pop_options
+#endif
 
 /* ------------------------------------------------------------------------------------ driver */
 
@@ -326,12 +319,14 @@ static void plan(size_t avail, int rows, int nb, int *kc, int *mc) {
 
 void molmo_k_matmul_k_avx2(const molmo_matmul_args *a, int m0, int m1, int n0, int n1,
                            float *ws, size_t ws_floats) {
-    static const tile_fn tiles[2][MR] = {{tile_q4_1, tile_q4_2, tile_q4_3}, {tile_q6_1, tile_q6_2, tile_q6_3}};
+    static const tile_fn tiles[2][2][MR] = {
+        {{tile_q4_1, tile_q4_2, tile_q4_3}, {tile_q6_1, tile_q6_2, tile_q6_3}},
+        {{tile_vnni_q4_1, tile_vnni_q4_2, tile_vnni_q4_3}, {tile_vnni_q6_1, tile_vnni_q6_2, tile_vnni_q6_3}}};
     if (m0 >= m1 || n0 >= n1) return;
     _Alignas(64) uint8_t stack[STACK_BYTES];
     size_t bytes;
     uint8_t *buf = molmo_x86_work_buffer(ws, ws_floats, stack, sizeof stack, &bytes);
-    const int q6 = a->wt == MOLMO_DTYPE_Q6_K, nb = a->K / MOLMO_QK_K;
+    const int q6 = a->wt == MOLMO_DTYPE_Q6_K, nb = a->K / MOLMO_QK_K, vnni = molmo_kernels_avx_vnni();
     const size_t bb = molmo_kquant_block_bytes(a->wt), ldw = (size_t)nb * bb;
     const size_t ldx = (size_t)a->ldx, ldy = (size_t)a->ldy;
     uint8_t *pw = buf, *xc = buf + PB;
@@ -357,7 +352,7 @@ void molmo_k_matmul_k_avx2(const molmo_matmul_args *a, int m0, int m1, int n0, i
                     const float *bias = b == nb - 1 && a->bias ? a->bias + j0 : NULL;
                     for (int i0 = mb0; i0 < mb1; i0 += MR) {
                         const int mr = mb1 - i0 < MR ? mb1 - i0 : MR;
-                        tiles[q6][mr - 1](xc + (size_t)(i0 - mb0) * ldq + (size_t)(b - kb0) * XB, ldq, pw,
+                        tiles[vnni][q6][mr - 1](xc + (size_t)(i0 - mb0) * ldq + (size_t)(b - kb0) * XB, ldq, pw,
                                           a->y + (size_t)i0 * ldy + (size_t)j0, ldy, b == 0, bias, nc);
                     }
                 }
