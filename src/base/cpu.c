@@ -65,11 +65,11 @@ static void detect_isa(molmo_cpu_features *f) {
     f->avx512vl = __builtin_cpu_supports("avx512vl") != 0;
     f->avx512dq = __builtin_cpu_supports("avx512dq") != 0;
     f->avx512vnni = __builtin_cpu_supports("avx512vnni") != 0;
-    /* AVX512_BF16 is usable only where AVX-512 state is enabled. */
-    /* AVX512_BF16 is CPUID.(7,1):EAX[5], AVX-VNNI EAX[4] (YMM state is enabled with AVX2) */
+    /* AVX512_BF16 is CPUID.(7,1):EAX[5], usable only where AVX-512 state is enabled; AVX-VNNI
+     * is EAX[4] (its YMM state is enabled with AVX2). MOLMO_AVX_VNNI=0 turns it off. */
     unsigned a, b, c, d;
     const int leaf71 = __get_cpuid_count(7, 1, &a, &b, &c, &d);
-    const char *no_vnni = getenv("MOLMO_AVX_VNNI"); /* "0": off, as MOLMO_AMX below */
+    const char *no_vnni = getenv("MOLMO_AVX_VNNI");
     f->avx_vnni = f->avx2 && leaf71 && ((a >> 4) & 1u) && !(no_vnni && strcmp(no_vnni, "0") == 0);
     if (f->avx512f && leaf71) f->avx512bf16 = (a >> 5) & 1u;
     const int amx = f->avx512f ? amx_usable() : 0;
