@@ -553,10 +553,7 @@ void molmo_k_matmul_q_avx2(const molmo_matmul_args *a, int m0, int m1, int n0, i
             const uint8_t *cq, *cdx, *ccorr;
             size_t ldq;
             if (xq) {
-                ldq = (size_t)nb * XB_BYTES;
-                cq = xq + (size_t)mb0 * ldq + 32 * (size_t)kb0;
-                cdx = xq + (size_t)mb0 * ldq + 32 * (size_t)nb + 4 * (size_t)kb0;
-                ccorr = cdx + 4 * (size_t)nb;
+                ldq = molmo_x86_xq_rows_chunk(xq, mb0, nb, kb0, &cq, &cdx, &ccorr);
             } else {
                 ldq = (size_t)kcn * XB_BYTES;
                 quantize_rows(a->x + (size_t)mb0 * ldx, ldx, mb1 - mb0, kb0, kcn, corr_c(q8, vnni), xc);

@@ -144,6 +144,18 @@ void molmo_k_matmul_xq_avx512(const molmo_matmul_args *a, int g0, int g1, void *
 size_t molmo_k_matmul_q_rows_xq_bytes(const molmo_matmul_args *a);
 void molmo_k_matmul_q_rows_xq_avx512(const molmo_matmul_args *a, int g0, int g1, void *xq);
 void molmo_k_matmul_q_rows_xq_avx2(const molmo_matmul_args *a, int g0, int g1, void *xq);
+/* Rows from row0 of x quantized once in MOLMO_XQ_ROWS_VNNI (kernels.h; nb blocks of K per
+ * row, 40 bytes each), K chunk from block kb0: *q, *dx and *corr of the first row; returns
+ * the row stride. */
+static inline size_t molmo_x86_xq_rows_chunk(const unsigned char *xq, int row0, int nb, int kb0,
+                                             const unsigned char **q, const unsigned char **dx,
+                                             const unsigned char **corr) {
+    const size_t ldq = (size_t)nb * 40, row = (size_t)row0 * ldq;
+    *q = xq + row + 32 * (size_t)kb0;
+    *dx = xq + row + 32 * (size_t)nb + 4 * (size_t)kb0;
+    *corr = *dx + 4 * (size_t)nb;
+    return ldq;
+}
 /* The AVX2 table's matmul_xq_bytes and matmul_xq (avx2_quant.c): the VNNI rows where the AVX2
  * quantized GEMM runs on AVX-VNNI, else 0 bytes. */
 size_t molmo_k_matmul_xq_bytes_avx2(const molmo_matmul_args *a, int *kind);
