@@ -12,7 +12,7 @@
  *     2 * 128 * 127 = 32512, widened per group of 4 values.
  * Where the CPU has AVX-VNNI (molmo_kernels_avx_vnni: Intel client CPUs from Alder Lake on,
  * which have no AVX-512), one vpdpbusd replaces those 3-5 instructions per 4 k and 8 columns
- * (section "the same with AVX-VNNI" below): the ViT ran 1.64-1.70 -> 0.92 s a crop on 2 SPR
+ * (avx2_quant_body.h holds the GEMV and the tile, included once per kind of product): the ViT ran 1.64-1.70 -> 0.92 s a crop on 2 SPR
  * threads. The same bits either way.
  * Weights of 8 columns are transposed into 8 vectors of 8 lanes x 4 bytes (lane = column).
  * GEMV (calls of at most 2 rows) uses them straight from registers, with the software prefetch
@@ -151,83 +151,6 @@ INLINE __m256 load_scales8(const uint8_t *w, size_t ldw, int nc) {
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
 }
 
-/* ------------------------------------------------------------------------- the block product */
-
-/* Exact int32 block sums for 8 columns: s = corr + sum_k w[k] * xq[k] over the 8 transposed
- * vectors r (aw: |r| for Q8_0) and the row's 32 quantized values q. */
-INLINE __m256i block_dot(const int q8, const __m256i r[8], const __m256i aw[8], const uint8_t *q,
-                         int32_t corr) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    if (q8) {
-        __m256i s = _mm256_setzero_si256();
-        for (int g = 0; g < 8; g++) {
-            const __m256i xb = _mm256_sign_epi8(_mm256_set1_epi32(load_i32(q + 4 * g)), r[g]);
-            s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_maddubs_epi16(aw[g], xb), ones));
-        }
-        return s;
-    }
-    __m256i h = _mm256_maddubs_epi16(r[0], _mm256_set1_epi32(load_i32(q)));
-    for (int g = 1; g < 8; g++)
-        h = _mm256_add_epi16(h, _mm256_maddubs_epi16(r[g], _mm256_set1_epi32(load_i32(q + 4 * g))));
-    return _mm256_add_epi32(_mm256_madd_epi16(h, ones), _mm256_set1_epi32(corr));
-}
-
-INLINE void abs8(const int q8, const __m256i r[8], __m256i aw[8]) {
-    for (int g = 0; g < 8 && q8; g++) aw[g] = _mm256_abs_epi8(r[g]);
-}
-
-/* -------------------------------------------------------------------------------------- GEMV */
-
-/* y[0:mr, 0:8] (+)= blocks [0, nbk) of 8 columns (w: their first block, nc valid columns)
- * against mr rows of quantized activations (row i: q at q + i*ldq, dx at dx + i*ldq, corr
- * likewise). */
-INLINE void gemv8(const int mr, const int q8, int nc, const uint8_t *w, size_t ldw, int nbk,
-                  const uint8_t *next, int nnext, const uint8_t *q, const uint8_t *dx,
-                  const uint8_t *corr, size_t ldq, float *y, size_t ldy, int accumulate,
-                  const float *bias) {
-    const size_t bb = q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;
-    const int ahead = (int)(MOLMO_GEMV_PF_BYTES / bb);
-    __m256 f[GEMV_ROWS];
-    for (int i = 0; i < mr; i++) f[i] = accumulate ? avx2_load(y + i * ldy, nc) : _mm256_setzero_ps();
-    for (int b = 0; b < nbk; b++) {
-        const uint8_t *wb = w + (size_t)b * bb;
-        molmo_x86_gemv_prefetch(w, nc, ldw, b, ahead, nbk, bb, next, nnext);
-        __m256i r[8], aw[8];
-        if (nc == 8)
-            load8(q8, wb, ldw, 8, r);
-        else
-            load8(q8, wb, ldw, nc, r);
-        abs8(q8, r, aw);
-        const __m256 dw = load_scales8(wb, ldw, nc);
-        for (int i = 0; i < mr; i++) {
-            const __m256i s = block_dot(q8, r, aw, q + i * ldq + 32 * b, load_i32(corr + i * ldq + 4 * b));
-            float dxi;
-            memcpy(&dxi, dx + i * ldq + 4 * b, 4);
-            f[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(_mm256_set1_ps(dxi), dw), f[i]);
-        }
-    }
-    for (int i = 0; i < mr; i++) {
-        if (bias) f[i] = _mm256_add_ps(f[i], avx2_load(bias, nc));
-        avx2_store(y + i * ldy, nc, f[i]);
-    }
-}
-
-typedef void (*gemv_fn)(int nc, const uint8_t *w, size_t ldw, int nbk, const uint8_t *next,
-                        int nnext, const uint8_t *q, const uint8_t *dx, const uint8_t *corr,
-                        size_t ldq, float *y, size_t ldy, int accumulate, const float *bias);
-#define GEMV_FN(name, mr, q8)                                                                     \
-    static void name(int nc, const uint8_t *w, size_t ldw, int nbk, const uint8_t *next,          \
-                     int nnext, const uint8_t *q, const uint8_t *dx, const uint8_t *corr,         \
-                     size_t ldq, float *y, size_t ldy, int accumulate, const float *bias) {       \
-        gemv8(mr, q8, nc, w, ldw, nbk, next, nnext, q, dx, corr, ldq, y, ldy, accumulate, bias);   \
-    }
-GEMV_FN(gemv_q4_1, 1, 0)
-GEMV_FN(gemv_q4_2, 2, 0)
-GEMV_FN(gemv_q8_1, 1, 1)
-GEMV_FN(gemv_q8_2, 2, 1)
-
-/* -------------------------------------------------------------------------------------- GEMM */
-
 /* Panel of columns j0 .. j0+nr-1 (nr <= NR), blocks kb .. kb+nbk-1, into pw: per block, per
  * group of 8 columns the 8 transposed vectors, then the NR scales. */
 static void pack_panel(int q8, int vnni, const uint8_t *w, size_t ldw, int j0, int nr, int kb,
@@ -252,197 +175,104 @@ static void pack_panel(int q8, int vnni, const uint8_t *w, size_t ldw, int j0, i
     }
 }
 
-/* y[0:mr, 0:NR] (+)= the nbk blocks of the panel pw against mr rows of quantized activations
- * (layout of gemv8). */
-INLINE void tile(const int mr, const int q8, int nbk, const uint8_t *q, const uint8_t *dx,
-                 const uint8_t *corr, size_t ldq, const uint8_t *pw, float *y, size_t ldy,
-                 int accumulate, const float *bias, const int nc[NV]) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256 f[MR][NV];
-    for (int i = 0; i < mr; i++)
-        for (int v = 0; v < NV; v++)
-            f[i][v] = accumulate ? avx2_load(y + i * ldy + 8 * v, nc[v]) : _mm256_setzero_ps();
-    for (int b = 0; b < nbk; b++) {
-        const uint8_t *pb = pw + (size_t)b * PB_BYTES;
-        __m256i s[MR][NV]; /* Q4_0: int16 sums until the end of the block; Q8_0: int32 */
-        for (int i = 0; i < mr; i++)
-            for (int v = 0; v < NV; v++) s[i][v] = _mm256_setzero_si256();
-        for (int g = 0; g < 8; g++) {
-            __m256i wv[NV];
-            for (int v = 0; v < NV; v++) wv[v] = _mm256_load_si256((const __m256i *)(pb + 256 * v + 32 * g));
-            for (int i = 0; i < mr; i++) {
-                const __m256i xb = _mm256_set1_epi32(load_i32(q + i * ldq + 32 * b + 4 * g));
-                for (int v = 0; v < NV; v++) {
-                    if (q8) {
-                        const __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(wv[v]), _mm256_sign_epi8(xb, wv[v]));
-                        s[i][v] = _mm256_add_epi32(s[i][v], _mm256_madd_epi16(p, ones));
-                    } else {
-                        s[i][v] = _mm256_add_epi16(s[i][v], _mm256_maddubs_epi16(wv[v], xb));
-                    }
-                }
-            }
-        }
-        __m256 dw[NV];
-        for (int v = 0; v < NV; v++) dw[v] = _mm256_load_ps((const float *)(pb + NV * 256) + 8 * v);
-        for (int i = 0; i < mr; i++) {
-            float dxi;
-            memcpy(&dxi, dx + i * ldq + 4 * b, 4);
-            const __m256 dxv = _mm256_set1_ps(dxi);
-            const __m256i c = _mm256_set1_epi32(load_i32(corr + i * ldq + 4 * b));
-            for (int v = 0; v < NV; v++) {
-                const __m256i si = q8 ? s[i][v] : _mm256_add_epi32(_mm256_madd_epi16(s[i][v], ones), c);
-                f[i][v] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(si), _mm256_mul_ps(dxv, dw[v]), f[i][v]);
-            }
-        }
-    }
-    if (bias)
-        for (int v = 0; v < NV; v++) {
-            const __m256 bv = avx2_load(bias + 8 * v, nc[v]);
-            for (int i = 0; i < mr; i++) f[i][v] = _mm256_add_ps(f[i][v], bv);
-        }
-    for (int i = 0; i < mr; i++)
-        for (int v = 0; v < NV; v++)
-            if (nc[v] > 0) avx2_store(y + i * ldy + 8 * v, nc[v], f[i][v]);
-}
+/* -------------------------------------------------------- the block product, GEMV and tile */
 
+/* Wrappers of the GEMV and the tile for each shape (not inlined into the drivers: one copy of
+ * each), through function pointers. */
+typedef void (*gemv_fn)(int nc, const uint8_t *w, size_t ldw, int nbk, const uint8_t *next,
+                        int nnext, const uint8_t *q, const uint8_t *dx, const uint8_t *corr,
+                        size_t ldq, float *y, size_t ldy, int accumulate, const float *bias);
+#define GEMV_FN(name, fn, mr, q8)                                                                 \
+    static void name(int nc, const uint8_t *w, size_t ldw, int nbk, const uint8_t *next,          \
+                     int nnext, const uint8_t *q, const uint8_t *dx, const uint8_t *corr,         \
+                     size_t ldq, float *y, size_t ldy, int accumulate, const float *bias) {       \
+        fn(mr, q8, nc, w, ldw, nbk, next, nnext, q, dx, corr, ldq, y, ldy, accumulate, bias);      \
+    }
 typedef void (*tile_fn)(int nbk, const uint8_t *q, const uint8_t *dx, const uint8_t *corr,
                         size_t ldq, const uint8_t *pw, float *y, size_t ldy, int accumulate,
                         const float *bias, const int nc[NV]);
-#define TILE_FN(name, mr, q8)                                                                     \
+#define TILE_FN(name, fn, mr, q8)                                                                 \
     static void name(int nbk, const uint8_t *q, const uint8_t *dx, const uint8_t *corr,           \
                      size_t ldq, const uint8_t *pw, float *y, size_t ldy, int accumulate,         \
                      const float *bias, const int nc[NV]) {                                       \
-        tile(mr, q8, nbk, q, dx, corr, ldq, pw, y, ldy, accumulate, bias, nc);                    \
+        fn(mr, q8, nbk, q, dx, corr, ldq, pw, y, ldy, accumulate, bias, nc);                      \
     }
-TILE_FN(tile_q4_1, 1, 0)
-TILE_FN(tile_q4_2, 2, 0)
-TILE_FN(tile_q4_3, 3, 0)
-TILE_FN(tile_q8_1, 1, 1)
-TILE_FN(tile_q8_2, 2, 1)
-TILE_FN(tile_q8_3, 3, 1)
 
-/* ------------------------------------------------------------------ the same with AVX-VNNI */
+/* Without VNNI (see the file header): Q8_0 sums |wq| x (xq with the sign of wq) into int32 per
+ * group of 4 values; Q4_0 keeps the block's int16 sums of nibble x xq and widens them once,
+ * adding corr. */
+#define Q_DOT block_dot
+#define Q_GEMV gemv8
+#define Q_TILE tile
+#define Q_PREP(q8, r) ((void)0)
+#define Q_INIT(q8, c) _mm256_setzero_si256()
+#define Q_STEP(q8, s, w, xb)                                                                      \
+    ((q8) ? _mm256_add_epi32((s), _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w),      \
+                                                                         _mm256_sign_epi8((xb), (w))), \
+                                                    _mm256_set1_epi16(1)))                        \
+          : _mm256_add_epi16((s), _mm256_maddubs_epi16((w), (xb))))
+#define Q_FINISH(q8, s, c) \
+    ((q8) ? (s) : _mm256_add_epi32(_mm256_madd_epi16((s), _mm256_set1_epi16(1)), (c)))
+#include "kernels/x86/avx2_quant_body.h"
+#undef Q_DOT
+#undef Q_GEMV
+#undef Q_TILE
+#undef Q_PREP
+#undef Q_INIT
+#undef Q_STEP
+#undef Q_FINISH
+GEMV_FN(gemv_q4_1, gemv8, 1, 0)
+GEMV_FN(gemv_q4_2, gemv8, 2, 0)
+GEMV_FN(gemv_q8_1, gemv8, 1, 1)
+GEMV_FN(gemv_q8_2, gemv8, 2, 1)
+TILE_FN(tile_q4_1, tile, 1, 0)
+TILE_FN(tile_q4_2, tile, 2, 0)
+TILE_FN(tile_q4_3, tile, 3, 0)
+TILE_FN(tile_q8_1, tile, 1, 1)
+TILE_FN(tile_q8_2, tile, 2, 1)
+TILE_FN(tile_q8_3, tile, 3, 1)
 
 /* With AVX-VNNI (Alder Lake and later client CPUs, which lack AVX-512) one vpdpbusd adds the
  * products of 4 k for 8 columns: the unsigned factor is the weight (Q8_0: q + 128, made so while
- * packing or loading; Q4_0: the nibble), the signed one 4 broadcast bytes of x, and each block's
- * sums start at corr = -c * sum(xq) (c = 128 or 8), as in avx512_quant.c. An int32 sum is at most
- * 32 * 255 * 128 in magnitude: exact, so the bits are those of vpmaddubsw above. Only the
- * functions between here and the matching pop carry the avxvnni target, and they run only
- * after molmo_kernels_avx_vnni() said the CPU has it. */
+ * packing, or here after loading; Q4_0: the nibble), the signed one 4 broadcast bytes of x, and
+ * each block's sums start at corr = -c * sum(xq) (c = 128 or 8), as in avx512_quant.c. An int32
+ * sum is at most 32 * 255 * 128 in magnitude: exact, so the bits are those of vpmaddubsw above.
+ * Only the functions between here and the matching pop carry the avxvnni target, and they run
+ * only after molmo_kernels_avx_vnni() said the CPU has it. */
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avxvnni"))), apply_to = function)
 #elif defined(__GNUC__)
 #pragma GCC push_options
 #pragma GCC target("avxvnni")
 #endif
-
-/* Block sums of the 8 columns r (unsigned, as described above) against the row's 32 quantized
- * values q, from corr. */
-INLINE __m256i block_dot_vnni(const __m256i r[8], const uint8_t *q, int32_t corr) {
-    __m256i s = _mm256_set1_epi32(corr);
-    for (int g = 0; g < 8; g++) s = _mm256_dpbusd_avx_epi32(s, r[g], _mm256_set1_epi32(load_i32(q + 4 * g)));
-    return s;
-}
-
-/* gemv8 with block_dot_vnni (weights loaded as stored, Q8_0 flipped here). */
-INLINE void gemv8_vnni(const int mr, const int q8, int nc, const uint8_t *w, size_t ldw, int nbk,
-                       const uint8_t *next, int nnext, const uint8_t *q, const uint8_t *dx,
-                       const uint8_t *corr, size_t ldq, float *y, size_t ldy, int accumulate,
-                       const float *bias) {
-    const size_t bb = q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;
-    const int ahead = (int)(MOLMO_GEMV_PF_BYTES / bb);
-    const __m256i flip = _mm256_set1_epi8(q8 ? (char)0x80 : 0);
-    __m256 f[GEMV_ROWS];
-    for (int i = 0; i < mr; i++) f[i] = accumulate ? avx2_load(y + i * ldy, nc) : _mm256_setzero_ps();
-    for (int b = 0; b < nbk; b++) {
-        const uint8_t *wb = w + (size_t)b * bb;
-        molmo_x86_gemv_prefetch(w, nc, ldw, b, ahead, nbk, bb, next, nnext);
-        __m256i r[8];
-        if (nc == 8)
-            load8(q8, wb, ldw, 8, r);
-        else
-            load8(q8, wb, ldw, nc, r);
-        for (int g = 0; g < 8; g++) r[g] = _mm256_xor_si256(r[g], flip);
-        const __m256 dw = load_scales8(wb, ldw, nc);
-        for (int i = 0; i < mr; i++) {
-            const __m256i s = block_dot_vnni(r, q + i * ldq + 32 * b, load_i32(corr + i * ldq + 4 * b));
-            float dxi;
-            memcpy(&dxi, dx + i * ldq + 4 * b, 4);
-            f[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(_mm256_set1_ps(dxi), dw), f[i]);
-        }
-    }
-    for (int i = 0; i < mr; i++) {
-        if (bias) f[i] = _mm256_add_ps(f[i], avx2_load(bias, nc));
-        avx2_store(y + i * ldy, nc, f[i]);
-    }
-}
-
-#define GEMV_FN_VNNI(name, mr, q8)                                                                \
-    static void name(int nc, const uint8_t *w, size_t ldw, int nbk, const uint8_t *next,          \
-                     int nnext, const uint8_t *q, const uint8_t *dx, const uint8_t *corr,         \
-                     size_t ldq, float *y, size_t ldy, int accumulate, const float *bias) {       \
-        gemv8_vnni(mr, q8, nc, w, ldw, nbk, next, nnext, q, dx, corr, ldq, y, ldy, accumulate,     \
-                   bias);                                                                         \
-    }
-GEMV_FN_VNNI(gemv_vnni_q4_1, 1, 0)
-GEMV_FN_VNNI(gemv_vnni_q4_2, 2, 0)
-GEMV_FN_VNNI(gemv_vnni_q8_1, 1, 1)
-GEMV_FN_VNNI(gemv_vnni_q8_2, 2, 1)
-
-/* tile with vpdpbusd over a panel packed for it (pack_panel with vnni): Q8_0 and Q4_0 alike. */
-INLINE void tile_vnni(const int mr, int nbk, const uint8_t *q, const uint8_t *dx,
-                      const uint8_t *corr, size_t ldq, const uint8_t *pw, float *y, size_t ldy,
-                      int accumulate, const float *bias, const int nc[NV]) {
-    __m256 f[MR][NV];
-    for (int i = 0; i < mr; i++)
-        for (int v = 0; v < NV; v++)
-            f[i][v] = accumulate ? avx2_load(y + i * ldy + 8 * v, nc[v]) : _mm256_setzero_ps();
-    for (int b = 0; b < nbk; b++) {
-        const uint8_t *pb = pw + (size_t)b * PB_BYTES;
-        __m256i s[MR][NV];
-        for (int i = 0; i < mr; i++) {
-            const __m256i c = _mm256_set1_epi32(load_i32(corr + i * ldq + 4 * b));
-            for (int v = 0; v < NV; v++) s[i][v] = c;
-        }
-        for (int g = 0; g < 8; g++) {
-            __m256i wv[NV];
-            for (int v = 0; v < NV; v++) wv[v] = _mm256_load_si256((const __m256i *)(pb + 256 * v + 32 * g));
-            for (int i = 0; i < mr; i++) {
-                const __m256i xb = _mm256_set1_epi32(load_i32(q + i * ldq + 32 * b + 4 * g));
-                for (int v = 0; v < NV; v++) s[i][v] = _mm256_dpbusd_avx_epi32(s[i][v], wv[v], xb);
-            }
-        }
-        __m256 dw[NV];
-        for (int v = 0; v < NV; v++) dw[v] = _mm256_load_ps((const float *)(pb + NV * 256) + 8 * v);
-        for (int i = 0; i < mr; i++) {
-            float dxi;
-            memcpy(&dxi, dx + i * ldq + 4 * b, 4);
-            const __m256 dxv = _mm256_set1_ps(dxi);
-            for (int v = 0; v < NV; v++)
-                f[i][v] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[i][v]), _mm256_mul_ps(dxv, dw[v]), f[i][v]);
-        }
-    }
-    if (bias)
-        for (int v = 0; v < NV; v++) {
-            const __m256 bv = avx2_load(bias + 8 * v, nc[v]);
-            for (int i = 0; i < mr; i++) f[i][v] = _mm256_add_ps(f[i][v], bv);
-        }
-    for (int i = 0; i < mr; i++)
-        for (int v = 0; v < NV; v++)
-            if (nc[v] > 0) avx2_store(y + i * ldy + 8 * v, nc[v], f[i][v]);
-}
-
-#define TILE_FN_VNNI(name, mr)                                                                    \
-    static void name(int nbk, const uint8_t *q, const uint8_t *dx, const uint8_t *corr,           \
-                     size_t ldq, const uint8_t *pw, float *y, size_t ldy, int accumulate,         \
-                     const float *bias, const int nc[NV]) {                                       \
-        tile_vnni(mr, nbk, q, dx, corr, ldq, pw, y, ldy, accumulate, bias, nc);                   \
-    }
-TILE_FN_VNNI(tile_vnni_1, 1)
-TILE_FN_VNNI(tile_vnni_2, 2)
-TILE_FN_VNNI(tile_vnni_3, 3)
-
+#define Q_DOT block_dot_vnni
+#define Q_GEMV gemv8_vnni
+#define Q_TILE tile_vnni
+#define Q_PREP(q8, r)                                                                             \
+    do {                                                                                          \
+        for (int g_ = 0; g_ < 8 && (q8); g_++) (r)[g_] = _mm256_xor_si256((r)[g_], _mm256_set1_epi8((char)0x80)); \
+    } while (0)
+#define Q_INIT(q8, c) (c)
+#define Q_STEP(q8, s, w, xb) _mm256_dpbusd_avx_epi32((s), (w), (xb))
+#define Q_FINISH(q8, s, c) (s)
+#include "kernels/x86/avx2_quant_body.h"
+#undef Q_DOT
+#undef Q_GEMV
+#undef Q_TILE
+#undef Q_PREP
+#undef Q_INIT
+#undef Q_STEP
+#undef Q_FINISH
+GEMV_FN(gemv_vnni_q4_1, gemv8_vnni, 1, 0)
+GEMV_FN(gemv_vnni_q4_2, gemv8_vnni, 2, 0)
+GEMV_FN(gemv_vnni_q8_1, gemv8_vnni, 1, 1)
+GEMV_FN(gemv_vnni_q8_2, gemv8_vnni, 2, 1)
+TILE_FN(tile_vnni_q4_1, tile_vnni, 1, 0)
+TILE_FN(tile_vnni_q4_2, tile_vnni, 2, 0)
+TILE_FN(tile_vnni_q4_3, tile_vnni, 3, 0)
+TILE_FN(tile_vnni_q8_1, tile_vnni, 1, 1)
+TILE_FN(tile_vnni_q8_2, tile_vnni, 2, 1)
+TILE_FN(tile_vnni_q8_3, tile_vnni, 3, 1)
 #if defined(__clang__)
 #pragma clang attribute pop
 #elif defined(__GNUC__)
@@ -526,9 +356,9 @@ static void plan(size_t bytes, int rows, int nb, int *kc, int *mc) {
 
 void molmo_k_matmul_q_avx2(const molmo_matmul_args *a, int m0, int m1, int n0, int n1,
                            float *ws, size_t ws_floats) {
-    static const tile_fn tiles[3][MR] = {{tile_q4_1, tile_q4_2, tile_q4_3},
-                                         {tile_q8_1, tile_q8_2, tile_q8_3},
-                                         {tile_vnni_1, tile_vnni_2, tile_vnni_3}};
+    static const tile_fn tiles[2][2][MR] = {
+        {{tile_q4_1, tile_q4_2, tile_q4_3}, {tile_q8_1, tile_q8_2, tile_q8_3}},
+        {{tile_vnni_q4_1, tile_vnni_q4_2, tile_vnni_q4_3}, {tile_vnni_q8_1, tile_vnni_q8_2, tile_vnni_q8_3}}};
     _Alignas(64) uint8_t stack[STACK_BYTES];
     size_t bytes;
     uint8_t *buf = molmo_x86_work_buffer(ws, ws_floats, stack, sizeof stack, &bytes);
@@ -537,7 +367,7 @@ void molmo_k_matmul_q_avx2(const molmo_matmul_args *a, int m0, int m1, int n0, i
         return;
     }
     const int q8 = a->wt == MOLMO_DTYPE_Q8_0, nb = a->K / MOLMO_QK, vnni = molmo_kernels_avx_vnni();
-    const tile_fn *tf = tiles[vnni ? 2 : q8];
+    const tile_fn *tf = tiles[vnni][q8];
     /* x quantized once for all threads (kernels.h), in the corr offsets of vnni */
     const uint8_t *xq =
         vnni && a->xq && a->xq_kind == MOLMO_XQ_ROWS_VNNI ? (const uint8_t *)a->xq : NULL;

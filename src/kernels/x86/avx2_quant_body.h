@@ -1,0 +1,98 @@
+/* avx2_quant_body.h — the GEMV and the register tile of avx2_quant.c, which includes this file
+ * twice: with vpmaddubsw (AVX2) and with vpdpbusd (AVX-VNNI, under that target). The including
+ * file defines the names and the four steps of a block's int32 sums (s: one vector of 8
+ * columns):
+ *   Q_DOT, Q_GEMV, Q_TILE    the names of a block's dot product, the GEMV and the tile;
+ *   Q_PREP(q8, r)            the 8 weight vectors as loaded from W, made ready for Q_STEP;
+ *   Q_INIT(q8, c)            the sums before the first product (c: corr broadcast);
+ *   Q_STEP(q8, s, w, xb)     s plus the products of 4 k: weights w, activations xb (4 bytes
+ *                            broadcast);
+ *   Q_FINISH(q8, s, c)       the exact int32 block sums.
+ * Exact integer arithmetic either way: the same bits. Not a public header. */
+
+/* Block sums of the 8 weight vectors r against the row's 32 quantized values q. */
+INLINE __m256i Q_DOT(const int q8, const __m256i r[8], const uint8_t *q, int32_t corr) {
+    const __m256i c = _mm256_set1_epi32(corr);
+    __m256i s = Q_INIT(q8, c);
+    for (int g = 0; g < 8; g++) s = Q_STEP(q8, s, r[g], _mm256_set1_epi32(load_i32(q + 4 * g)));
+    return Q_FINISH(q8, s, c);
+}
+
+/* y[0:mr, 0:8] (+)= blocks [0, nbk) of 8 columns (w: their first block, nc valid columns)
+ * against mr rows of quantized activations (row i: q at q + i*ldq, dx at dx + i*ldq, corr
+ * likewise); next, nnext: the following group of rows, prefetched near the end. */
+INLINE void Q_GEMV(const int mr, const int q8, int nc, const uint8_t *w, size_t ldw, int nbk,
+                   const uint8_t *next, int nnext, const uint8_t *q, const uint8_t *dx,
+                   const uint8_t *corr, size_t ldq, float *y, size_t ldy, int accumulate,
+                   const float *bias) {
+    const size_t bb = q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;
+    const int ahead = (int)(MOLMO_GEMV_PF_BYTES / bb);
+    __m256 f[GEMV_ROWS];
+    for (int i = 0; i < mr; i++) f[i] = accumulate ? avx2_load(y + i * ldy, nc) : _mm256_setzero_ps();
+    for (int b = 0; b < nbk; b++) {
+        const uint8_t *wb = w + (size_t)b * bb;
+        molmo_x86_gemv_prefetch(w, nc, ldw, b, ahead, nbk, bb, next, nnext);
+        __m256i r[8];
+        if (nc == 8)
+            load8(q8, wb, ldw, 8, r);
+        else
+            load8(q8, wb, ldw, nc, r);
+        Q_PREP(q8, r);
+        const __m256 dw = load_scales8(wb, ldw, nc);
+        for (int i = 0; i < mr; i++) {
+            const __m256i s = Q_DOT(q8, r, q + i * ldq + 32 * b, load_i32(corr + i * ldq + 4 * b));
+            float dxi;
+            memcpy(&dxi, dx + i * ldq + 4 * b, 4);
+            f[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(_mm256_set1_ps(dxi), dw), f[i]);
+        }
+    }
+    for (int i = 0; i < mr; i++) {
+        if (bias) f[i] = _mm256_add_ps(f[i], avx2_load(bias, nc));
+        avx2_store(y + i * ldy, nc, f[i]);
+    }
+}
+
+/* y[0:mr, 0:NR] (+)= the nbk blocks of the panel pw (pack_panel, for the same product) against
+ * mr rows of quantized activations (layout of Q_GEMV). */
+INLINE void Q_TILE(const int mr, const int q8, int nbk, const uint8_t *q, const uint8_t *dx,
+                   const uint8_t *corr, size_t ldq, const uint8_t *pw, float *y, size_t ldy,
+                   int accumulate, const float *bias, const int nc[NV]) {
+    __m256 f[MR][NV];
+    for (int i = 0; i < mr; i++)
+        for (int v = 0; v < NV; v++)
+            f[i][v] = accumulate ? avx2_load(y + i * ldy + 8 * v, nc[v]) : _mm256_setzero_ps();
+    for (int b = 0; b < nbk; b++) {
+        const uint8_t *pb = pw + (size_t)b * PB_BYTES;
+        __m256i s[MR][NV], c[MR];
+        for (int i = 0; i < mr; i++) {
+            c[i] = _mm256_set1_epi32(load_i32(corr + i * ldq + 4 * b));
+            for (int v = 0; v < NV; v++) s[i][v] = Q_INIT(q8, c[i]);
+        }
+        for (int g = 0; g < 8; g++) {
+            __m256i wv[NV];
+            for (int v = 0; v < NV; v++) wv[v] = _mm256_load_si256((const __m256i *)(pb + 256 * v + 32 * g));
+            for (int i = 0; i < mr; i++) {
+                const __m256i xb = _mm256_set1_epi32(load_i32(q + i * ldq + 32 * b + 4 * g));
+                for (int v = 0; v < NV; v++) s[i][v] = Q_STEP(q8, s[i][v], wv[v], xb);
+            }
+        }
+        __m256 dw[NV];
+        for (int v = 0; v < NV; v++) dw[v] = _mm256_load_ps((const float *)(pb + NV * 256) + 8 * v);
+        for (int i = 0; i < mr; i++) {
+            float dxi;
+            memcpy(&dxi, dx + i * ldq + 4 * b, 4);
+            const __m256 dxv = _mm256_set1_ps(dxi);
+            for (int v = 0; v < NV; v++)
+                f[i][v] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(Q_FINISH(q8, s[i][v], c[i])),
+                                          _mm256_mul_ps(dxv, dw[v]), f[i][v]);
+        }
+    }
+    if (bias)
+        for (int v = 0; v < NV; v++) {
+            const __m256 bv = avx2_load(bias + 8 * v, nc[v]);
+            for (int i = 0; i < mr; i++) f[i][v] = _mm256_add_ps(f[i][v], bv);
+        }
+    for (int i = 0; i < mr; i++)
+        for (int v = 0; v < NV; v++)
+            if (nc[v] > 0) avx2_store(y + i * ldy + 8 * v, nc[v], f[i][v]);
+}
