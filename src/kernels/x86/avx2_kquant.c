@@ -251,25 +251,26 @@ static void pack_block(int q6, const uint8_t *w, size_t ldw, int nr, uint8_t *pw
 
 /* ------------------------------------------------------------------------------ register tile */
 
+/* Wrappers of a tile body (fn) for each shape: one copy of each, called through pointers. */
+typedef void (*tile_fn)(const uint8_t *xa, size_t ldq, const uint8_t *pb, float *y, size_t ldy,
+                        int first, const float *bias, const int nc[NV]);
+#define TILE_FN(name, fn, mr, q6)                                                                  \
+    static void name(const uint8_t *xa, size_t ldq, const uint8_t *pb, float *y, size_t ldy,       \
+                     int first, const float *bias, const int nc[NV]) {                             \
+        fn(mr, q6, xa, ldq, pb, y, ldy, first, bias, nc);                                          \
+    }
+
 #define KQ_TILE tile
 #define KQ_MADD_ACC(acc, p, s) _mm256_add_epi32(acc, _mm256_madd_epi16(p, s))
 #include "kernels/x86/avx2_kquant_tile.h"
 #undef KQ_TILE
 #undef KQ_MADD_ACC
-
-typedef void (*tile_fn)(const uint8_t *xa, size_t ldq, const uint8_t *pb, float *y, size_t ldy,
-                        int first, const float *bias, const int nc[NV]);
-#define TILE_FN(name, mr, q6)                                                                      \
-    static void name(const uint8_t *xa, size_t ldq, const uint8_t *pb, float *y, size_t ldy,       \
-                     int first, const float *bias, const int nc[NV]) {                             \
-        tile(mr, q6, xa, ldq, pb, y, ldy, first, bias, nc);                                        \
-    }
-TILE_FN(tile_q4_1, 1, 0)
-TILE_FN(tile_q4_2, 2, 0)
-TILE_FN(tile_q4_3, 3, 0)
-TILE_FN(tile_q6_1, 1, 1)
-TILE_FN(tile_q6_2, 2, 1)
-TILE_FN(tile_q6_3, 3, 1)
+TILE_FN(tile_q4_1, tile, 1, 0)
+TILE_FN(tile_q4_2, tile, 2, 0)
+TILE_FN(tile_q4_3, tile, 3, 0)
+TILE_FN(tile_q6_1, tile, 1, 1)
+TILE_FN(tile_q6_2, tile, 2, 1)
+TILE_FN(tile_q6_3, tile, 3, 1)
 
 /* The same tile with vpdpwssd where the CPU has AVX-VNNI (molmo_kernels_avx_vnni; only these
  * functions carry the target). */
@@ -284,17 +285,12 @@ TILE_FN(tile_q6_3, 3, 1)
 #include "kernels/x86/avx2_kquant_tile.h"
 #undef KQ_TILE
 #undef KQ_MADD_ACC
-#define TILE_FN_VNNI(name, mr, q6)                                                                 \
-    static void name(const uint8_t *xa, size_t ldq, const uint8_t *pb, float *y, size_t ldy,       \
-                     int first, const float *bias, const int nc[NV]) {                             \
-        tile_vnni(mr, q6, xa, ldq, pb, y, ldy, first, bias, nc);                                   \
-    }
-TILE_FN_VNNI(tile_vnni_q4_1, 1, 0)
-TILE_FN_VNNI(tile_vnni_q4_2, 2, 0)
-TILE_FN_VNNI(tile_vnni_q4_3, 3, 0)
-TILE_FN_VNNI(tile_vnni_q6_1, 1, 1)
-TILE_FN_VNNI(tile_vnni_q6_2, 2, 1)
-TILE_FN_VNNI(tile_vnni_q6_3, 3, 1)
+TILE_FN(tile_vnni_q4_1, tile_vnni, 1, 0)
+TILE_FN(tile_vnni_q4_2, tile_vnni, 2, 0)
+TILE_FN(tile_vnni_q4_3, tile_vnni, 3, 0)
+TILE_FN(tile_vnni_q6_1, tile_vnni, 1, 1)
+TILE_FN(tile_vnni_q6_2, tile_vnni, 2, 1)
+TILE_FN(tile_vnni_q6_3, tile_vnni, 3, 1)
 #if defined(__clang__)
 #pragma clang attribute pop
 #elif defined(__GNUC__)

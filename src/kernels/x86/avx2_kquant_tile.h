@@ -5,7 +5,7 @@
 
 /* y[0:mr, 0:NR] of one block (as the AVX-512 tile): row i's activation block at xa + i * ldq. */
 INLINE void KQ_TILE(const int mr, const int q6, const uint8_t *xa, size_t ldq, const uint8_t *pb,
-                 float *y, size_t ldy, int first, const float *bias, const int nc[NV]) {
+                    float *y, size_t ldy, int first, const float *bias, const int nc[NV]) {
     const int nsb = q6 ? 16 : 8, per = q6 ? 4 : 8;
     __m256i acc[MR][NV];
     for (int i = 0; i < mr; i++)

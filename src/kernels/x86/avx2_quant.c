@@ -11,9 +11,9 @@
  *   - Q8_0: |wq| x (xq with the sign of wq) (vpabsb / vpsignb): a pair sum is at most
  *     2 * 128 * 127 = 32512, widened per group of 4 values.
  * Where the CPU has AVX-VNNI (molmo_kernels_avx_vnni: Intel client CPUs from Alder Lake on,
- * which have no AVX-512), one vpdpbusd replaces those 3-5 instructions per 4 k and 8 columns
- * (avx2_quant_body.h holds the GEMV and the tile, included once per kind of product): the ViT ran 1.64-1.70 -> 0.92 s a crop on 2 SPR
- * threads. The same bits either way.
+ * which have no AVX-512), one vpdpbusd replaces those 3-5 instructions per 4 k and 8 columns:
+ * the ViT ran 1.64-1.70 -> 0.92 s a crop on 2 SPR threads. The same bits either way. The GEMV
+ * and the tile are written once (avx2_quant_body.h) and included once per kind of product.
  * Weights of 8 columns are transposed into 8 vectors of 8 lanes x 4 bytes (lane = column).
  * GEMV (calls of at most 2 rows) uses them straight from registers, with the software prefetch
  * of the AVX-512 GEMV (x86.h): once AVX-VNNI had made the products cheap, decode without it got
