@@ -156,8 +156,6 @@ bf16_512(long iters) {
     return _mm512_reduce_add_ps(SUM16);
 }
 
-static int has_avx_vnni(void) { return molmo_cpu_get()->avx_vnni; }
-
 static double run_loop(int which, long iters) {
     switch (which) {
     case LOOP_FMA512: return fma512(iters);
@@ -168,7 +166,6 @@ static double run_loop(int which, long iters) {
     }
 }
 #else
-static int has_avx_vnni(void) { return 0; }
 static double run_loop(int which, long iters) {
     (void)which;
     (void)iters;
@@ -316,7 +313,7 @@ static void describe(molmo_bench_machine *m) {
     m->kernels = molmo_kernels_name();
     m->fma_isa = f->avx512f ? "avx512" : f->avx2 && f->fma ? "avx2" : "none";
     m->vnni_isa = f->avx512f && f->avx512vnni ? "avx512-vnni"
-                  : has_avx_vnni()              ? "avx-vnni"
+                  : f->avx_vnni                 ? "avx-vnni"
                                                 : "none";
     m->bf16_isa = f->avx512f && f->avx512bf16 ? "avx512-bf16" : "none";
     m->quant_bf16 = molmo_kernels_quant_bf16();

@@ -218,9 +218,9 @@ static size_t mm_plan_one(mm_plan *t, const molmo_kernels *k, const molmo_matmul
     t->a = (molmo_matmul_args){.y = j->y, .ldy = j->ldy, .x = j->x, .ldx = j->ldx, .w = j->w,
                                .wt = j->wt, .bias = j->bias, .M = j->M, .N = j->N, .K = j->K,
                                .x_bf16 = j->x_bf16};
-    int kind = MOLMO_XQ_NONE;
+    int kind = MOLMO_XQ_NONE; /* 0 bytes: the kernel says NONE */
     const size_t xq = want_xq ? k->matmul_xq_bytes(&t->a, &kind) : 0;
-    t->a.xq_kind = xq ? kind : MOLMO_XQ_NONE;
+    t->a.xq_kind = kind;
     const int M = j->M;
     t->nb = M <= MOLMO_GEMV_MAX_M ? 16 : 64;
     t->n_nt = (j->N + t->nb - 1) / t->nb;
