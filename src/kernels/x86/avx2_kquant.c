@@ -263,8 +263,6 @@ typedef void (*tile_fn)(const uint8_t *xa, size_t ldq, const uint8_t *pb, float 
 #define KQ_TILE tile
 #define KQ_MADD_ACC(acc, p, s) _mm256_add_epi32(acc, _mm256_madd_epi16(p, s))
 #include "kernels/x86/avx2_kquant_tile.h"
-#undef KQ_TILE
-#undef KQ_MADD_ACC
 TILE_FN(tile_q4_1, tile, 1, 0)
 TILE_FN(tile_q4_2, tile, 2, 0)
 TILE_FN(tile_q4_3, tile, 3, 0)
@@ -274,28 +272,17 @@ TILE_FN(tile_q6_3, tile, 3, 1)
 
 /* The same tile with vpdpwssd where the CPU has AVX-VNNI (molmo_kernels_avx_vnni; only these
  * functions carry the target). */
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avxvnni"))), apply_to = function)
-#elif defined(__GNUC__)
-#pragma GCC push_options
-#pragma GCC target("avxvnni")
-#endif
+MOLMO_X86_BEGIN_AVX_VNNI
 #define KQ_TILE tile_vnni
 #define KQ_MADD_ACC(acc, p, s) _mm256_dpwssd_avx_epi32(acc, p, s)
 #include "kernels/x86/avx2_kquant_tile.h"
-#undef KQ_TILE
-#undef KQ_MADD_ACC
 TILE_FN(tile_vnni_q4_1, tile_vnni, 1, 0)
 TILE_FN(tile_vnni_q4_2, tile_vnni, 2, 0)
 TILE_FN(tile_vnni_q4_3, tile_vnni, 3, 0)
 TILE_FN(tile_vnni_q6_1, tile_vnni, 1, 1)
 TILE_FN(tile_vnni_q6_2, tile_vnni, 2, 1)
 TILE_FN(tile_vnni_q6_3, tile_vnni, 3, 1)
-#if defined(__clang__)
-#pragma clang attribute pop
-#elif defined(__GNUC__)
-#pragma GCC pop_options
-#endif
+MOLMO_X86_END_TARGET
 
 /* ------------------------------------------------------------------------------------ driver */
 

@@ -1,7 +1,8 @@
 /* avx2_kquant_tile.h — the register tile of avx2_kquant.c, which includes this file twice:
  * KQ_TILE names the function and KQ_MADD_ACC(acc, p, s) adds the int16 pair products p * s to
  * the int32 lanes of acc: vpmaddwd and vpaddd with AVX2, one vpdpwssd with AVX-VNNI (included
- * under that target). Exact int32 arithmetic either way: the same bits. Not a public header. */
+ * under that target). Exact int32 arithmetic either way: the same bits. The file undefines both
+ * at its end. Not a public header. */
 
 /* y[0:mr, 0:NR] of one block (as the AVX-512 tile): row i's activation block at xa + i * ldq. */
 INLINE void KQ_TILE(const int mr, const int q6, const uint8_t *xa, size_t ldq, const uint8_t *pb,
@@ -47,3 +48,5 @@ INLINE void KQ_TILE(const int mr, const int q6, const uint8_t *xa, size_t ldq, c
     }
 }
 
+#undef KQ_TILE
+#undef KQ_MADD_ACC

@@ -214,13 +214,6 @@ typedef void (*tile_fn)(int nbk, const uint8_t *q, const uint8_t *dx, const uint
 #define Q_FINISH(q8, s, c) \
     ((q8) ? (s) : _mm256_add_epi32(_mm256_madd_epi16((s), _mm256_set1_epi16(1)), (c)))
 #include "kernels/x86/avx2_quant_body.h"
-#undef Q_DOT
-#undef Q_GEMV
-#undef Q_TILE
-#undef Q_PREP
-#undef Q_INIT
-#undef Q_STEP
-#undef Q_FINISH
 GEMV_FN(gemv_q4_1, gemv8, 1, 0)
 GEMV_FN(gemv_q4_2, gemv8, 2, 0)
 GEMV_FN(gemv_q8_1, gemv8, 1, 1)
@@ -237,14 +230,8 @@ TILE_FN(tile_q8_3, tile, 3, 1)
  * packing, or here after loading; Q4_0: the nibble), the signed one 4 broadcast bytes of x, and
  * each block's sums start at corr = -c * sum(xq) (c = 128 or 8), as in avx512_quant.c. An int32
  * sum is at most 32 * 255 * 128 in magnitude: exact, so the bits are those of vpmaddubsw above.
- * Only the functions between here and the matching pop carry the avxvnni target, and they run
- * only after molmo_kernels_avx_vnni() said the CPU has it. */
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avxvnni"))), apply_to = function)
-#elif defined(__GNUC__)
-#pragma GCC push_options
-#pragma GCC target("avxvnni")
-#endif
+ * Only the functions up to MOLMO_X86_END_TARGET carry the avxvnni target (x86.h). */
+MOLMO_X86_BEGIN_AVX_VNNI
 #define Q_DOT block_dot_vnni
 #define Q_GEMV gemv8_vnni
 #define Q_TILE tile_vnni
@@ -256,13 +243,6 @@ TILE_FN(tile_q8_3, tile, 3, 1)
 #define Q_STEP(q8, s, w, xb) _mm256_dpbusd_avx_epi32((s), (w), (xb))
 #define Q_FINISH(q8, s, c) (s)
 #include "kernels/x86/avx2_quant_body.h"
-#undef Q_DOT
-#undef Q_GEMV
-#undef Q_TILE
-#undef Q_PREP
-#undef Q_INIT
-#undef Q_STEP
-#undef Q_FINISH
 GEMV_FN(gemv_vnni_q4_1, gemv8_vnni, 1, 0)
 GEMV_FN(gemv_vnni_q4_2, gemv8_vnni, 2, 0)
 GEMV_FN(gemv_vnni_q8_1, gemv8_vnni, 1, 1)
@@ -273,11 +253,7 @@ TILE_FN(tile_vnni_q4_3, tile_vnni, 3, 0)
 TILE_FN(tile_vnni_q8_1, tile_vnni, 1, 1)
 TILE_FN(tile_vnni_q8_2, tile_vnni, 2, 1)
 TILE_FN(tile_vnni_q8_3, tile_vnni, 3, 1)
-#if defined(__clang__)
-#pragma clang attribute pop
-#elif defined(__GNUC__)
-#pragma GCC pop_options
-#endif
+MOLMO_X86_END_TARGET
 
 /* The c of corr = -c * sum(xq): the offset that makes the unsigned factor of the products
  * (vpmaddubsw without VNNI: |wq| for Q8_0, no offset; Q4_0's nibbles wq + 8; vpdpbusd: Q8_0's

@@ -8,10 +8,12 @@
  *   Q_STEP(q8, s, w, xb)     s plus the products of 4 k: weights w, activations xb (4 bytes
  *                            broadcast);
  *   Q_FINISH(q8, s, c)       the exact int32 block sums.
- * Exact integer arithmetic either way: the same bits. Not a public header. */
+ * Exact integer arithmetic either way: the same bits. The file undefines them at its end. Not a
+ * public header. */
 
 /* Block sums of the 8 weight vectors r against the row's 32 quantized values q. */
 INLINE __m256i Q_DOT(const int q8, const __m256i r[8], const uint8_t *q, int32_t corr) {
+    (void)q8; /* the VNNI steps do not depend on it */
     const __m256i c = _mm256_set1_epi32(corr);
     __m256i s = Q_INIT(q8, c);
     for (int g = 0; g < 8; g++) s = Q_STEP(q8, s, r[g], _mm256_set1_epi32(load_i32(q + 4 * g)));
@@ -57,6 +59,7 @@ INLINE void Q_GEMV(const int mr, const int q8, int nc, const uint8_t *w, size_t 
 INLINE void Q_TILE(const int mr, const int q8, int nbk, const uint8_t *q, const uint8_t *dx,
                    const uint8_t *corr, size_t ldq, const uint8_t *pw, float *y, size_t ldy,
                    int accumulate, const float *bias, const int nc[NV]) {
+    (void)q8; /* the VNNI steps do not depend on it */
     __m256 f[MR][NV];
     for (int i = 0; i < mr; i++)
         for (int v = 0; v < NV; v++)
@@ -96,3 +99,11 @@ INLINE void Q_TILE(const int mr, const int q8, int nbk, const uint8_t *q, const 
         for (int v = 0; v < NV; v++)
             if (nc[v] > 0) avx2_store(y + i * ldy + 8 * v, nc[v], f[i][v]);
 }
+
+#undef Q_DOT
+#undef Q_GEMV
+#undef Q_TILE
+#undef Q_PREP
+#undef Q_INIT
+#undef Q_STEP
+#undef Q_FINISH

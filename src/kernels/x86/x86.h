@@ -20,6 +20,18 @@ static inline unsigned char *molmo_x86_work_buffer(float *ws, size_t ws_floats,
     return stack;
 }
 
+/* The functions between MOLMO_X86_BEGIN_AVX_VNNI and MOLMO_X86_END_TARGET may use AVX-VNNI
+ * (the VEX vpdpbusd/vpdpwssd on ymm); they run only after molmo_kernels_avx_vnni() said the CPU
+ * has it. */
+#if defined(__clang__)
+#define MOLMO_X86_BEGIN_AVX_VNNI                                                                 \
+    _Pragma("clang attribute push(__attribute__((target(\"avxvnni\"))), apply_to = function)")
+#define MOLMO_X86_END_TARGET _Pragma("clang attribute pop")
+#elif defined(__GNUC__)
+#define MOLMO_X86_BEGIN_AVX_VNNI _Pragma("GCC push_options") _Pragma("GCC target(\"avxvnni\")")
+#define MOLMO_X86_END_TARGET _Pragma("GCC pop_options")
+#endif
+
 /* avx512_exp and avx2_exp (same bits) return 0 below this, where exp is under 1.19e-38,
  * instead of computing a denormal: avx512_math.h says why. */
 #define MOLMO_X86_EXP_MIN (-87.33f)
