@@ -153,6 +153,13 @@ MOLMO_API const char *molmo_dtype_name(molmo_dtype dtype);
 typedef struct molmo_model_params {
     molmo_log_fn log;          /* optional; NULL = silent                                  */
     void *log_user;
+    int no_mmap;               /* nonzero: read the weights into the process's own memory
+                                * (anonymous, transparent huge pages where the kernel gives
+                                * them) instead of mapping the files; costs their size in RAM
+                                * and a read at load. On some hosts (VMs) the page cache reads
+                                * slower than the process's memory and decode gains 10-30%
+                                * (docs/bench.md). Refused with MOLMO_ERR_NOMEM where the
+                                * files exceed the memory the kernel reports available. */
 } molmo_model_params;
 
 MOLMO_API molmo_model_params molmo_model_default_params(void);

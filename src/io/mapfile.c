@@ -1,10 +1,12 @@
 /* mapfile.c — mmap wrapper and whole-file reads with size limits. */
 #define _POSIX_C_SOURCE 200809L
-#define _DEFAULT_SOURCE /* madvise */
+#define _GNU_SOURCE /* madvise, mremap */
 #include "io/mapfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -49,6 +51,91 @@ molmo_status molmo_mapfile_open(molmo_mapfile *m, const char *path, molmo_error 
     if (p == MAP_FAILED) return molmo_err(err, MOLMO_ERR_IO, "%s: cannot map: %s", path, strerror(e));
     m->data = p;
     m->size = (size_t)st.st_size;
+    return MOLMO_OK;
+}
+
+/* MemAvailable of /proc/meminfo in bytes, or 0 where it cannot be read. */
+static uint64_t mem_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[128];
+    unsigned long long kib = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1) break;
+    fclose(f);
+    return (uint64_t)kib * 1024;
+}
+
+#define HUGE_BYTES ((size_t)2 << 20) /* a transparent huge page on x86-64 */
+
+/* n bytes of anonymous memory whose address is congruent to `like` modulo HUGE_BYTES, so that
+ * the move to `like` keeps its huge pages whole; MAP_FAILED when refused. */
+static void *anon_like(const void *like, size_t n) {
+    const size_t span = n + HUGE_BYTES;
+    uint8_t *r = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (r == MAP_FAILED) return r;
+    const size_t want = (uintptr_t)like % HUGE_BYTES, have = (uintptr_t)r % HUGE_BYTES;
+    const size_t head = (want + HUGE_BYTES - have) % HUGE_BYTES;
+    if (head) munmap(r, head);
+    if (span - head > n) munmap(r + head + n, span - head - n);
+    return r + head;
+}
+
+/* The n bytes of the file at path into buf; the file must still have exactly n bytes. */
+static molmo_status read_all(const char *path, size_t n, void *buf, molmo_error *err) {
+    int fd;
+    struct stat st;
+    molmo_status s = open_regular(path, &fd, &st, err);
+    if (s != MOLMO_OK) return s;
+    if ((uint64_t)st.st_size != n) {
+        close(fd);
+        return molmo_err(err, MOLMO_ERR_IO, "%s: changed size while loading (%zu -> %lld bytes)",
+                         path, n, (long long)st.st_size);
+    }
+    size_t got = 0;
+    while (got < n) {
+        const size_t want = n - got < ((size_t)1 << 28) ? n - got : ((size_t)1 << 28);
+        const ssize_t k = pread(fd, (uint8_t *)buf + got, want, (off_t)got);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) {
+            const int e = k < 0 ? errno : 0;
+            close(fd);
+            return molmo_err(err, MOLMO_ERR_IO, "%s: read failed at byte %zu: %s", path, got,
+                             e ? strerror(e) : "unexpected end of file");
+        }
+        got += (size_t)k;
+    }
+    close(fd);
+    return MOLMO_OK;
+}
+
+molmo_status molmo_mapfile_to_ram(molmo_mapfile *m, const char *path, molmo_error *err) {
+    if (!m->data || !m->size) return MOLMO_OK;
+    const uint64_t avail = mem_available();
+    if (avail && m->size > avail)
+        return molmo_err(err, MOLMO_ERR_NOMEM,
+                         "%s: %.2f GB do not fit the %.2f GB of memory available (--no-mmap: "
+                         "leave it out to map the file instead)",
+                         path, m->size / 1e9, avail / 1e9);
+    void *r = anon_like(m->data, m->size);
+    if (r == MAP_FAILED)
+        return molmo_err(err, MOLMO_ERR_NOMEM, "%s: cannot allocate %zu bytes to hold it in memory: %s",
+                         path, m->size, strerror(errno));
+    (void)madvise(r, m->size, MADV_HUGEPAGE); /* best effort: fewer TLB misses */
+    /* read(), not a copy from the mapping: a disk error or a file cut short meanwhile is then an
+     * error here, not a SIGBUS */
+    molmo_status s = read_all(path, m->size, r, err);
+    if (s != MOLMO_OK) {
+        munmap(r, m->size);
+        return s;
+    }
+    (void)mprotect(r, m->size, PROT_READ); /* stray writes fault, as in the mapping */
+    void *p = mremap(r, m->size, m->size, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)m->data);
+    if (p == MAP_FAILED) {
+        const int e = errno;
+        munmap(r, m->size);
+        return molmo_err(err, MOLMO_ERR_IO, "%s: cannot move its copy in place: %s", path, strerror(e));
+    }
     return MOLMO_OK;
 }
 

@@ -20,6 +20,15 @@ void molmo_mapfile_close(molmo_mapfile *m);
  * refuses, nothing happens and pages fault in on first use as before. */
 void molmo_mapfile_prefault(const molmo_mapfile *m);
 
+/* Moves the bytes of m into anonymous memory at the same address (so every pointer into the
+ * mapping stays valid): a private copy, advised for transparent huge pages, read-only like the
+ * mapping it replaces, freed by molmo_mapfile_close as before. For `--no-mmap`: on some hosts
+ * the page cache's memory reads markedly slower than the process's own (docs/bench.md).
+ * Errors (m unchanged): MOLMO_ERR_NOMEM when the copy would not fit the memory the kernel
+ * reports available (MemAvailable) or cannot be allocated, MOLMO_ERR_IO when the kernel refuses
+ * the move; the messages name `path`. */
+molmo_status molmo_mapfile_to_ram(molmo_mapfile *m, const char *path, molmo_error *err);
+
 /* Reads a whole (small) file into a NUL-terminated heap buffer; refuses files > max_bytes. */
 molmo_status molmo_read_file(const char *path, size_t max_bytes, char **out, size_t *out_len,
                              molmo_error *err);

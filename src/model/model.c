@@ -9,6 +9,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "io/gguf.h"
+#include "io/mapfile.h"
 #include "io/path.h"
 #include "model/arch.h"
 #include "model/model_gguf.h"
@@ -109,6 +110,10 @@ molmo_status molmo_model_load(const char *path_or_repo, const molmo_model_params
         s = molmo_err(err, MOLMO_ERR_INVALID_ARG, "%s: a model is a directory with config.json "
                       "and safetensors files, or a GGUF file (molmo convert)", dir);
     }
+    /* --no-mmap: each mapping becomes a private copy at the same address, so every tensor
+     * pointer bound above stays valid */
+    for (int i = 0; s == MOLMO_OK && p->no_mmap && i < m->st.n_files; i++)
+        s = molmo_mapfile_to_ram(&m->st.maps[i], m->st.paths[i], err);
     if (s != MOLMO_OK) {
         molmo_model_free(m);
         return s;

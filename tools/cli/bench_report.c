@@ -150,7 +150,8 @@ static void print_header(const bench_report *r) {
     if (r->weights) printf(", %s weights (generated)", r->weights);
     printf("; language model %s, vision %s; %.2f GB as stored\n", r->llm_type, r->vision_type,
            r->model_gb);
-    printf("- file: %s\n", r->model_path);
+    printf("- file: %s%s\n", r->model_path,
+           r->no_mmap ? " (read into the process's memory: --no-mmap)" : " (mapped)");
     if (m)
         printf("- machine: %s, %d physical cores (%d logical), kernels %s; FMA %s, VNNI %s, "
                "BF16 %s\n", m->cpu, m->n_physical, m->n_logical, m->kernels, m->fma_isa,
@@ -262,7 +263,8 @@ void bench_print_json(const bench_report *r) {
     js(r->vision_type);
     printf(",\"gb\":%.3f},\"kv_type\":", r->model_gb);
     js(r->kv_type ? r->kv_type : "f32");
-    printf(",\"bf16_activations\":%s,\"cpu\":", r->bf16_act ? "true" : "false");
+    printf(",\"bf16_activations\":%s,\"no_mmap\":%s,\"cpu\":", r->bf16_act ? "true" : "false",
+           r->no_mmap ? "true" : "false");
     js(m ? m->cpu : "");
     printf(",\"physical_cores\":%d,\"kernels\":", molmo_bench_physical_cores());
     js(m ? m->kernels : "");

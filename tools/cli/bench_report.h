@@ -38,6 +38,7 @@ typedef struct bench_report {
     const char *llm_type, *vision_type;
     const char *kv_type;         /* the KV cache's type ("f32", "f16")                      */
     int bf16_act;                /* bf16 activations for the bf16-weight matmuls            */
+    int no_mmap;                 /* weights read into the process's memory (--no-mmap)      */
     double model_gb;             /* weights as stored                                       */
     int image_w, image_h, n_crops, n_prompt, tokens, reps;
     const char *prompt;

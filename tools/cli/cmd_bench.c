@@ -29,6 +29,7 @@ typedef struct bench_opts {
     int tokens, crops, width, height, reps, json, quiet;
     molmo_dtype kv_type;         /* --kv-type: the contexts' KV cache */
     int bf16_act;                /* --bf16-activations */
+    int no_mmap;                 /* --no-mmap: the weights read into the process's memory */
     long read_mib;
     char dir[4096];
     const char *prompt;
@@ -39,7 +40,8 @@ static void usage(FILE *f) {
             "usage: molmo bench [--model NAME|MODEL] [--type T] [--vision-type T]\n"
             "                   [--threads N[,N...]] [--stages LIST] [--tokens N] [--crops N]\n"
             "                   [--image WxH] [--reps N] [--dir DIR] [--weights random|zeros]\n"
-            "                   [--kv-type f32|f16] [--bf16-activations] [--read-mib N]\n"
+            "                   [--kv-type f32|f16] [--bf16-activations] [--no-mmap]\n"
+            "                   [--read-mib N]\n"
             "                   [--json] [-q]\n"
             "\n"
             "Measures this machine (memory read bandwidth; f32 FMA, int8 VNNI and bf16 peaks)\n"
@@ -72,6 +74,9 @@ static void usage(FILE *f) {
             "      --bf16-activations  bf16 inputs for the bf16-weight matmuls and attention, and\n"
             "                          quantized GEMMs on bf16 tiles on AMX-BF16 CPUs (molmo\n"
             "                          run's option)\n"
+            "      --no-mmap           the weights read into the process's memory, not mapped\n"
+            "                          (molmo run's option; the load and e2e times include\n"
+            "                          the read)\n"
             "      --read-mib N        buffer of the bandwidth loop in MiB (default 1024)\n"
             "      --json              one JSON object instead of the markdown table\n"
             "  -q, --quiet             no progress on stderr\n"
@@ -182,6 +187,7 @@ static int take_option(bench_opts *o, int c, const char *arg) {
         return 1;
     case 'k': return cli_parse_kv_type(arg, &o->kv_type);
     case 'A': o->bf16_act = 1; return 1;
+    case 'M': o->no_mmap = 1; return 1;
     case 'j': o->json = 1; return 1;
     case 'q': o->quiet = 1; return 1;
     default: return 0;
@@ -198,7 +204,7 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
         {"reps", required_argument, 0, 'R'},    {"dir", required_argument, 0, 'D'},
         {"read-mib", required_argument, 0, 'B'}, {"weights", required_argument, 0, 'W'},
         {"kv-type", required_argument, 0, 'k'}, {"bf16-activations", no_argument, 0, 'A'},
-        {"json", no_argument, 0, 'j'},          {"quiet", no_argument, 0, 'q'},
+        {"no-mmap", no_argument, 0, 'M'},       {"json", no_argument, 0, 'j'},          {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     int c;
     optind = 1;
@@ -567,7 +573,9 @@ static int e2e_once(bench_run *b, int threads, double *t, double part[4], int *n
     gp.max_crops = b->o->crops;
     const molmo_message msg = {"user", b->o->prompt};
     const double t0 = cli_now_ms();
-    molmo_status s = molmo_model_load(b->r->model_path, NULL, &m, &err);
+    molmo_model_params mp = molmo_model_default_params();
+    mp.no_mmap = b->o->no_mmap;
+    molmo_status s = molmo_model_load(b->r->model_path, &mp, &m, &err);
     if (s == MOLMO_OK) s = molmo_context_create(m, &cp, &ctx, &err);
     const double t_load = cli_now_ms() - t0; /* the model and a context (which prefaults) */
     if (s == MOLMO_OK) s = molmo_image_load_memory(b->jpeg, b->jpeg_size, NULL, &img, &err);
@@ -649,7 +657,9 @@ static const char *type_label(molmo_dtype t) { return molmo_dtype_name(t); }
 /* Loads the model and fills the report's description of it. */
 static int open_model(bench_run *b, const char *path) {
     molmo_error err;
-    if (molmo_model_load(path, NULL, &b->model, &err) != MOLMO_OK) return cli_fail(&err, NULL);
+    molmo_model_params mp = molmo_model_default_params();
+    mp.no_mmap = b->o->no_mmap;
+    if (molmo_model_load(path, &mp, &b->model, &err) != MOLMO_OK) return cli_fail(&err, NULL);
     molmo_model_get_info(b->model, &b->info);
     if (molmo_bench_costs_get(b->model, 1, &b->costs, &err) != MOLMO_OK)
         return cli_fail(&err, NULL);
@@ -658,6 +668,7 @@ static int open_model(bench_run *b, const char *path) {
     b->r->vision_type = type_label(b->costs.vision_type);
     b->r->kv_type = molmo_dtype_name(b->o->kv_type);
     b->r->bf16_act = b->o->bf16_act;
+    b->r->no_mmap = b->o->no_mmap;
     b->r->model_gb = (double)b->info.weight_bytes * 1e-9;
     if (!b->info.has_tokenizer && (b->o->stages & ~(unsigned)(ST_MACHINE | ST_VISION))) {
         fprintf(stderr, "molmo: %s has no tokenizer.json: only the machine and vision stages "

@@ -12,10 +12,14 @@ typedef struct cli_gen_opts {
     int threads, n_ctx;
     molmo_dtype kv_type;         /* --kv-type (default f32) */
     int bf16_act;                /* --bf16-activations */
+    int no_mmap;                 /* --no-mmap: weights read into the process's memory */
     int pull;                    /* --pull: download MODEL first when it is not cached */
     const char *stops[16];
     molmo_generate_params gp;
 } cli_gen_opts;
+
+/* A code outside the letters that the commands' own options use. */
+#define CLI_OPT_NO_MMAP 0x100
 
 /* getopt_long entries of the generation options (codes are the letters handled by
  * cli_gen_option); -m/--model and -i/--image are included. */
@@ -27,7 +31,7 @@ typedef struct cli_gen_opts {
         {"max-crops", required_argument, 0, 'C'}, {"threads", required_argument, 0, 't'},      \
         {"ctx", required_argument, 0, 'c'}, {"top-logprobs", required_argument, 0, 'L'},        \
         {"pull", no_argument, 0, 'U'}, {"kv-type", required_argument, 0, 'k'},                 \
-        {"bf16-activations", no_argument, 0, 'A'}
+        {"bf16-activations", no_argument, 0, 'A'}, {"no-mmap", no_argument, 0, CLI_OPT_NO_MMAP}
 
 /* Help lines of the options above except -m, -i and --top-logprobs (commands word those). */
 #define CLI_GEN_HELP                                                                            \
@@ -48,6 +52,10 @@ typedef struct cli_gen_opts {
     "                          AMX-BF16 CPUs also quantized GEMMs (ViT, prefill) run in\n"   \
     "                          bf16 with the weights rounded to bf16: faster there; logits\n" \
     "                          move (docs/gguf.md)\n"                                          \
+    "      --no-mmap           read the weights into this process's memory instead of\n"     \
+    "                          mapping the file: costs their size in RAM and a read at\n"    \
+    "                          load; where the page cache reads slowly (some VMs) decode\n"  \
+    "                          is 10-30 percent faster (docs/bench.md)\n"                     \
     "      --pull              download MODEL (a repo id) first when it is not cached\n"
 
 void cli_gen_opts_init(cli_gen_opts *o);
