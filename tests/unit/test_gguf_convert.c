@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "io/gguf.h"
+#include "io/mapfile.h"
 #include "kernels/quant.h"
 #include "model/context.h"
 #include "model/convert.h"
@@ -93,6 +94,7 @@ static void golden_input_open(golden_input *in, const char *model, const char *c
 }
 
 static int g_bf16_act; /* contexts with bf16 activations (type_check.bf16_act) */
+static int g_no_mmap;  /* models loaded with molmo_model_params.no_mmap */
 
 static molmo_context *new_context(const molmo_model *m) {
     molmo_context_params cp = molmo_context_default_params();
@@ -146,7 +148,9 @@ static void run_case(const char *path, const char *golden_model, const char *cas
     memset(r, 0, sizeof *r);
     molmo_error err = {0};
     molmo_model *m = NULL;
-    if (molmo_model_load(path, NULL, &m, &err) != MOLMO_OK) fail_msg("%s", err.msg);
+    molmo_model_params mp = molmo_model_default_params();
+    mp.no_mmap = g_no_mmap;
+    if (molmo_model_load(path, &mp, &m, &err) != MOLMO_OK) fail_msg("%s", err.msg);
     golden_input in;
     golden_input_open(&in, golden_model, case_name);
     teacher_forced(m, &in, r);
@@ -785,6 +789,77 @@ static void test_load_errors(void **state) {
                 "GGUF", "a PNG");
 }
 
+/* ---- --no-mmap: the weights copied into the process's memory -------------------------------- */
+
+/* The same logits, bit for bit, from a model read into memory as from its mapping: a GGUF
+ * (q8_0) and a safetensors checkpoint. */
+static void test_no_mmap_identical(void **state) {
+    (void)state;
+    static const char *const models[] = {"olmoe", "qwen2"};
+    for (int k = 0; k < 2; k++) {
+        char path[1024];
+        if (k == 0)
+            convert(models[k], MOLMO_DTYPE_Q8_0, path, sizeof path);
+        else
+            model_dir(path, sizeof path, models[k]);
+        int done = 0;
+        for (int i = 0; i < tu_n_golden_cases && !done; i++) {
+            if (strcmp(tu_golden_cases[i].model, models[k]) || !quick_case(tu_golden_cases[i].name))
+                continue;
+            run a, b;
+            run_case(path, models[k], tu_golden_cases[i].name, &a);
+            g_no_mmap = 1;
+            run_case(path, models[k], tu_golden_cases[i].name, &b);
+            g_no_mmap = 0;
+            assert_true(a.n_steps >= 1 && a.n_steps == b.n_steps && a.E == b.E);
+            if (memcmp(a.logits, b.logits, (size_t)a.n_steps * (size_t)a.E * sizeof(float)))
+                fail_msg("%s/%s: --no-mmap changed the logits", models[k], tu_golden_cases[i].name);
+            free(a.logits);
+            free(b.logits);
+            done = 1;
+        }
+        assert_true(done);
+    }
+}
+
+/* molmo_mapfile_to_ram: the same bytes at the same address, no longer backed by the file (it
+ * can be cut short and the copy still reads); a file that changed size is refused by name. */
+static void test_mapfile_to_ram(void **state) {
+    (void)state;
+    char path[] = "/tmp/molmo_to_ram_XXXXXX";
+    const int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    enum { N = 3 * 1024 * 1024 + 77 }; /* more than a huge page, not a multiple of a page */
+    unsigned char *want = malloc(N);
+    assert_non_null(want);
+    for (size_t i = 0; i < N; i++) want[i] = (unsigned char)(i * 2654435761u >> 13);
+    assert_int_equal(write(fd, want, N), N);
+    molmo_mapfile m;
+    molmo_error err = {0};
+    assert_int_equal(molmo_mapfile_open(&m, path, &err), MOLMO_OK);
+    const unsigned char *at = m.data;
+    assert_int_equal(molmo_mapfile_to_ram(&m, path, &err), MOLMO_OK);
+    assert_ptr_equal(m.data, at);
+    assert_int_equal(m.size, N);
+    assert_int_equal(ftruncate(fd, 0), 0); /* a mapping would now fault (SIGBUS) */
+    assert_memory_equal(m.data, want, N);
+    molmo_mapfile_close(&m);
+
+    assert_int_equal(write(fd, want, 4096), 4096); /* at offset N: a sparse file of N + 4096 */
+    assert_int_equal(molmo_mapfile_open(&m, path, &err), MOLMO_OK);
+    at = m.data;
+    assert_int_equal(ftruncate(fd, 100), 0);
+    assert_int_equal(molmo_mapfile_to_ram(&m, path, &err), MOLMO_ERR_IO);
+    assert_non_null(strstr(err.msg, path));
+    assert_non_null(strstr(err.msg, "changed size"));
+    assert_ptr_equal(m.data, at); /* still the mapping, closed as one */
+    assert_int_equal(m.size, N + 4096);
+    molmo_mapfile_close(&m);
+    close(fd);
+    unlink(path);
+    free(want);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_policy),
@@ -795,6 +870,8 @@ int main(void) {
         cmocka_unit_test(test_dequantized_equivalence),
         cmocka_unit_test(test_convert_api),
         cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_no_mmap_identical),
+        cmocka_unit_test(test_mapfile_to_ram),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
