@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -81,6 +82,35 @@ static void *anon_like(const void *like, size_t n) {
     return r + head;
 }
 
+/* One reader's part of a file: bytes [from, to) into buf + from; at its end, where it failed
+ * (failed_at) and errno (e, 0 for an early end of file), or failed_at = SIZE_MAX. */
+typedef struct read_part {
+    int fd;
+    uint8_t *buf;
+    size_t from, to, failed_at;
+    int e;
+} read_part;
+
+static void *read_part_run(void *arg) {
+    read_part *r = arg;
+    r->failed_at = SIZE_MAX;
+    for (size_t at = r->from; at < r->to;) {
+        const size_t want = r->to - at < ((size_t)1 << 26) ? r->to - at : ((size_t)1 << 26);
+        const ssize_t k = pread(r->fd, r->buf + at, want, (off_t)at);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) {
+            r->failed_at = at, r->e = k < 0 ? errno : 0;
+            break;
+        }
+        at += (size_t)k;
+    }
+    return NULL;
+}
+
+/* Readers of a copy: the page faults of the fresh memory and the copies out of the page cache
+ * run on several cores (a 7.7 GB file from a warm cache: ~4-5 s with one, ~1.7-2.7 with two). */
+#define READERS 4
+
 /* The n bytes of the file at path into buf; the file must still have exactly n bytes. */
 static molmo_status read_all(const char *path, size_t n, void *buf, molmo_error *err) {
     int fd;
@@ -92,20 +122,32 @@ static molmo_status read_all(const char *path, size_t n, void *buf, molmo_error 
         return molmo_err(err, MOLMO_ERR_IO, "%s: changed size while loading (%zu -> %lld bytes)",
                          path, n, (long long)st.st_size);
     }
-    size_t got = 0;
-    while (got < n) {
-        const size_t want = n - got < ((size_t)1 << 28) ? n - got : ((size_t)1 << 28);
-        const ssize_t k = pread(fd, (uint8_t *)buf + got, want, (off_t)got);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) {
-            const int e = k < 0 ? errno : 0;
-            close(fd);
-            return molmo_err(err, MOLMO_ERR_IO, "%s: read failed at byte %zu: %s", path, got,
-                             e ? strerror(e) : "unexpected end of file");
-        }
-        got += (size_t)k;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int nr = cpus < 1 ? 1 : cpus > READERS ? READERS : (int)cpus;
+    if (n < ((size_t)1 << 20)) nr = 1; /* tiny files: one read */
+    read_part parts[READERS];
+    pthread_t tid[READERS];
+    int started[READERS] = {0};
+    for (int i = 0; i < nr; i++) {
+        parts[i] = (read_part){fd, buf, n / (size_t)nr * (size_t)i & ~(size_t)4095,
+                               i == nr - 1 ? n : n / (size_t)nr * (size_t)(i + 1) & ~(size_t)4095,
+                               SIZE_MAX, 0};
+        /* part 0 runs on this thread; a reader that cannot start is read here too */
+        if (i > 0) started[i] = pthread_create(&tid[i], NULL, read_part_run, &parts[i]) == 0;
+    }
+    read_part_run(&parts[0]);
+    for (int i = 1; i < nr; i++) {
+        if (started[i])
+            pthread_join(tid[i], NULL);
+        else
+            read_part_run(&parts[i]);
     }
     close(fd);
+    for (int i = 0; i < nr; i++)
+        if (parts[i].failed_at != SIZE_MAX)
+            return molmo_err(err, MOLMO_ERR_IO, "%s: read failed at byte %zu: %s", path,
+                             parts[i].failed_at,
+                             parts[i].e ? strerror(parts[i].e) : "unexpected end of file");
     return MOLMO_OK;
 }
 
