@@ -947,6 +947,10 @@ typedef struct molmo_bench_machine_params {
     int reps;                    /* [3] best of `reps` passes (1..1000)                       */
     long peak_iters;             /* [4,000,000] iterations of each peak loop per thread, 16
                                     instructions each (1..1e9)                                */
+    const molmo_model *model;    /* [NULL] with MOLMO_BENCH_READ: also stream the first
+                                    read_bytes of this model's largest weights file where it
+                                    lies (the page cache's pages, or the process's copy with
+                                    no_mmap): weights_read_gbs                                */
 } molmo_bench_machine_params;
 
 MOLMO_API molmo_bench_machine_params molmo_bench_machine_default_params(void);
@@ -957,6 +961,7 @@ typedef struct molmo_bench_machine {
     const char *kernels;         /* the kernel set in use: "avx512", "avx2" or "ref"          */
     int n_threads;               /* threads that measured                                     */
     double read_gbs;             /* GB/s (1e9 bytes) read by all threads together             */
+    double weights_read_gbs;     /* the same over params->model's weights in place; 0 without */
     double fma_gflops;           /* f32 FMA: 2 FLOP per lane                                  */
     double vnni_gops;            /* vpdpbusd: 2 ops per int8 multiply-add                     */
     double bf16_gflops;          /* vdpbf16ps: 2 FLOP per bf16 product                        */

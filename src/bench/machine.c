@@ -10,6 +10,7 @@
  * asm statement per iteration keeps the loop as written: its body is exactly 16 (14) of the
  * instruction measured (checked with objdump; see docs/bench.md). */
 #define _POSIX_C_SOURCE 200809L
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -20,6 +21,7 @@
 #include "base/threadpool.h"
 #include "kernels/kernels.h"
 #include "kernels/ops.h"
+#include "model/model.h"
 #include "molmo.h"
 
 #if defined(__x86_64__)
@@ -265,7 +267,19 @@ static void read_worker(void *arg, int ith, int nth) {
     if (ith < 256) j->sink[ith] = s;
 }
 
-/* Bytes per second of all the pool's threads reading `bytes` together, best of reps. */
+/* Bytes per second of all the pool's threads reading j's buffer together, best of reps. */
+static double read_rate(molmo_pool *pool, read_job *j, int reps) {
+    double best = 0;
+    for (int r = 0; r < reps; r++) {
+        const double t0 = molmo_now_ms();
+        molmo_pool_run(pool, read_worker, j);
+        const double dt = (molmo_now_ms() - t0) * 1e-3;
+        if (dt > 0 && (double)(j->n * 8) / dt > best) best = (double)(j->n * 8) / dt;
+    }
+    return best;
+}
+
+/* The read rate over a fresh buffer of `bytes`. */
 static molmo_status read_bandwidth(molmo_pool *pool, size_t bytes, int reps, double *out,
                                    molmo_error *err) {
     read_job j = {.n = bytes / 8};
@@ -274,16 +288,22 @@ static molmo_status read_bandwidth(molmo_pool *pool, size_t bytes, int reps, dou
         return molmo_err(err, MOLMO_ERR_NOMEM, "bandwidth buffer of %zu MiB: out of memory",
                          bytes >> 20);
     molmo_pool_run(pool, fill_worker, &j);
-    double best = 0;
-    for (int r = 0; r < reps; r++) {
-        const double t0 = molmo_now_ms();
-        molmo_pool_run(pool, read_worker, &j);
-        const double dt = (molmo_now_ms() - t0) * 1e-3;
-        if (dt > 0 && (double)(j.n * 8) / dt > best) best = (double)(j.n * 8) / dt;
-    }
+    *out = read_rate(pool, &j, reps);
     molmo_free(j.buf);
-    *out = best;
     return MOLMO_OK;
+}
+
+/* The read rate over the first `bytes` of m's largest weights file as it lies: the memory the
+ * decoder streams. On some hosts the page cache's pages read markedly slower than fresh
+ * memory (docs/bench.md, --no-mmap). The first pass also faults pages in; best of reps. */
+static double weights_bandwidth(molmo_pool *pool, const molmo_model *m, size_t bytes, int reps) {
+    const molmo_mapfile *big = NULL;
+    for (int i = 0; i < m->st.n_files; i++)
+        if (!big || m->st.maps[i].size > big->size) big = &m->st.maps[i];
+    if (!big || !big->data) return 0;
+    read_job j = {.buf = (uint64_t *)(uintptr_t)big->data, /* page-aligned; only read */
+                  .n = (bytes < big->size ? bytes : big->size) / 8};
+    return read_rate(pool, &j, reps + 1);
 }
 
 /* ----------------------------------------------------------------------------- the call */
@@ -355,6 +375,8 @@ molmo_status molmo_bench_machine_measure(const molmo_bench_machine_params *param
         double bw = 0;
         s = read_bandwidth(pool, p.read_bytes, p.reps, &bw, err);
         out->read_gbs = bw * 1e-9;
+        if (s == MOLMO_OK && p.model)
+            out->weights_read_gbs = weights_bandwidth(pool, p.model, p.read_bytes, p.reps) * 1e-9;
     }
     if (s == MOLMO_OK && (p.what & MOLMO_BENCH_FMA) && strcmp(out->fma_isa, "none"))
         out->fma_gflops = peak(pool, f->avx512f ? LOOP_FMA512 : LOOP_FMA256, p.peak_iters,

@@ -19,28 +19,37 @@ trap 'rm -rf "$tmp"' EXIT
 for t in 1 2; do
   for row in "| machine | $t | memory read bandwidth (16 MiB) |" "| machine | $t | f32 FMA peak (" \
              "| machine | $t | int8 vpdpbusd peak (" "| machine | $t | bf16 vdpbf16ps peak (" \
+             "| machine | $t | read bandwidth of the weights (mapped file, 16 MiB) |" \
              "| decode | $t | 4 tokens after "; do
     grep -qF "$row" "$tmp/md" || fail "no row '$row':
 $(cat "$tmp/md")"
   done
 done
 grep -qE "^\| (vision|prefill|e2e) " "$tmp/md" && fail "stages not asked for ran: $(cat "$tmp/md")"
-[ "$(grep -cE '^\| (machine|vision|prefill|decode|e2e) \|' "$tmp/md")" -eq 10 ] ||
-  fail "expected 10 rows: $(cat "$tmp/md")"
+[ "$(grep -cE '^\| (machine|vision|prefill|decode|e2e) \|' "$tmp/md")" -eq 12 ] ||
+  fail "expected 12 rows: $(cat "$tmp/md")"
 grep -q "bench: decode, 2 threads" "$tmp/err" || fail "no progress lines on stderr"
 grep -qE "^- build: commit [0-9a-f]+(-dirty)? \(|^- build: commit unknown \(" "$tmp/md" ||
   fail "no build line: $(head -5 "$tmp/md")"
 # every row ends with the stage's memory: a peak resident set and the private memory
-[ "$(grep -cE '\| peak [0-9.]+ (MiB|GiB), private [0-9.]+ (MiB|GiB) \|$' "$tmp/md")" -eq 10 ] ||
+[ "$(grep -cE '\| peak [0-9.]+ (MiB|GiB), private [0-9.]+ (MiB|GiB) \|$' "$tmp/md")" -eq 12 ] ||
   fail "memory column: $(cat "$tmp/md")"
 # every read bandwidth and FMA figure is a positive number; decode has tok/s, GB/s and % of read bw
-awk -F'|' '/memory read bandwidth|f32 FMA peak/ { split($5, a, " "); if (a[1] + 0 <= 0) bad = 1 }
-           /\| decode \|/ { if ($5 !~ /tok\/s/ || $6 !~ /GB\/s/ || $7 !~ /% of read bw/) bad = 1 }
+awk -F'|' '/read bandwidth|f32 FMA peak/ { split($5, a, " "); if (a[1] + 0 <= 0) bad = 1 }
+           /\| decode \|/ { if ($5 !~ /tok\/s/ || $6 !~ /GB\/s/ || $7 !~ /% of read bw, [0-9]+% of the weights. read bw/) bad = 1 }
            END { exit bad }' "$tmp/md" || fail "figures: $(cat "$tmp/md")"
 # decode's traffic counts the weights and the KV cache (f32 by default; f16 halves it)
 grep -qE "^\| decode \| 1 \| 4 tokens after [0-9]+ \(f32; [0-9.]+ GB weights \+ [0-9.]+ GB f32 KV per token\)" \
   "$tmp/md" || fail "decode traffic: $(cat "$tmp/md")"
 grep -q "; f32 KV cache$" "$tmp/md" || fail "no KV cache type in the header: $(head -8 "$tmp/md")"
+grep -q "^- file: .* (mapped)$" "$tmp/md" || fail "no mapping in the header: $(head -8 "$tmp/md")"
+# --no-mmap: the weights read into the process's memory, said in the header and the row
+"$MOLMO" bench --model "$DATA/models/olmoe" --stages machine,decode --tokens 2 --reps 1 \
+  --threads 1 --read-mib 16 --no-mmap -q > "$tmp/nm" || fail "bench --no-mmap"
+grep -q "^- file: .* (read into the process's memory: --no-mmap)$" "$tmp/nm" ||
+  fail "--no-mmap header: $(head -8 "$tmp/nm")"
+grep -qF "| machine | 1 | read bandwidth of the weights (in process memory, 16 MiB) |" "$tmp/nm" ||
+  fail "--no-mmap row: $(cat "$tmp/nm")"
 # --bf16-activations: the header says what it changes on this CPU (AMX-BF16 or not)
 "$MOLMO" bench --model "$DATA/models/olmoe" --stages decode --tokens 2 --reps 1 --threads 1 \
   --bf16-activations -q > "$tmp/mb" || fail "bench --bf16-activations"

@@ -38,6 +38,19 @@ assert a["tokens"] == b["tokens"], (a["tokens"], b["tokens"])
 PY
 "$MOLMO" run --help | grep -q -- "--kv-type" || fail "run --help: --kv-type"
 
+# --no-mmap: the weights read into memory give the same answer, log-probabilities included
+for m in "" --no-mmap; do
+  "$MOLMO" run -m "$DATA/models/olmoe" -i "$DATA/images/tiny_50x30.png" -p "$prompt" -n 8 \
+    --json --top-logprobs 2 $m > "$tmp/mmap$m.json" || fail "run $m"
+done
+python3 - "$tmp/mmap.json" "$tmp/mmap--no-mmap.json" <<'PY' || fail "--no-mmap changed the answer"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+a.pop("timings"), b.pop("timings")
+assert a == b, (a, b)
+PY
+"$MOLMO" run --help | grep -q -- "--no-mmap" || fail "run --help: --no-mmap"
+
 # bf16 activations on the bf16 checkpoint keep its golden tokens (test_gguf_convert measures
 # the distributions)
 "$MOLMO" run -m "$DATA/models/qwen2-bf16" -i "$DATA/images/tiny_50x30.png" \

@@ -112,6 +112,25 @@ static molmo_model *load_fixture(const char *name) {
     return m;
 }
 
+/* With a model, the read loop also streams its weights where they lie (a fixture's file is
+ * smaller than read_bytes: all of it); without one, or without MOLMO_BENCH_READ, it does not. */
+static void test_machine_weights_read(void **state) {
+    (void)state;
+    molmo_model *model = load_fixture("olmoe");
+    molmo_bench_machine_params p = small_params(2);
+    molmo_bench_machine m;
+    p.model = model;
+    assert_int_equal(molmo_bench_machine_measure(&p, &m, NULL), MOLMO_OK);
+    assert_true(isfinite(m.weights_read_gbs) && m.weights_read_gbs > 0.1);
+    p.what = MOLMO_BENCH_FMA;
+    assert_int_equal(molmo_bench_machine_measure(&p, &m, NULL), MOLMO_OK);
+    assert_true(m.weights_read_gbs == 0);
+    p = small_params(1);
+    assert_int_equal(molmo_bench_machine_measure(&p, &m, NULL), MOLMO_OK);
+    assert_true(m.weights_read_gbs == 0 && m.read_gbs > 0);
+    molmo_model_free(model);
+}
+
 /* The olmoe fixture (tests/data/README.md): d 64, 3 layers, 4 heads (MHA), 8 experts top-2,
  * expert hidden 96, embedding 768 (+128 new); ViT width 64, MLP 128, 10 blocks with features
  * of blocks 8 and 1 (so 9 run); projector hidden 96; all f32. */
@@ -410,6 +429,7 @@ static void test_model_create_reuse(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_machine_measures),   cmocka_unit_test(test_machine_only_what_asked),
+        cmocka_unit_test(test_machine_weights_read),
         cmocka_unit_test(test_machine_bad_args),   cmocka_unit_test(test_costs_by_hand),
         cmocka_unit_test(test_stages_on_fixture),  cmocka_unit_test(test_stage_bad_args),
         cmocka_unit_test(test_text_files),         cmocka_unit_test(test_fill_random),

@@ -126,6 +126,7 @@ static void cell_ratio(const bench_row *w, char *out, size_t cap) {
     append(out, cap, "VNNI peak", w->pct_vnni);
     append(out, cap, "BF16 peak", w->pct_bf16);
     append(out, cap, "read bw", w->pct_read);
+    append(out, cap, "the weights' read bw", w->pct_wread);
     if (w->bound > 0) {
         char v[32];
         const size_t n = strlen(out);
@@ -209,9 +210,9 @@ static void js(const char *s) {
 }
 
 static void print_machine_json(const molmo_bench_machine *m) {
-    printf("{\"threads\":%d,\"read_gbs\":%.3f,\"fma_gflops\":%.2f,\"vnni_gops\":%.2f,"
-           "\"bf16_gflops\":%.2f,\"fma_isa\":", m->n_threads, m->read_gbs, m->fma_gflops,
-           m->vnni_gops, m->bf16_gflops);
+    printf("{\"threads\":%d,\"read_gbs\":%.3f,\"weights_read_gbs\":%.3f,\"fma_gflops\":%.2f,"
+           "\"vnni_gops\":%.2f,\"bf16_gflops\":%.2f,\"fma_isa\":", m->n_threads, m->read_gbs,
+           m->weights_read_gbs, m->fma_gflops, m->vnni_gops, m->bf16_gflops);
     js(m->fma_isa);
     printf(",\"vnni_isa\":");
     js(m->vnni_isa);
@@ -232,8 +233,9 @@ static void print_row_json(const bench_row *w) {
     printf(",\"note\":");
     js(w->rate_note);
     printf(",\"pct_fma\":%.2f,\"pct_vnni\":%.2f,\"pct_bf16\":%.2f,\"pct_read_bw\":%.2f,"
-           "\"bound\":%.6g,\"peak_rss_mib\":%.1f,\"private_mib\":%.1f", w->pct_fma, w->pct_vnni,
-           w->pct_bf16, w->pct_read, w->bound, w->peak_rss_mib, w->private_mib);
+           "\"pct_weights_read_bw\":%.2f,\"bound\":%.6g,\"peak_rss_mib\":%.1f,"
+           "\"private_mib\":%.1f", w->pct_fma, w->pct_vnni, w->pct_bf16, w->pct_read,
+           w->pct_wread, w->bound, w->peak_rss_mib, w->private_mib);
     if (w->target > 0) {
         printf(",\"target\":{\"value\":%g,\"op\":\"%s\",\"note\":", w->target,
                w->target_max ? "<=" : ">=");

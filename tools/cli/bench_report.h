@@ -19,6 +19,7 @@ typedef struct bench_row {
     const char *rate_unit;
     char rate_note[96];          /* e2e: the time per part                                 */
     double pct_fma, pct_vnni, pct_bf16, pct_read; /* % of the same run's baselines          */
+    double pct_wread;            /* % of the read bandwidth of the weights' own pages       */
     double bound;                /* the best `value` those baselines allow (in `unit`): the
                                     instruction peak for the weight type, or the read
                                     bandwidth for decode; 0: none                           */
