@@ -49,6 +49,8 @@ static void usage(FILE *f) {
             "turns AMX off, MOLMO_AVX_VNNI=0 AVX-VNNI.\n"
             "Weights are memory-mapped; commands that run the model map all their pages up\n"
             "front when the model takes at most half of the RAM (MOLMO_PREFAULT=0: on first use).\n"
+            "--no-mmap (generating commands, bench) reads them into the process's memory\n"
+            "instead: their size in RAM, a faster decode where the page cache reads slowly.\n"
             "Numerics are the official fp32 model's by default; two options of the generating\n"
             "commands and bench trade a little of that for speed and memory, with their\n"
             "accuracy measured in docs/gguf.md: --kv-type f16 (half the KV cache) and\n"
