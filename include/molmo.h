@@ -1074,7 +1074,8 @@ typedef struct molmo_bench_costs {
                                     included                                                  */
     uint64_t vision_bytes, llm_bytes; /* all weights of each side as stored                   */
     molmo_dtype vision_type;     /* stored type of the ViT's MLP matrices                     */
-    molmo_dtype llm_type;        /* stored type of the language model's attention matrices    */
+    molmo_dtype llm_type;        /* stored type of the language model's matrices that hold the
+                                    most bytes (MoE: the experts; dense: the MLP)             */
 } molmo_bench_costs;
 
 /* Fills *out for a prompt of n_prompt tokens (>= 1). MOLMO_ERR_INVALID_ARG for NULL or

@@ -37,6 +37,24 @@ static uint64_t layer_bytes(const molmo_llm_layer *L, const molmo_config *c, int
     return b;
 }
 
+/* The stored type of the first layer's matrices that hold the most bytes: the experts of a MoE
+ * model, the MLP of a dense one (a Q4_K_M-like file keeps attention in q6_k: it is still a
+ * q4_k model). */
+static molmo_dtype main_llm_type(const molmo_llm_layer *L, const molmo_config *c) {
+    const molmo_tensor *t[] = {&L->att_proj, &L->attn_out, &L->ff_proj, &L->ff_out,
+                               L->experts ? &L->experts[0].gate : NULL,
+                               L->experts ? &L->experts[0].up : NULL,
+                               L->experts ? &L->experts[0].down : NULL};
+    uint64_t bytes[MOLMO_DTYPE_COUNT] = {0};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (t[i] && t[i]->data && (int)t[i]->dtype >= 0 && t[i]->dtype < MOLMO_DTYPE_COUNT)
+            bytes[t[i]->dtype] += tbytes(t[i]) * (i >= 4 ? (uint64_t)c->n_experts : 1);
+    int best = (int)L->att_proj.dtype;
+    for (int d = 0; d < MOLMO_DTYPE_COUNT; d++)
+        if (bytes[d] > bytes[best]) best = d;
+    return (molmo_dtype)best;
+}
+
 static uint64_t vision_bytes(const molmo_weights *w, const molmo_config *c) {
     const molmo_tensor *top[] = {&w->class_emb, &w->pos_emb,  &w->patch_emb, &w->pre_ln_w,
                                  &w->pre_ln_b,  &w->pad_embed, &w->pool_wq,  &w->pool_bq,
@@ -106,7 +124,7 @@ molmo_status molmo_bench_costs_get(const molmo_model *m, int n_prompt, molmo_ben
     out->llm_bytes = all;
     out->vision_bytes = vision_bytes(w, c);
     out->vision_type = w->vit[0].w1.dtype;
-    out->llm_type = w->layers[0].att_proj.dtype;
+    out->llm_type = main_llm_type(&w->layers[0], c);
     return MOLMO_OK;
 }
 
