@@ -31,6 +31,11 @@
 #define OFF_D 2816           /* d as f32, then (Q4_K) dmin */
 #define OFF_DMIN 2848
 #define PV 2880              /* one packed group of 8 columns of one block */
+#define SCB (PV - OFF_SC)    /* its scale region, and the offsets in it: */
+#define R_SC 0
+#define R_MP (OFF_MP - OFF_SC)
+#define R_D (OFF_D - OFF_SC)
+#define R_DMIN (OFF_DMIN - OFF_SC)
 #define PB (NV * PV)         /* one packed block of a panel */
 #define XB 320               /* one quantized activation block */
 #define XB_BP 256
@@ -152,6 +157,34 @@ INLINE __m256i byte_of(__m256i v, int b) {
 }
 INLINE __m256i twice16(__m256i v) { return _mm256_or_si256(v, _mm256_slli_epi32(v, 16)); }
 
+/* The scale region of one Q4_K block of nc (<= 8) columns (at sc: a packed group's OFF_SC):
+ * the (sc, sc) pairs per sub-block, the min pairs, d and dmin. */
+INLINE void hdr8_q4_k(const uint8_t *w, size_t ldw, int nc, uint8_t *sc) {
+    __m256i h[4]; /* d|dmin, scale bytes 0-3, 4-7, 8-11 (kquant.h: molmo_q4_k_scale_min) */
+    load_hdr(w, ldw, nc, h);
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const __m256i m6 = _mm256_set1_epi8(0x3f), m30 = _mm256_set1_epi8(0x30);
+    const __m256i sc_lo = _mm256_and_si256(h[1], m6), m_lo = _mm256_and_si256(h[2], m6);
+    const __m256i sc_hi = _mm256_or_si256(_mm256_and_si256(h[3], m4), _mm256_and_si256(_mm256_srli_epi32(h[1], 2), m30));
+    const __m256i m_hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(h[3], 4), m4),
+                                         _mm256_and_si256(_mm256_srli_epi32(h[2], 2), m30));
+    for (int j = 0; j < 4; j++) {
+        store(sc + R_SC + 32 * j, twice16(byte_of(sc_lo, j)));
+        store(sc + R_SC + 32 * (4 + j), twice16(byte_of(sc_hi, j)));
+    }
+    for (int p = 0; p < 2; p++) {
+        store(sc + R_MP + 32 * p, _mm256_or_si256(byte_of(m_lo, 2 * p), _mm256_slli_epi32(byte_of(m_lo, 2 * p + 1), 16)));
+        store(sc + R_MP + 32 * (2 + p),
+              _mm256_or_si256(byte_of(m_hi, 2 * p), _mm256_slli_epi32(byte_of(m_hi, 2 * p + 1), 16)));
+    }
+    const __m256i lo16 = _mm256_set_epi8(-1, -1, -1, -1, -1, -1, -1, -1, 13, 12, 9, 8, 5, 4, 1, 0,
+                                         -1, -1, -1, -1, -1, -1, -1, -1, 13, 12, 9, 8, 5, 4, 1, 0);
+    const __m256i dd = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(h[0], lo16), 0x08);
+    const __m256i dm = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(_mm256_srli_epi32(h[0], 16), lo16), 0x08);
+    _mm256_store_ps((float *)(sc + R_D), _mm256_cvtph_ps(_mm256_castsi256_si128(dd)));
+    _mm256_store_ps((float *)(sc + R_DMIN), _mm256_cvtph_ps(_mm256_castsi256_si128(dm)));
+}
+
 /* One Q4_K block of nc (<= 8, may be <= 0) columns into the packed group out. */
 INLINE void pack8_q4_k(const uint8_t *w, size_t ldw, int nc, uint8_t *out, pf *f) {
     const __m256i m4 = _mm256_set1_epi8(0x0f);
@@ -164,28 +197,26 @@ INLINE void pack8_q4_k(const uint8_t *w, size_t ldw, int nc, uint8_t *out, pf *f
             store(out + 32 * (16 * g + 8 + t), _mm256_and_si256(_mm256_srli_epi16(r[t], 4), m4));
         }
     }
-    __m256i h[4]; /* d|dmin, scale bytes 0-3, 4-7, 8-11 (kquant.h: molmo_q4_k_scale_min) */
-    load_hdr(w, ldw, nc, h);
-    const __m256i m6 = _mm256_set1_epi8(0x3f), m30 = _mm256_set1_epi8(0x30);
-    const __m256i sc_lo = _mm256_and_si256(h[1], m6), m_lo = _mm256_and_si256(h[2], m6);
-    const __m256i sc_hi = _mm256_or_si256(_mm256_and_si256(h[3], m4), _mm256_and_si256(_mm256_srli_epi32(h[1], 2), m30));
-    const __m256i m_hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(h[3], 4), m4),
-                                         _mm256_and_si256(_mm256_srli_epi32(h[2], 2), m30));
-    for (int j = 0; j < 4; j++) {
-        store(out + OFF_SC + 32 * j, twice16(byte_of(sc_lo, j)));
-        store(out + OFF_SC + 32 * (4 + j), twice16(byte_of(sc_hi, j)));
+    hdr8_q4_k(w, ldw, nc, out + OFF_SC);
+}
+
+/* The scale region of one Q6_K block of nc (<= 8) columns: the (sc, sc) pairs per sub-block,
+ * the scale pairs (sc_2p, sc_2p+1) and d. */
+INLINE void hdr8_q6_k(const uint8_t *w, size_t ldw, int nc, uint8_t *out) {
+    __m256i s[4]; /* int8 scales 4k .. 4k+3 */
+    load_hdr(w + 192, ldw, nc, s);
+    __m256i sc[16];
+    for (int j = 0; j < 16; j++) {
+        sc[j] = _mm256_srai_epi32(_mm256_slli_epi32(s[j / 4], 24 - 8 * (j % 4)), 24);
+        store(out + R_SC + 32 * j, _mm256_or_si256(_mm256_and_si256(sc[j], _mm256_set1_epi32(0xffff)),
+                                                     _mm256_slli_epi32(sc[j], 16)));
     }
-    for (int p = 0; p < 2; p++) {
-        store(out + OFF_MP + 32 * p, _mm256_or_si256(byte_of(m_lo, 2 * p), _mm256_slli_epi32(byte_of(m_lo, 2 * p + 1), 16)));
-        store(out + OFF_MP + 32 * (2 + p),
-              _mm256_or_si256(byte_of(m_hi, 2 * p), _mm256_slli_epi32(byte_of(m_hi, 2 * p + 1), 16)));
-    }
-    const __m256i lo16 = _mm256_set_epi8(-1, -1, -1, -1, -1, -1, -1, -1, 13, 12, 9, 8, 5, 4, 1, 0,
-                                         -1, -1, -1, -1, -1, -1, -1, -1, 13, 12, 9, 8, 5, 4, 1, 0);
-    const __m256i dd = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(h[0], lo16), 0x08);
-    const __m256i dm = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(_mm256_srli_epi32(h[0], 16), lo16), 0x08);
-    _mm256_store_ps((float *)(out + OFF_D), _mm256_cvtph_ps(_mm256_castsi256_si128(dd)));
-    _mm256_store_ps((float *)(out + OFF_DMIN), _mm256_cvtph_ps(_mm256_castsi256_si128(dm)));
+    for (int p = 0; p < 8; p++)
+        store(out + R_MP + 32 * p, _mm256_or_si256(_mm256_and_si256(sc[2 * p], _mm256_set1_epi32(0xffff)),
+                                                     _mm256_slli_epi32(sc[2 * p + 1], 16)));
+    uint16_t dh[8] = {0};
+    for (int c = 0; c < nc && c < 8; c++) memcpy(&dh[c], w + (size_t)c * ldw + 208, 2);
+    _mm256_store_ps((float *)(out + R_D), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dh)));
 }
 
 /* One Q6_K block of nc columns into the packed group out (bit layout: avx512_kquant.c). */
@@ -211,20 +242,7 @@ INLINE void pack8_q6_k(const uint8_t *w, size_t ldw, int nc, uint8_t *out, pf *f
                                                                  _mm256_and_si256(_mm256_srli_epi16(H[u], 2), m30)));
         }
     }
-    __m256i s[4]; /* int8 scales 4k .. 4k+3 */
-    load_hdr(w + 192, ldw, nc, s);
-    __m256i sc[16];
-    for (int j = 0; j < 16; j++) {
-        sc[j] = _mm256_srai_epi32(_mm256_slli_epi32(s[j / 4], 24 - 8 * (j % 4)), 24);
-        store(out + OFF_SC + 32 * j, _mm256_or_si256(_mm256_and_si256(sc[j], _mm256_set1_epi32(0xffff)),
-                                                     _mm256_slli_epi32(sc[j], 16)));
-    }
-    for (int p = 0; p < 8; p++)
-        store(out + OFF_MP + 32 * p, _mm256_or_si256(_mm256_and_si256(sc[2 * p], _mm256_set1_epi32(0xffff)),
-                                                     _mm256_slli_epi32(sc[2 * p + 1], 16)));
-    uint16_t dh[8] = {0};
-    for (int c = 0; c < nc && c < 8; c++) memcpy(&dh[c], w + (size_t)c * ldw + 208, 2);
-    _mm256_store_ps((float *)(out + OFF_D), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dh)));
+    hdr8_q6_k(w, ldw, nc, out + OFF_SC);
 }
 
 /* The block at w (the first column's) of columns 0 .. nr-1 into the panel pw, prefetching f's
@@ -260,7 +278,22 @@ typedef void (*tile_fn)(const uint8_t *xa, size_t ldq, const uint8_t *pb, float 
         fn(mr, q6, xa, ldq, pb, y, ldy, first, bias, nc);                                          \
     }
 
+/* The same for the decode GEMV; the common 8-column case without the per-column tests. */
+typedef void (*gemv_fn)(int nc, const uint8_t *w, size_t ldw, size_t bb, int nbk, const uint8_t *xa,
+                        size_t ldq, float *y, size_t ldy, int first, const float *bias, pf *f,
+                        size_t next_bytes);
+#define GEMV_FN(name, fn, mr, q6)                                                                  \
+    static void name(int nc, const uint8_t *w, size_t ldw, size_t bb, int nbk, const uint8_t *xa,   \
+                     size_t ldq, float *y, size_t ldy, int first, const float *bias, pf *f,        \
+                     size_t next_bytes) {                                                          \
+        if (nc == 8)                                                                               \
+            fn(mr, q6, 8, w, ldw, bb, nbk, xa, ldq, y, ldy, first, bias, f, next_bytes);           \
+        else                                                                                       \
+            fn(mr, q6, nc, w, ldw, bb, nbk, xa, ldq, y, ldy, first, bias, f, next_bytes);          \
+    }
+
 #define KQ_TILE tile
+#define KQ_GEMV gemv
 #define KQ_MADD_ACC(acc, p, s) _mm256_add_epi32(acc, _mm256_madd_epi16(p, s))
 #include "kernels/x86/avx2_kquant_tile.h"
 TILE_FN(tile_q4_1, tile, 1, 0)
@@ -269,12 +302,20 @@ TILE_FN(tile_q4_3, tile, 3, 0)
 TILE_FN(tile_q6_1, tile, 1, 1)
 TILE_FN(tile_q6_2, tile, 2, 1)
 TILE_FN(tile_q6_3, tile, 3, 1)
+GEMV_FN(gemv_q4_1, gemv, 1, 0)
+GEMV_FN(gemv_q4_2, gemv, 2, 0)
+GEMV_FN(gemv_q4_3, gemv, 3, 0)
+GEMV_FN(gemv_q6_1, gemv, 1, 1)
+GEMV_FN(gemv_q6_2, gemv, 2, 1)
+GEMV_FN(gemv_q6_3, gemv, 3, 1)
 
-/* The same tile with vpdpwssd where the CPU has AVX-VNNI (molmo_kernels_avx_vnni; only these
- * functions carry the target). */
+/* The same tile and GEMV with vpdpwssd where the CPU has AVX-VNNI (molmo_kernels_avx_vnni;
+ * only these functions carry the target). */
 MOLMO_X86_BEGIN_AVX_VNNI
 #define KQ_TILE tile_vnni
+#define KQ_GEMV gemv_vnni
 #define KQ_MADD_ACC(acc, p, s) _mm256_dpwssd_avx_epi32(acc, p, s)
+#define KQ_DPBUSD
 #include "kernels/x86/avx2_kquant_tile.h"
 TILE_FN(tile_vnni_q4_1, tile_vnni, 1, 0)
 TILE_FN(tile_vnni_q4_2, tile_vnni, 2, 0)
@@ -282,7 +323,44 @@ TILE_FN(tile_vnni_q4_3, tile_vnni, 3, 0)
 TILE_FN(tile_vnni_q6_1, tile_vnni, 1, 1)
 TILE_FN(tile_vnni_q6_2, tile_vnni, 2, 1)
 TILE_FN(tile_vnni_q6_3, tile_vnni, 3, 1)
+GEMV_FN(gemv_vnni_q4_1, gemv_vnni, 1, 0)
+GEMV_FN(gemv_vnni_q4_2, gemv_vnni, 2, 0)
+GEMV_FN(gemv_vnni_q4_3, gemv_vnni, 3, 0)
+GEMV_FN(gemv_vnni_q6_1, gemv_vnni, 1, 1)
+GEMV_FN(gemv_vnni_q6_2, gemv_vnni, 2, 1)
+GEMV_FN(gemv_vnni_q6_3, gemv_vnni, 3, 1)
 MOLMO_X86_END_TARGET
+
+/* ------------------------------------------------------------------------------ decode (GEMV) */
+
+/* Rows [m0, m1) (at most MR) against columns [n0, n1), 8 at a time, in K chunks that fit buf;
+ * the next 8 rows of W (contiguous) are prefetched into L2 meanwhile. */
+static void kgemv(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, uint8_t *buf,
+                  size_t bytes) {
+    static const gemv_fn fns[2][2][MR] = {
+        {{gemv_q4_1, gemv_q4_2, gemv_q4_3}, {gemv_q6_1, gemv_q6_2, gemv_q6_3}},
+        {{gemv_vnni_q4_1, gemv_vnni_q4_2, gemv_vnni_q4_3}, {gemv_vnni_q6_1, gemv_vnni_q6_2, gemv_vnni_q6_3}}};
+    const int q6 = a->wt == MOLMO_DTYPE_Q6_K, nb = a->K / MOLMO_QK_K, rows = m1 - m0;
+    const gemv_fn fn = fns[molmo_kernels_avx_vnni()][q6][rows - 1];
+    const size_t bb = molmo_kquant_block_bytes(a->wt), ldw = (size_t)nb * bb;
+    const size_t ldx = (size_t)a->ldx, ldy = (size_t)a->ldy;
+    const size_t fit = bytes / ((size_t)rows * XB);
+    const int kc = fit < (size_t)nb ? (int)fit : nb;
+    for (int kb0 = 0; kb0 < nb; kb0 += kc) {
+        const int kcn = nb - kb0 < kc ? nb - kb0 : kc;
+        quantize_rows(a->x + (size_t)m0 * ldx, ldx, rows, kb0, kcn, buf);
+        const int last = kb0 + kcn == nb;
+        for (int j0 = n0; j0 < n1; j0 += 8) {
+            const int nc = n1 - j0 < 8 ? n1 - j0 : 8;
+            const int nn = n1 - j0 - 8 < 8 ? n1 - j0 - 8 : 8; /* the next 8 rows */
+            const uint8_t *w = (const uint8_t *)a->w + (size_t)j0 * ldw + (size_t)kb0 * bb;
+            const size_t next_bytes = nn > 0 ? (size_t)nn * ldw - (size_t)kb0 * bb : 0;
+            pf f = {nn > 0 ? w + 8 * ldw : w, 0, 0};
+            fn(nc, w, ldw, bb, kcn, buf, (size_t)kcn * XB, a->y + (size_t)m0 * ldy + (size_t)j0, ldy,
+               kb0 == 0, last && a->bias ? a->bias + j0 : NULL, &f, next_bytes);
+        }
+    }
+}
 
 /* ------------------------------------------------------------------------------------ driver */
 
@@ -309,6 +387,10 @@ void molmo_k_matmul_k_avx2(const molmo_matmul_args *a, int m0, int m1, int n0, i
     _Alignas(64) uint8_t stack[STACK_BYTES];
     size_t bytes;
     uint8_t *buf = molmo_x86_work_buffer(ws, ws_floats, stack, sizeof stack, &bytes);
+    if (m1 - m0 <= MR) {
+        kgemv(a, m0, m1, n0, n1, buf, bytes);
+        return;
+    }
     const int q6 = a->wt == MOLMO_DTYPE_Q6_K, nb = a->K / MOLMO_QK_K, vnni = molmo_kernels_avx_vnni();
     const size_t bb = molmo_kquant_block_bytes(a->wt), ldw = (size_t)nb * bb;
     const size_t ldx = (size_t)a->ldx, ldy = (size_t)a->ldy;
