@@ -855,6 +855,23 @@ static void test_mapfile_to_ram(void **state) {
     assert_ptr_equal(m.data, at); /* still the mapping, closed as one */
     assert_int_equal(m.size, N + 4096);
     molmo_mapfile_close(&m);
+
+    /* more than the memory available (a sparse file of 1 TiB): refused before any allocation,
+     * by name, the mapping kept. Only where the kernel reports MemAvailable: elsewhere the check
+     * cannot run and the copy would be attempted. */
+    FILE *mi = fopen("/proc/meminfo", "r");
+    if (mi && ftruncate(fd, (off_t)1 << 40) == 0) {
+        fclose(mi);
+        mi = NULL;
+        assert_int_equal(molmo_mapfile_open(&m, path, &err), MOLMO_OK);
+        at = m.data;
+        assert_int_equal(molmo_mapfile_to_ram(&m, path, &err), MOLMO_ERR_NOMEM);
+        assert_non_null(strstr(err.msg, path));
+        assert_non_null(strstr(err.msg, "memory available"));
+        assert_ptr_equal(m.data, at);
+        molmo_mapfile_close(&m);
+    }
+    if (mi) fclose(mi);
     close(fd);
     unlink(path);
     free(want);
