@@ -2,19 +2,21 @@
  * ref/ref_kquant.c bit for bit, with the design of avx512_kquant.c (read that file's header
  * first: activation blocks, weights unpacked into transposed vectors of 4 values per column,
  * one panel block reused by a register tile, y updated once per block) sized for 16 ymm
- * registers and without VNNI; decode goes through the panel tile too (no in-register path).
+ * registers; decode (at most MR rows) unpacks each block in registers instead (KQ_GEMV).
  *
  * Products go through vpmaddubsw (unsigned weight byte x signed activation byte -> int16 pair
  * sums) and vpmaddwd against the sub-block scale repeated in both halves of each lane, which
  * folds the scale into the widening step: isum += sc * (pair sum), 3 instructions per 4 values
- * of 8 columns; with AVX-VNNI (molmo_kernels_avx_vnni) the last two are one vpdpwssd
- * (avx2_kquant_tile.h, same bits). Nothing saturates: a pair sum is at most 2 * 15 * 127
- * (Q4_K) or 2 * 63 * 127 = 16002 (Q6_K) in magnitude. Q6_K's q - 32 offset is applied once per block from the 16-value
- * activation sums: isum -= 32 * sum_j sc_j bsum_j (vpmaddwd of scale pairs with sum pairs);
- * Q4_K's min term likewise (min pairs with 32-value sum pairs).
+ * of 8 columns. Nothing saturates: a pair sum is at most 2 * 15 * 127 (Q4_K) or 2 * 63 * 127 =
+ * 16002 (Q6_K) in magnitude. With AVX-VNNI (molmo_kernels_avx_vnni) the tile and the GEMV
+ * instead sum each sub-block with vpdpbusd (4 products a lane, exact int32) and scale the sums
+ * once with vpmulld, as the AVX-512 kernel does (avx2_kquant_tile.h, KQ_DPBUSD; same bits).
+ * Q6_K's q - 32 offset is applied once per block from the 16-value activation sums:
+ * isum -= 32 * sum_j sc_j bsum_j (vpmaddwd of scale pairs with sum pairs); Q4_K's min term
+ * likewise (min pairs with 32-value sum pairs).
  * Activations per row and block (XB bytes): int8 q[256] | i32 bp[4] (int16 pairs of the 32-value
  * sums) | i32 bq[8] (int16 pairs of the 16-value sums) | f32 dx. Panel: NR = 16 columns of one
- * block; register tile MR = 3 rows x 16 columns (6 int32 accumulators). */
+ * block; register tile MR = 3 rows x 16 columns (6 int32 accumulators, 12 with AVX-VNNI). */
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>

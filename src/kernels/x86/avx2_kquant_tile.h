@@ -1,8 +1,9 @@
 /* avx2_kquant_tile.h — the register tile and the decode GEMV of avx2_kquant.c, which includes
  * this file twice: KQ_TILE and KQ_GEMV name the functions and KQ_MADD_ACC(acc, p, s) adds the
  * int16 pair products p * s to the int32 lanes of acc: vpmaddwd and vpaddd with AVX2, one
- * vpdpwssd with AVX-VNNI (included under that target). Exact int32 arithmetic either way: the
- * same bits. The file undefines its parameters at its end. Not a public header. */
+ * vpdpwssd with AVX-VNNI (included under that target, with KQ_DPBUSD: then the value products
+ * are summed per sub-block with vpdpbusd and scaled once). Exact int32 arithmetic either way:
+ * the same bits. The file undefines its parameters at its end. Not a public header. */
 
 /* y[0:mr, 0:NR] of one block (as the AVX-512 tile): row i's activation block at xa + i * ldq. */
 INLINE void KQ_TILE(const int mr, const int q6, const uint8_t *xa, size_t ldq, const uint8_t *pb,
@@ -12,6 +13,25 @@ INLINE void KQ_TILE(const int mr, const int q6, const uint8_t *xa, size_t ldq, c
     for (int i = 0; i < mr; i++)
         for (int v = 0; v < NV; v++) acc[i][v] = _mm256_setzero_si256();
     for (int sb = 0; sb < nsb; sb++) {
+#ifdef KQ_DPBUSD
+        /* AVX-VNNI: the sub-block's sums on their own (vpdpbusd), then scaled once */
+        __m256i sv[MR][NV];
+        for (int i = 0; i < mr; i++)
+            for (int v = 0; v < NV; v++) sv[i][v] = _mm256_setzero_si256();
+        for (int g = sb * per; g < sb * per + per; g++) {
+            __m256i wv[NV];
+            for (int v = 0; v < NV; v++) wv[v] = _mm256_load_si256((const __m256i *)(pb + v * PV + 32 * g));
+            for (int i = 0; i < mr; i++) {
+                const __m256i xb = _mm256_set1_epi32(load_i32(xa + i * ldq + 4 * g));
+                for (int v = 0; v < NV; v++) sv[i][v] = _mm256_dpbusd_avx_epi32(sv[i][v], wv[v], xb);
+            }
+        }
+        for (int v = 0; v < NV; v++) {
+            const __m256i p_ = _mm256_load_si256((const __m256i *)(pb + v * PV + OFF_SC + 32 * sb));
+            const __m256i c_ = _mm256_srai_epi32(_mm256_slli_epi32(p_, 16), 16);
+            for (int i = 0; i < mr; i++) acc[i][v] = _mm256_add_epi32(acc[i][v], _mm256_mullo_epi32(sv[i][v], c_));
+        }
+#else
         __m256i scp[NV];
         for (int v = 0; v < NV; v++) scp[v] = _mm256_load_si256((const __m256i *)(pb + v * PV + OFF_SC + 32 * sb));
         for (int g = sb * per; g < sb * per + per; g++) {
@@ -23,6 +43,7 @@ INLINE void KQ_TILE(const int mr, const int q6, const uint8_t *xa, size_t ldq, c
                     acc[i][v] = KQ_MADD_ACC(acc[i][v], _mm256_maddubs_epi16(wv[v], xb), scp[v]);
             }
         }
+#endif
     }
     for (int i = 0; i < mr; i++) {
         const uint8_t *xr = xa + i * ldq;
