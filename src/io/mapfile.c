@@ -72,9 +72,13 @@ static uint64_t mem_available(void) {
 /* n bytes of anonymous memory whose address is congruent to `like` modulo HUGE_BYTES, so that
  * the move to `like` keeps its huge pages whole; MAP_FAILED when refused. */
 static void *anon_like(const void *like, size_t n) {
+    const long pg = sysconf(_SC_PAGESIZE);
+    const size_t page = pg > 0 ? (size_t)pg : 4096;
+    n = (n + page - 1) / page * page; /* whole pages: what munmap and mremap take */
     const size_t span = n + HUGE_BYTES;
     uint8_t *r = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (r == MAP_FAILED) return r;
+    /* both addresses are page-aligned, so head is a whole number of pages */
     const size_t want = (uintptr_t)like % HUGE_BYTES, have = (uintptr_t)r % HUGE_BYTES;
     const size_t head = (want + HUGE_BYTES - have) % HUGE_BYTES;
     if (head) munmap(r, head);
