@@ -313,7 +313,7 @@ static void cpu_name(char *out, size_t cap) {
     snprintf(out, cap, "unknown CPU");
 #if defined(__x86_64__)
     unsigned r[12];
-    if (__get_cpuid_max(0x80000000u, NULL) < 0x80000004u) return;
+    if ((unsigned)__get_cpuid_max(0x80000000u, NULL) < 0x80000004u) return;
     for (unsigned l = 0; l < 3; l++)
         __get_cpuid(0x80000002u + l, &r[4 * l], &r[4 * l + 1], &r[4 * l + 2], &r[4 * l + 3]);
     char s[49];

@@ -163,8 +163,12 @@ static void expected_etag(const char *name, char *out) {
 
 static int same_bytes(const char *a, const char *b) {
     FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
-    int same = fa && fb, ca, cb;
-    while (same && ((ca = getc(fa)) != EOF) | ((cb = getc(fb)) != EOF)) same = ca == cb;
+    int same = fa && fb;
+    while (same) { /* both files advance every step; equal only if they end together */
+        const int ca = getc(fa), cb = getc(fb);
+        if (ca == EOF && cb == EOF) break;
+        same = ca == cb;
+    }
     if (fa) fclose(fa);
     if (fb) fclose(fb);
     return same;

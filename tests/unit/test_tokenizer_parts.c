@@ -309,8 +309,9 @@ static void test_json_reader(void **state) {
     static const char *const bad[] = {
         "", "{", "{\"a\":1,}", "[1 2]", "{\"a\" 1}", "\"\\ud800\"", "\"\\udc00x\"", "\"a\x01\"",
         "\"\xC3\x28\"", "01", "1.", "-", "[1e]", "nul", "{} x", "\"\\q\"", "\xEF\xBB\xBF{}",
-        "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
-        "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["};
+        /* one string (the parentheses say so): nesting deeper than the parser allows */
+        ("[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+         "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[")};
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         assert_int_equal(parse(bad[k], &d, &err), MOLMO_ERR_FORMAT);
         assert_non_null(strstr(err.msg, "x.json:"));
