@@ -117,6 +117,14 @@ static void quantize_rows(const float *x, size_t ldx, int rows, int kb0, int kc,
 
 /* ---------------------------------------------------------------------------- weight packing */
 
+/* The scale of sub-block sb as int32 lanes, from the (sc, sc) int16 pairs of a scale region
+ * (the low half, sign-extended: Q6_K's scales are signed): the multiplier of the vpdpbusd
+ * sub-block sums (avx2_kquant_tile.h, KQ_DPBUSD). */
+static inline __m256i kq_scale32(const uint8_t *scr, int sb) {
+    const __m256i p = _mm256_load_si256((const __m256i *)(scr + R_SC + 32 * sb));
+    return _mm256_srai_epi32(_mm256_slli_epi32(p, 16), 16);
+}
+
 
 /* The 32 bytes at p, p + ldw, ... of nc (<= 8) columns, transposed: r[t] = dword t of each
  * column (lanes >= nc: 0, never read). */
@@ -187,16 +195,23 @@ INLINE void hdr8_q4_k(const uint8_t *w, size_t ldw, int nc, uint8_t *sc) {
     _mm256_store_ps((float *)(sc + R_DMIN), _mm256_cvtph_ps(_mm256_castsi256_si128(dm)));
 }
 
-/* One Q4_K block of nc (<= 8, may be <= 0) columns into the packed group out. */
-INLINE void pack8_q4_k(const uint8_t *w, size_t ldw, int nc, uint8_t *out, pf *f) {
+/* Value vector `high` (0: the low nibbles, 1: the high ones) of a transposed 32-byte Q4_K run:
+ * 4 values 0..15 of each of 8 columns. */
+INLINE __m256i q4_value(int high, __m256i r) {
     const __m256i m4 = _mm256_set1_epi8(0x0f);
+    return _mm256_and_si256(high ? _mm256_srli_epi16(r, 4) : r, m4);
+}
+
+/* One Q4_K block of nc (<= 8, may be <= 0) columns into the packed group out: the run of qs
+ * bytes 32g .. 32g+31 gives groups 16g + t (low nibbles) and 16g + 8 + t (high). */
+INLINE void pack8_q4_k(const uint8_t *w, size_t ldw, int nc, uint8_t *out, pf *f) {
     for (int g = 0; g < 4; g++) {
         __m256i r[8];
         load32x8(w + 16 + 32 * g, ldw, nc, r);
         pf_lines(f, PF_LINES);
         for (int t = 0; t < 8; t++) {
-            store(out + 32 * (16 * g + t), _mm256_and_si256(r[t], m4));
-            store(out + 32 * (16 * g + 8 + t), _mm256_and_si256(_mm256_srli_epi16(r[t], 4), m4));
+            store(out + 32 * (16 * g + t), q4_value(0, r[t]));
+            store(out + 32 * (16 * g + 8 + t), q4_value(1, r[t]));
         }
     }
     hdr8_q4_k(w, ldw, nc, out + OFF_SC);
@@ -221,27 +236,30 @@ INLINE void hdr8_q6_k(const uint8_t *w, size_t ldw, int nc, uint8_t *out) {
     _mm256_store_ps((float *)(out + R_D), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dh)));
 }
 
-/* One Q6_K block of nc columns into the packed group out (bit layout: avx512_kquant.c). */
+/* Value vector k (0..3) of transposed Q6_K runs a (32 ql bytes) and h (32 qh bytes): 4 values
+ * 0..63 of each of 8 columns, the 4 low bits from a's low (k even) or high (k odd) nibbles, the
+ * 2 high bits from bits 2k, 2k+1 of h (bit layout: avx512_kquant.c). */
+INLINE __m256i q6_value(int k, __m256i a, __m256i h) {
+    const __m256i hi = k == 0 ? _mm256_slli_epi16(h, 4) : k == 1 ? h
+                     : k == 2 ? _mm256_slli_epi16(h, 2) : _mm256_srli_epi16(h, 2);
+    return _mm256_or_si256(q4_value(k & 1, a), _mm256_and_si256(hi, _mm256_set1_epi8(0x30)));
+}
+
+/* One Q6_K block of nc columns into the packed group out. Per half hf (values 128 hf ..): qh
+ * run H, then ql runs p = 0, 1 (bytes 64 hf + 32 p), whose low and high nibbles give groups
+ * 32 hf + 8 p + u and 32 hf + 8 p + 16 + u. */
 INLINE void pack8_q6_k(const uint8_t *w, size_t ldw, int nc, uint8_t *out, pf *f) {
-    const __m256i m4 = _mm256_set1_epi8(0x0f), m30 = _mm256_set1_epi8(0x30);
     for (int hf = 0; hf < 2; hf++) {
         __m256i H[8], A[8];
         load32x8(w + 128 + 32 * hf, ldw, nc, H);
-        load32x8(w + 64 * hf, ldw, nc, A);
-        pf_lines(f, 2 * PF_LINES);
-        for (int u = 0; u < 8; u++) {
-            store(out + 32 * (32 * hf + u),
-                  _mm256_or_si256(_mm256_and_si256(A[u], m4), _mm256_and_si256(_mm256_slli_epi16(H[u], 4), m30)));
-            store(out + 32 * (32 * hf + 16 + u),
-                  _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(A[u], 4), m4), _mm256_and_si256(H[u], m30)));
-        }
-        load32x8(w + 64 * hf + 32, ldw, nc, A); /* B */
-        pf_lines(f, PF_LINES);
-        for (int u = 0; u < 8; u++) {
-            store(out + 32 * (32 * hf + 8 + u),
-                  _mm256_or_si256(_mm256_and_si256(A[u], m4), _mm256_and_si256(_mm256_slli_epi16(H[u], 2), m30)));
-            store(out + 32 * (32 * hf + 24 + u), _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(A[u], 4), m4),
-                                                                 _mm256_and_si256(_mm256_srli_epi16(H[u], 2), m30)));
+#pragma GCC unroll 2 /* p constant in q6_value: no selects at run time */
+        for (int p = 0; p < 2; p++) {
+            load32x8(w + 64 * hf + 32 * p, ldw, nc, A);
+            pf_lines(f, p ? PF_LINES : 2 * PF_LINES);
+            for (int u = 0; u < 8; u++) {
+                store(out + 32 * (32 * hf + 8 * p + u), q6_value(2 * p, A[u], H[u]));
+                store(out + 32 * (32 * hf + 8 * p + 16 + u), q6_value(2 * p + 1, A[u], H[u]));
+            }
         }
     }
     hdr8_q6_k(w, ldw, nc, out + OFF_SC);

@@ -5,6 +5,31 @@
  * are summed per sub-block with vpdpbusd and scaled once). Exact int32 arithmetic either way:
  * the same bits. The file undefines its parameters at its end. Not a public header. */
 
+#ifndef KQ_CAT
+#define KQ_CAT2(a, b) a##b
+#define KQ_CAT(a, b) KQ_CAT2(a, b)
+#endif
+#define KQ_STEP KQ_CAT(KQ_TILE, _f32_step)
+
+/* The f32 steps of one block for one row and 8 columns, in the specification's order: isum
+ * (Q6_K: less 32 x sum_j sc_j bsum_j) times dx·d into f, then Q4_K's min term
+ * (sum_j m_j B_j) times dx·dmin out of it. xr: the row's activation block; scr: the 8
+ * columns' scale region (R_* offsets). */
+INLINE __m256 KQ_STEP(const int q6, const uint8_t *xr, const uint8_t *scr, __m256i isum, __m256 f) {
+    float dxi;
+    memcpy(&dxi, xr + XB_DX, 4);
+    const __m256 dxv = _mm256_set1_ps(dxi);
+    __m256i aux = _mm256_setzero_si256();
+    for (int p = 0; p < (q6 ? 8 : 4); p++) /* Q6_K: scale pairs x 16-value sums; Q4_K: min pairs x 32-value sums */
+        aux = KQ_MADD_ACC(aux, _mm256_load_si256((const __m256i *)(scr + R_MP + 32 * p)),
+                          _mm256_set1_epi32(load_i32(xr + (q6 ? XB_BQ : XB_BP) + 4 * p)));
+    if (q6) isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(aux, 5));
+    f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dxv, _mm256_load_ps((const float *)(scr + R_D))), f);
+    if (!q6)
+        f = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(aux), _mm256_mul_ps(dxv, _mm256_load_ps((const float *)(scr + R_DMIN))), f);
+    return f;
+}
+
 /* y[0:mr, 0:NR] of one block (as the AVX-512 tile): row i's activation block at xa + i * ldq. */
 INLINE void KQ_TILE(const int mr, const int q6, const uint8_t *xa, size_t ldq, const uint8_t *pb,
                     float *y, size_t ldy, int first, const float *bias, const int nc[NV]) {
@@ -27,8 +52,7 @@ INLINE void KQ_TILE(const int mr, const int q6, const uint8_t *xa, size_t ldq, c
             }
         }
         for (int v = 0; v < NV; v++) {
-            const __m256i p_ = _mm256_load_si256((const __m256i *)(pb + v * PV + OFF_SC + 32 * sb));
-            const __m256i c_ = _mm256_srai_epi32(_mm256_slli_epi32(p_, 16), 16);
+            const __m256i c_ = kq_scale32(pb + v * PV + OFF_SC, sb);
             for (int i = 0; i < mr; i++) acc[i][v] = _mm256_add_epi32(acc[i][v], _mm256_mullo_epi32(sv[i][v], c_));
         }
 #else
@@ -45,62 +69,49 @@ INLINE void KQ_TILE(const int mr, const int q6, const uint8_t *xa, size_t ldq, c
         }
 #endif
     }
-    for (int i = 0; i < mr; i++) {
-        const uint8_t *xr = xa + i * ldq;
-        float dxi;
-        memcpy(&dxi, xr + XB_DX, 4);
-        const __m256 dxv = _mm256_set1_ps(dxi);
+    for (int i = 0; i < mr; i++)
         for (int v = 0; v < NV; v++) {
-            const uint8_t *pv = pb + v * PV;
-            __m256i isum = acc[i][v], aux = _mm256_setzero_si256();
-            for (int p = 0; p < (q6 ? 8 : 4); p++) /* Q6_K: sum sc_j bsum_j; Q4_K: sum m_j B_j */
-                aux = KQ_MADD_ACC(aux, _mm256_load_si256((const __m256i *)(pv + OFF_MP + 32 * p)),
-                                  _mm256_set1_epi32(load_i32(xr + (q6 ? XB_BQ : XB_BP) + 4 * p)));
-            if (q6) isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(aux, 5));
             float *yp = y + i * ldy + 8 * v;
             __m256 f = first ? _mm256_setzero_ps() : avx2_load(yp, nc[v]);
-            f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dxv, _mm256_load_ps((const float *)(pv + OFF_D))), f);
-            if (!q6)
-                f = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(aux),
-                                     _mm256_mul_ps(dxv, _mm256_load_ps((const float *)(pv + OFF_DMIN))), f);
+            f = KQ_STEP(q6, xa + i * ldq, pb + v * PV + OFF_SC, acc[i][v], f);
             if (bias) f = _mm256_add_ps(f, avx2_load(bias + 8 * v, nc[v]));
             if (nc[v] > 0) avx2_store(yp, nc[v], f);
         }
-    }
 }
 
-/* isum[i] += the products of value vector v (4 values of each of 8 columns: group gi of the
- * block) with row i's activation dword gi, each pair sum times its sub-block scale scp. */
-#define KQ_GEMV_STEP(v, gi, scp)                                                                   \
-    do {                                                                                           \
-        const __m256i v_ = (v);                                                                    \
-        for (int i = 0; i < mr; i++)                                                               \
-            isum[i] = KQ_MADD_ACC(isum[i], _mm256_maddubs_epi16(v_, _mm256_set1_epi32(load_i32(   \
-                                               xb + i * ldq + 4 * (gi)))), (scp));                 \
-    } while (0)
-
+/* The GEMV's products of value vector v (group gi of the block: 4 values of each of 8 columns)
+ * with row i's activation dword gi, for sub-block sb. With AVX-VNNI (KQ_DPBUSD) they are summed
+ * on their own in s[slot] with vpdpbusd (unsigned weight bytes x signed activation bytes, 4 a
+ * lane) and KQ_SB_END scales the int32 sums once (vpmulld) into isum: 8 + 3 instructions for a
+ * Q4_K sub-block of 8 columns where vpmaddubsw and vpdpwssd take 16. Without it the scale is
+ * folded into the widening of the pair sums, straight into isum. Exact int32 either way: the
+ * same bits. */
 #ifdef KQ_DPBUSD
-/* With AVX-VNNI the GEMV sums each sub-block's products on their own with vpdpbusd (unsigned
- * weight bytes x signed activation bytes, 4 a lane) and then scales the int32 sums once
- * (vpmulld): 8 + 3 instructions for a Q4_K sub-block of 8 columns where vpmaddubsw and
- * vpdpwssd take 16. Exact int32 either way: the same bits. s[i] += v x row i's dword gi. */
-#define KQ_SB_STEP(s, v, gi)                                                                       \
+#define KQ_SB_ADD(slot, v, gi, sb)                                                                 \
     do {                                                                                           \
         const __m256i v_ = (v);                                                                    \
         for (int i = 0; i < mr; i++)                                                               \
-            s[i] = _mm256_dpbusd_avx_epi32(s[i], v_, _mm256_set1_epi32(load_i32(xb + i * ldq + 4 * (gi)))); \
+            s[slot][i] = _mm256_dpbusd_avx_epi32(s[slot][i], v_,                                   \
+                                                 _mm256_set1_epi32(load_i32(xb + i * ldq + 4 * (gi)))); \
     } while (0)
-/* isum[i] += s[i] * the scale of sub-block sb (the low int16 of its pair, sign-extended), and
- * s restarts at 0. */
-#define KQ_SB_FLUSH(s, sb)                                                                         \
+#define KQ_SB_END(slot, sb)                                                                        \
     do {                                                                                           \
-        const __m256i p_ = _mm256_load_si256((const __m256i *)(sc + R_SC + 32 * (sb)));            \
-        const __m256i c_ = _mm256_srai_epi32(_mm256_slli_epi32(p_, 16), 16);                       \
+        const __m256i c_ = kq_scale32(sc, (sb));                                                   \
         for (int i = 0; i < mr; i++) {                                                             \
-            isum[i] = _mm256_add_epi32(isum[i], _mm256_mullo_epi32(s[i], c_));                     \
-            s[i] = _mm256_setzero_si256();                                                         \
+            isum[i] = _mm256_add_epi32(isum[i], _mm256_mullo_epi32(s[slot][i], c_));               \
+            s[slot][i] = _mm256_setzero_si256();                                                   \
         }                                                                                          \
     } while (0)
+#else
+#define KQ_SB_ADD(slot, v, gi, sb)                                                                 \
+    do {                                                                                           \
+        const __m256i v_ = (v);                                                                    \
+        const __m256i p_ = _mm256_load_si256((const __m256i *)(sc + R_SC + 32 * (sb)));            \
+        for (int i = 0; i < mr; i++)                                                               \
+            isum[i] = KQ_MADD_ACC(isum[i], _mm256_maddubs_epi16(v_, _mm256_set1_epi32(load_i32(   \
+                                               xb + i * ldq + 4 * (gi)))), p_);                    \
+    } while (0)
+#define KQ_SB_END(slot, sb) ((void)0)
 #endif
 
 /* Decode (mr <= MR rows): y[0:mr, 0:8] of the 8 columns at w (nc valid, rows ldw bytes apart)
@@ -114,106 +125,49 @@ INLINE void KQ_GEMV(const int mr, const int q6, int nc, const uint8_t *w, size_t
                     int nbk, const uint8_t *xa, size_t ldq, float *y, size_t ldy, int first,
                     const float *bias, pf *f, size_t next_bytes) {
     _Alignas(32) uint8_t sc[SCB];
-    const __m256i m4 = _mm256_set1_epi8(0x0f), m30 = _mm256_set1_epi8(0x30);
     __m256 acc[MR];
     for (int i = 0; i < mr; i++) acc[i] = first ? _mm256_setzero_ps() : avx2_load(y + i * ldy, nc);
     for (int b = 0; b < nbk; b++) {
         const uint8_t *wb = w + (size_t)b * bb, *xb = xa + (size_t)b * XB;
         f->end = next_bytes * (size_t)(b + 1) / (size_t)nbk;
-        __m256i isum[MR];
-        for (int i = 0; i < mr; i++) isum[i] = _mm256_setzero_si256();
+        __m256i isum[MR], s[2][MR]; /* s: the two sub-blocks being summed (KQ_DPBUSD) */
+        for (int i = 0; i < mr; i++) isum[i] = s[0][i] = s[1][i] = _mm256_setzero_si256();
+        (void)s;
         if (!q6) {
             hdr8_q4_k(wb, ldw, nc, sc);
-            for (int g = 0; g < 4; g++) { /* sub-blocks 2g (low nibbles) and 2g + 1 (high) */
+            for (int g = 0; g < 4; g++) { /* as pack8_q4_k: sub-blocks 2g and 2g + 1 */
                 __m256i r[8];
                 load32x8(wb + 16 + 32 * g, ldw, nc, r);
                 pf_lines(f, PF_LINES);
-#ifdef KQ_DPBUSD
-                __m256i sl[MR], sh[MR];
-                for (int i = 0; i < mr; i++) sl[i] = sh[i] = _mm256_setzero_si256();
                 for (int t = 0; t < 8; t++) {
-                    KQ_SB_STEP(sl, _mm256_and_si256(r[t], m4), 16 * g + t);
-                    KQ_SB_STEP(sh, _mm256_and_si256(_mm256_srli_epi16(r[t], 4), m4), 16 * g + 8 + t);
+                    KQ_SB_ADD(0, q4_value(0, r[t]), 16 * g + t, 2 * g);
+                    KQ_SB_ADD(1, q4_value(1, r[t]), 16 * g + 8 + t, 2 * g + 1);
                 }
-                KQ_SB_FLUSH(sl, 2 * g);
-                KQ_SB_FLUSH(sh, 2 * g + 1);
-#else
-                const __m256i sl = _mm256_load_si256((const __m256i *)(sc + R_SC + 32 * (2 * g)));
-                const __m256i sh = _mm256_load_si256((const __m256i *)(sc + R_SC + 32 * (2 * g + 1)));
-                for (int t = 0; t < 8; t++) {
-                    KQ_GEMV_STEP(_mm256_and_si256(r[t], m4), 16 * g + t, sl);
-                    KQ_GEMV_STEP(_mm256_and_si256(_mm256_srli_epi16(r[t], 4), m4), 16 * g + 8 + t, sh);
-                }
-#endif
+                KQ_SB_END(0, 2 * g);
+                KQ_SB_END(1, 2 * g + 1);
             }
         } else {
             hdr8_q6_k(wb, ldw, nc, sc);
-            for (int hf = 0; hf < 2; hf++) { /* values 128 hf ..: groups 32 hf + 0 .. 31 */
+            for (int hf = 0; hf < 2; hf++) { /* as pack8_q6_k */
                 __m256i H[8], A[8];
                 load32x8(wb + 128 + 32 * hf, ldw, nc, H);
-                load32x8(wb + 64 * hf, ldw, nc, A);
-                pf_lines(f, 2 * PF_LINES);
-#ifdef KQ_DPBUSD
-                __m256i s0[MR], s1[MR]; /* the two sub-blocks being summed */
-                for (int i = 0; i < mr; i++) s0[i] = s1[i] = _mm256_setzero_si256();
-#endif
-                for (int u = 0; u < 8; u++) { /* groups 32 hf + u and 32 hf + 16 + u */
-                    const int g0 = 32 * hf + u, g1 = 32 * hf + 16 + u;
-                    const __m256i v0 = _mm256_or_si256(_mm256_and_si256(A[u], m4),
-                                                       _mm256_and_si256(_mm256_slli_epi16(H[u], 4), m30));
-                    const __m256i v1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(A[u], 4), m4),
-                                                       _mm256_and_si256(H[u], m30));
-#ifdef KQ_DPBUSD
-                    KQ_SB_STEP(s0, v0, g0);
-                    KQ_SB_STEP(s1, v1, g1);
-                    if (u % 4 == 3) { /* sub-blocks g0 / 4 and g1 / 4 are complete */
-                        KQ_SB_FLUSH(s0, g0 / 4);
-                        KQ_SB_FLUSH(s1, g1 / 4);
+#pragma GCC unroll 2 /* p constant in q6_value: no selects at run time */
+                for (int p = 0; p < 2; p++) {
+                    load32x8(wb + 64 * hf + 32 * p, ldw, nc, A);
+                    pf_lines(f, p ? PF_LINES : 2 * PF_LINES);
+                    for (int u = 0; u < 8; u++) {
+                        const int g0 = 32 * hf + 8 * p + u, g1 = g0 + 16; /* sub-blocks g / 4 */
+                        KQ_SB_ADD(0, q6_value(2 * p, A[u], H[u]), g0, g0 / 4);
+                        KQ_SB_ADD(1, q6_value(2 * p + 1, A[u], H[u]), g1, g1 / 4);
+                        if (u % 4 == 3) {
+                            KQ_SB_END(0, g0 / 4);
+                            KQ_SB_END(1, g1 / 4);
+                        }
                     }
-#else
-                    KQ_GEMV_STEP(v0, g0, _mm256_load_si256((const __m256i *)(sc + R_SC + 32 * (g0 / 4))));
-                    KQ_GEMV_STEP(v1, g1, _mm256_load_si256((const __m256i *)(sc + R_SC + 32 * (g1 / 4))));
-#endif
-                }
-                load32x8(wb + 64 * hf + 32, ldw, nc, A); /* B */
-                pf_lines(f, PF_LINES);
-                for (int u = 0; u < 8; u++) { /* groups 32 hf + 8 + u and 32 hf + 24 + u */
-                    const int g0 = 32 * hf + 8 + u, g1 = 32 * hf + 24 + u;
-                    const __m256i v0 = _mm256_or_si256(_mm256_and_si256(A[u], m4),
-                                                       _mm256_and_si256(_mm256_slli_epi16(H[u], 2), m30));
-                    const __m256i v1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(A[u], 4), m4),
-                                                       _mm256_and_si256(_mm256_srli_epi16(H[u], 2), m30));
-#ifdef KQ_DPBUSD
-                    KQ_SB_STEP(s0, v0, g0);
-                    KQ_SB_STEP(s1, v1, g1);
-                    if (u % 4 == 3) {
-                        KQ_SB_FLUSH(s0, g0 / 4);
-                        KQ_SB_FLUSH(s1, g1 / 4);
-                    }
-#else
-                    KQ_GEMV_STEP(v0, g0, _mm256_load_si256((const __m256i *)(sc + R_SC + 32 * (g0 / 4))));
-                    KQ_GEMV_STEP(v1, g1, _mm256_load_si256((const __m256i *)(sc + R_SC + 32 * (g1 / 4))));
-#endif
                 }
             }
         }
-        for (int i = 0; i < mr; i++) { /* the block's f32 steps, as KQ_TILE's */
-            const uint8_t *xr = xb + i * ldq;
-            float dxi;
-            memcpy(&dxi, xr + XB_DX, 4);
-            const __m256 dxv = _mm256_set1_ps(dxi);
-            __m256i aux = _mm256_setzero_si256();
-            for (int p = 0; p < (q6 ? 8 : 4); p++)
-                aux = KQ_MADD_ACC(aux, _mm256_load_si256((const __m256i *)(sc + R_MP + 32 * p)),
-                                  _mm256_set1_epi32(load_i32(xr + (q6 ? XB_BQ : XB_BP) + 4 * p)));
-            if (q6) isum[i] = _mm256_sub_epi32(isum[i], _mm256_slli_epi32(aux, 5));
-            acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i]),
-                                     _mm256_mul_ps(dxv, _mm256_load_ps((const float *)(sc + R_D))), acc[i]);
-            if (!q6)
-                acc[i] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(aux),
-                                          _mm256_mul_ps(dxv, _mm256_load_ps((const float *)(sc + R_DMIN))),
-                                          acc[i]);
-        }
+        for (int i = 0; i < mr; i++) acc[i] = KQ_STEP(q6, xb + i * ldq, sc, isum[i], acc[i]);
         pf_lines(f, 1 << 20); /* what is left of this block's share */
     }
     for (int i = 0; i < mr; i++) {
@@ -222,12 +176,10 @@ INLINE void KQ_GEMV(const int mr, const int q6, int nc, const uint8_t *w, size_t
     }
 }
 
-#undef KQ_GEMV_STEP
-#ifdef KQ_DPBUSD
-#undef KQ_SB_STEP
-#undef KQ_SB_FLUSH
+#undef KQ_SB_ADD
+#undef KQ_SB_END
+#undef KQ_STEP
 #undef KQ_DPBUSD
-#endif
 #undef KQ_TILE
 #undef KQ_GEMV
 #undef KQ_MADD_ACC
