@@ -360,10 +360,9 @@ void molmo_k_matmul_q_avx2(const molmo_matmul_args *a, int m0, int m1, int n0, i
             size_t ldq;
             if (xq) {
                 ldq = molmo_x86_xq_rows_chunk(xq, mb0, nb, kb0, &cq, &cdx, &ccorr);
-            } else {
-                ldq = (size_t)kcn * XB_BYTES;
+            } else { /* the same layout, over the chunk's kcn blocks */
                 quantize_rows(a->x + (size_t)mb0 * ldx, ldx, mb1 - mb0, kb0, kcn, corr_c(q8, vnni), xc);
-                cq = xc, cdx = xc + 32 * (size_t)kcn, ccorr = xc + 36 * (size_t)kcn;
+                ldq = molmo_x86_xq_rows_chunk(xc, 0, kcn, 0, &cq, &cdx, &ccorr);
             }
             for (int j0 = n0; j0 < n1; j0 += NR) {
                 const int nr = n1 - j0 < NR ? n1 - j0 : NR;
