@@ -41,14 +41,16 @@ static uint64_t layer_bytes(const molmo_llm_layer *L, const molmo_config *c, int
  * model, the MLP of a dense one (a Q4_K_M-like file keeps attention in q6_k: it is still a
  * q4_k model). */
 static molmo_dtype main_llm_type(const molmo_llm_layer *L, const molmo_config *c) {
-    const molmo_tensor *t[] = {&L->att_proj, &L->attn_out, &L->ff_proj, &L->ff_out,
-                               L->experts ? &L->experts[0].gate : NULL,
-                               L->experts ? &L->experts[0].up : NULL,
-                               L->experts ? &L->experts[0].down : NULL};
     uint64_t bytes[MOLMO_DTYPE_COUNT] = {0};
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-        if (t[i] && t[i]->data && (int)t[i]->dtype >= 0 && t[i]->dtype < MOLMO_DTYPE_COUNT)
-            bytes[t[i]->dtype] += tbytes(t[i]) * (i >= 4 ? (uint64_t)c->n_experts : 1);
+    const molmo_tensor *dense[] = {&L->att_proj, &L->attn_out, &L->ff_proj, &L->ff_out};
+    for (size_t i = 0; i < sizeof dense / sizeof dense[0]; i++)
+        bytes[dense[i]->dtype] += tbytes(dense[i]);
+    if (L->experts) { /* experts share shapes and types */
+        const molmo_expert *e = &L->experts[0];
+        bytes[e->gate.dtype] += tbytes(&e->gate) * (uint64_t)c->n_experts;
+        bytes[e->up.dtype] += tbytes(&e->up) * (uint64_t)c->n_experts;
+        bytes[e->down.dtype] += tbytes(&e->down) * (uint64_t)c->n_experts;
+    }
     int best = (int)L->att_proj.dtype;
     for (int d = 0; d < MOLMO_DTYPE_COUNT; d++)
         if (bytes[d] > bytes[best]) best = d;

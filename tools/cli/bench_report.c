@@ -176,7 +176,8 @@ static void print_header(const bench_report *r) {
 /* Mapped weights that read well below fresh memory (some VMs' page cache): --no-mmap helps
  * decode there, so say it below the table. */
 static void print_mmap_hint(const bench_report *r) {
-    for (int i = 0; i < r->n_machine && !r->no_mmap; i++) {
+    if (r->no_mmap) return;
+    for (int i = 0; i < r->n_machine; i++) {
         const molmo_bench_machine *m = &r->machine[i];
         if (m->weights_read_gbs > 0 && m->weights_read_gbs < 0.85 * m->read_gbs) {
             printf("\nThe mapped weights read at %.0f%% of fresh memory's bandwidth (%d threads): "
