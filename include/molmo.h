@@ -159,7 +159,11 @@ typedef struct molmo_model_params {
                                 * and a read at load. On some hosts (VMs) the page cache reads
                                 * slower than the process's memory and decode gains 10-30%
                                 * (docs/bench.md). Refused with MOLMO_ERR_NOMEM where the
-                                * files exceed the memory the kernel reports available. */
+                                * files exceed the memory the kernel reports available.
+                                * In that copy, Q4_0 matrices are laid out anew for the
+                                * AVX-512 kernels (interleaved by 16 rows, as llama.cpp's CPU
+                                * repack): the same results, faster q4_0 decode.           */
+    int no_repack;             /* nonzero (with no_mmap): keep the file's layout            */
 } molmo_model_params;
 
 MOLMO_API molmo_model_params molmo_model_default_params(void);
@@ -203,6 +207,8 @@ typedef struct molmo_model_info {
     int n_tensors;
     uint64_t n_tensors_by_dtype[MOLMO_DTYPE_COUNT];
     int n_files;                   /* number of safetensors shards                           */
+    int n_matrices_interleaved;    /* Q4_0 matrices laid out anew for the kernels at load
+                                      (no_mmap without no_repack, on AVX-512 CPUs)          */
     uint64_t kv_cache_bytes_per_token; /* f32 K+V for all layers                            */
     uint64_t memory_estimate_bytes; /* weights (mapped) + KV cache at the default context  */
                                     /* + activations for a 12-crop image prompt             */

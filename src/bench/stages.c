@@ -44,14 +44,14 @@ static molmo_dtype main_llm_type(const molmo_llm_layer *L, const molmo_config *c
     uint64_t bytes[MOLMO_DTYPE_COUNT] = {0};
     const molmo_tensor *dense[] = {&L->att_proj, &L->attn_out, &L->ff_proj, &L->ff_out};
     for (size_t i = 0; i < sizeof dense / sizeof dense[0]; i++)
-        bytes[dense[i]->dtype] += tbytes(dense[i]);
+        bytes[molmo_dtype_stored(dense[i]->dtype)] += tbytes(dense[i]);
     if (L->experts) { /* experts share shapes and types */
         const molmo_expert *e = &L->experts[0];
-        bytes[e->gate.dtype] += tbytes(&e->gate) * (uint64_t)c->n_experts;
-        bytes[e->up.dtype] += tbytes(&e->up) * (uint64_t)c->n_experts;
-        bytes[e->down.dtype] += tbytes(&e->down) * (uint64_t)c->n_experts;
+        bytes[molmo_dtype_stored(e->gate.dtype)] += tbytes(&e->gate) * (uint64_t)c->n_experts;
+        bytes[molmo_dtype_stored(e->up.dtype)] += tbytes(&e->up) * (uint64_t)c->n_experts;
+        bytes[molmo_dtype_stored(e->down.dtype)] += tbytes(&e->down) * (uint64_t)c->n_experts;
     }
-    int best = (int)L->att_proj.dtype;
+    int best = (int)molmo_dtype_stored(L->att_proj.dtype);
     for (int d = 0; d < MOLMO_DTYPE_COUNT; d++)
         if (bytes[d] > bytes[best]) best = d;
     return (molmo_dtype)best;
@@ -125,7 +125,7 @@ molmo_status molmo_bench_costs_get(const molmo_model *m, int n_prompt, molmo_ben
     out->decode_bytes = dec;
     out->llm_bytes = all;
     out->vision_bytes = vision_bytes(w, c);
-    out->vision_type = w->vit[0].w1.dtype;
+    out->vision_type = molmo_dtype_stored(w->vit[0].w1.dtype);
     out->llm_type = main_llm_type(&w->layers[0], c);
     return MOLMO_OK;
 }

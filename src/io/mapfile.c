@@ -185,6 +185,11 @@ molmo_status molmo_mapfile_to_ram(molmo_mapfile *m, const char *path, molmo_erro
     return MOLMO_OK;
 }
 
+int molmo_mapfile_set_writable(const molmo_mapfile *m, int on) {
+    if (!m->data || !m->size) return 0;
+    return mprotect((void *)m->data, m->size, on ? PROT_READ | PROT_WRITE : PROT_READ);
+}
+
 void molmo_mapfile_close(molmo_mapfile *m) {
     if (m->data) munmap((void *)m->data, m->size);
     m->data = NULL;

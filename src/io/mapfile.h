@@ -29,6 +29,11 @@ void molmo_mapfile_prefault(const molmo_mapfile *m);
  * the move; the messages name `path`. */
 molmo_status molmo_mapfile_to_ram(molmo_mapfile *m, const char *path, molmo_error *err);
 
+/* Lets the process write to (on = 1) or only read (on = 0) a copy made by molmo_mapfile_to_ram,
+ * for a loader that lays its bytes out anew (model/repack.c). Returns 0, or -1 when the kernel
+ * refuses (errno set). Never for a mapping of the file itself. */
+int molmo_mapfile_set_writable(const molmo_mapfile *m, int on);
+
 /* Reads a whole (small) file into a NUL-terminated heap buffer; refuses files > max_bytes. */
 molmo_status molmo_read_file(const char *path, size_t max_bytes, char **out, size_t *out_len,
                              molmo_error *err);

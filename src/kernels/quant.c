@@ -23,7 +23,7 @@ int molmo_dtype_block_size(molmo_dtype t) {
     case MOLMO_DTYPE_Q4_0: return MOLMO_QK;
     case MOLMO_DTYPE_Q4_K:
     case MOLMO_DTYPE_Q6_K: return MOLMO_QK_K;
-    default: return 0;
+    default: return t == MOLMO_DTYPE_Q4_0_X16 ? MOLMO_QK : 0;
     }
 }
 
@@ -38,13 +38,51 @@ size_t molmo_dtype_row_bytes(molmo_dtype t, int64_t n) {
     case MOLMO_DTYPE_Q4_0: unit = MOLMO_Q4_0_BYTES; break;
     case MOLMO_DTYPE_Q4_K: unit = MOLMO_Q4_K_BYTES; break;
     case MOLMO_DTYPE_Q6_K: unit = MOLMO_Q6_K_BYTES; break;
-    default: return 0;
+    default:
+        if (t != MOLMO_DTYPE_Q4_0_X16) return 0;
+        unit = MOLMO_Q4_0_BYTES; /* the same bytes, by groups of 16 rows (quant.h) */
     }
     const int bs = molmo_dtype_block_size(t);
     if (n < 0 || n % bs != 0) return 0;
     const uint64_t blocks = (uint64_t)(n / bs);
     if (blocks > SIZE_MAX / unit) return 0;
     return (size_t)blocks * unit;
+}
+
+/* One group of 16 rows (nb blocks each) between the row layout at rows and the Q4_0_X16 layout
+ * at g (quant.h); to_x16 says which way. */
+static void x16_group(uint8_t *rows, uint8_t *g, size_t nb, int to_x16) {
+    const size_t ldw = nb * MOLMO_Q4_0_BYTES;
+    for (size_t c = 0; c < MOLMO_X16_ROWS; c++)
+        for (size_t b = 0; b < nb; b++) {
+            uint8_t *blk = rows + c * ldw + b * MOLMO_Q4_0_BYTES;
+            uint8_t *sc = g + 32 * b + 2 * c, *qs = g + 32 * nb + 256 * b + 4 * c;
+            if (to_x16) {
+                memcpy(sc, blk, 2);
+                for (size_t t = 0; t < 4; t++) memcpy(qs + 64 * t, blk + 2 + 4 * t, 4);
+            } else {
+                memcpy(blk, sc, 2);
+                for (size_t t = 0; t < 4; t++) memcpy(blk + 2 + 4 * t, qs + 64 * t, 4);
+            }
+        }
+}
+
+void molmo_q4_0_to_x16(void *w, int64_t n_rows, int64_t K, void *tmp) {
+    const size_t nb = (size_t)K / MOLMO_QK, group = MOLMO_X16_ROWS * nb * MOLMO_Q4_0_BYTES;
+    for (int64_t r = 0; r + MOLMO_X16_ROWS <= n_rows; r += MOLMO_X16_ROWS) {
+        uint8_t *g = (uint8_t *)w + (size_t)(r / MOLMO_X16_ROWS) * group;
+        memcpy(tmp, g, group);
+        x16_group(tmp, g, nb, 1);
+    }
+}
+
+void molmo_q4_0_from_x16(void *w, int64_t n_rows, int64_t K, void *tmp) {
+    const size_t nb = (size_t)K / MOLMO_QK, group = MOLMO_X16_ROWS * nb * MOLMO_Q4_0_BYTES;
+    for (int64_t r = 0; r + MOLMO_X16_ROWS <= n_rows; r += MOLMO_X16_ROWS) {
+        uint8_t *g = (uint8_t *)w + (size_t)(r / MOLMO_X16_ROWS) * group;
+        memcpy(tmp, g, group);
+        x16_group(g, tmp, nb, 0);
+    }
 }
 
 uint16_t molmo_f32_to_f16(float f) {

@@ -11,8 +11,10 @@
 #include "io/gguf.h"
 #include "io/mapfile.h"
 #include "io/path.h"
+#include "kernels/quant.h"
 #include "model/arch.h"
 #include "model/model_gguf.h"
+#include "model/repack.h"
 
 molmo_model_params molmo_model_default_params(void) {
     molmo_model_params p;
@@ -114,6 +116,8 @@ molmo_status molmo_model_load(const char *path_or_repo, const molmo_model_params
      * pointer bound above stays valid */
     for (int i = 0; s == MOLMO_OK && p->no_mmap && i < m->st.n_files; i++)
         s = molmo_mapfile_to_ram(&m->st.maps[i], m->st.paths[i], err);
+    /* and, in that copy, Q4_0 matrices laid out for the kernels (the same products) */
+    if (s == MOLMO_OK && p->no_mmap && !p->no_repack) molmo_model_repack_q4_0(m, p->log, p->log_user);
     if (s != MOLMO_OK) {
         molmo_model_free(m);
         return s;
@@ -148,6 +152,10 @@ static uint64_t activation_estimate(const molmo_config *c) {
     uint64_t llm = 1300ull * (uint64_t)(2 * c->d_ff + 6 * c->d_model) * 4;
     uint64_t logits = (uint64_t)c->embedding_size * 4;
     return vit + llm + logits;
+}
+
+static void count_interleaved(void *user, molmo_tensor *t) {
+    *(int *)user += t->dtype == MOLMO_DTYPE_Q4_0_X16;
 }
 
 molmo_status molmo_model_get_info(const molmo_model *m, molmo_model_info *o) {
@@ -191,6 +199,7 @@ molmo_status molmo_model_get_info(const molmo_model *m, molmo_model_info *o) {
     o->n_tensors = m->st.n_tensors;
     for (int i = 0; i < m->st.n_tensors; i++) o->n_tensors_by_dtype[m->st.tensors[i].dtype]++;
     o->n_files = m->st.n_files;
+    molmo_weights_each_matrix((molmo_weights *)&m->w, c, count_interleaved, &o->n_matrices_interleaved);
     o->kv_cache_bytes_per_token = 2ull * (uint64_t)c->n_layers * (uint64_t)c->n_kv_heads *
                                   (uint64_t)c->head_dim * sizeof(float);
     o->memory_estimate_bytes = m->weight_bytes +

@@ -277,6 +277,32 @@ molmo_status molmo_weights_enumerate(const molmo_config *c, molmo_weights_visit_
     return b.status;
 }
 
+void molmo_weights_each_matrix(molmo_weights *w, const molmo_config *c,
+                               molmo_weights_matrix_fn fn, void *user) {
+    molmo_tensor *one[] = {&w->lm_head, &w->pool_wq, &w->pool_wk, &w->pool_wv, &w->pool_wo,
+                           &w->proj_w1, &w->proj_w2, &w->proj_w3};
+    for (size_t i = 0; i < sizeof one / sizeof one[0]; i++)
+        if (one[i]->data) fn(user, one[i]);
+    for (int i = 0; w->layers && i < c->n_layers; i++) {
+        molmo_llm_layer *L = &w->layers[i];
+        molmo_tensor *t[] = {&L->att_proj, &L->attn_out, &L->ff_proj, &L->ff_out};
+        for (size_t k = 0; k < sizeof t / sizeof t[0]; k++)
+            if (t[k]->data) fn(user, t[k]);
+        for (int e = 0; L->experts && e < c->n_experts; e++) {
+            molmo_expert *x = &L->experts[e];
+            molmo_tensor *et[] = {&x->gate, &x->up, &x->down};
+            for (size_t k = 0; k < 3; k++)
+                if (et[k]->data) fn(user, et[k]);
+        }
+    }
+    for (int i = 0; w->vit && i < c->vit_n_layers; i++) {
+        molmo_vit_layer *L = &w->vit[i];
+        molmo_tensor *t[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w2};
+        for (size_t k = 0; k < sizeof t / sizeof t[0]; k++)
+            if (t[k]->data) fn(user, t[k]);
+    }
+}
+
 void molmo_weights_free(molmo_weights *w, const molmo_config *c) {
     if (w->layers)
         for (int i = 0; i < c->n_layers; i++) molmo_free(w->layers[i].experts);

@@ -89,6 +89,14 @@ typedef void (*molmo_weights_visit_fn)(void *user, const char *name, int n_dims,
 molmo_status molmo_weights_enumerate(const molmo_config *cfg, molmo_weights_visit_fn visit,
                                      void *user, molmo_error *err);
 
+/* Calls fn for every tensor used only as the weights of matmuls (the projections of the LLM,
+ * the ViT and the connector, the experts, the head; not the embeddings, which are read by
+ * rows, nor the patch embedding or the router): those a loader may lay out for the kernels
+ * (model/repack.c). Each tensor once, absent ones not at all. */
+typedef void (*molmo_weights_matrix_fn)(void *user, molmo_tensor *t);
+void molmo_weights_each_matrix(molmo_weights *w, const molmo_config *cfg,
+                               molmo_weights_matrix_fn fn, void *user);
+
 void molmo_weights_free(molmo_weights *w, const molmo_config *cfg);
 
 #endif

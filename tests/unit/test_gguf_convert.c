@@ -22,8 +22,10 @@
 #include "model/context.h"
 #include "model/convert.h"
 #include "model/decoder.h"
+#include "model/model.h"
 #include "model/presets.h"
 #include "model/weights.h"
+#include "kernels/kernels.h"
 #include "kernels/ops.h"
 #include "base/fp16.h"
 #include "testutil.h"
@@ -51,15 +53,23 @@ static const char *model_dir(char *out, size_t cap, const char *model) {
 }
 
 /* Converts fixture `model` to `type`; returns the path (static per call site: copy it). */
-static void convert(const char *model, molmo_dtype type, char *out, size_t cap) {
+static void convert_vt(const char *model, molmo_dtype type, molmo_dtype vtype, char *out,
+                       size_t cap) {
     char src[1024];
-    snprintf(out, cap, "%s/%s-%s.gguf", tmpdir, model, molmo_dtype_name(type));
+    snprintf(out, cap, "%s/%s-%s%s%s.gguf", tmpdir, model, molmo_dtype_name(type),
+             vtype == MOLMO_DTYPE_COUNT ? "" : "-vit-",
+             vtype == MOLMO_DTYPE_COUNT ? "" : molmo_dtype_name(vtype));
     if (access(out, F_OK) == 0) return;
     molmo_convert_params p = molmo_convert_default_params();
     p.type = type;
+    p.vision_type = vtype;
     molmo_error err = {0};
     if (molmo_convert(model_dir(src, sizeof src, model), out, &p, &err) != MOLMO_OK)
         fail_msg("convert %s to %s: %s", model, molmo_dtype_name(type), err.msg);
+}
+
+static void convert(const char *model, molmo_dtype type, char *out, size_t cap) {
+    convert_vt(model, type, MOLMO_DTYPE_COUNT, out, cap);
 }
 
 /* ---- running a golden case, keeping the logits of every step ---------------------------- */
@@ -95,6 +105,13 @@ static void golden_input_open(golden_input *in, const char *model, const char *c
 
 static int g_bf16_act; /* contexts with bf16 activations (type_check.bf16_act) */
 static int g_no_mmap;  /* models loaded with molmo_model_params.no_mmap */
+static int g_no_repack; /* and no_repack */
+static int g_n_x16;    /* matrices the last run_case's model had laid out as Q4_0_X16 */
+
+static void count_x16(void *user, molmo_tensor *t) {
+    (void)user;
+    g_n_x16 += t->dtype == MOLMO_DTYPE_Q4_0_X16;
+}
 
 static molmo_context *new_context(const molmo_model *m) {
     molmo_context_params cp = molmo_context_default_params();
@@ -150,7 +167,10 @@ static void run_case(const char *path, const char *golden_model, const char *cas
     molmo_model *m = NULL;
     molmo_model_params mp = molmo_model_default_params();
     mp.no_mmap = g_no_mmap;
+    mp.no_repack = g_no_repack;
     if (molmo_model_load(path, &mp, &m, &err) != MOLMO_OK) fail_msg("%s", err.msg);
+    g_n_x16 = 0;
+    molmo_weights_each_matrix(&m->w, &m->cfg, count_x16, NULL);
     golden_input in;
     golden_input_open(&in, golden_model, case_name);
     teacher_forced(m, &in, r);
@@ -822,6 +842,75 @@ static void test_no_mmap_identical(void **state) {
     }
 }
 
+/* --no-mmap lays q4_0 matrices out as Q4_0_X16 (model/repack.c) where the kernels read that
+ * layout: every matrix of the language model and the vision tower (all have multiples of 16
+ * rows here) but the q8_0 head; the logits keep their bits against the mapped file and against
+ * --no-repack, and the reference kernels (forced after the load) read the layout too. */
+static void test_repack_q4_0(void **state) {
+    (void)state;
+    static const char *const models[] = {"olmoe", "qwen2"};
+    for (int k = 0; k < 2; k++) {
+        char path[1024];
+        convert_vt(models[k], MOLMO_DTYPE_Q4_0, MOLMO_DTYPE_Q4_0, path, sizeof path);
+        int done = 0;
+        for (int i = 0; i < tu_n_golden_cases && !done; i++) {
+            if (strcmp(tu_golden_cases[i].model, models[k]) || !quick_case(tu_golden_cases[i].name))
+                continue;
+            const char *name = tu_golden_cases[i].name;
+            run mapped, x16, rows, ref_mapped, ref_x16;
+            run_case(path, models[k], name, &mapped);
+            assert_int_equal(g_n_x16, 0);
+            g_no_mmap = 1;
+            run_case(path, models[k], name, &x16);
+            const int n_x16 = g_n_x16;
+            g_no_repack = 1;
+            run_case(path, models[k], name, &rows);
+            assert_int_equal(g_n_x16, 0);
+            g_no_repack = 0;
+            print_message("  %s q4_0 --no-mmap: %d matrices interleaved by 16 rows\n", models[k], n_x16);
+            if (molmo_kernels_q4_0_x16()) {
+                /* ViT: 6 a layer; connector: 4 + 3; LLM: attention 2 a layer, and the dense
+                 * MLP's 2 or the experts' 3 each (the head stays q8_0) */
+                assert_true(n_x16 >= 7 + 6 + 4 * 3);
+            } else {
+                assert_int_equal(n_x16, 0);
+            }
+            const size_t bytes = (size_t)mapped.n_steps * (size_t)mapped.E * sizeof(float);
+            assert_true(mapped.n_steps >= 1 && x16.n_steps == mapped.n_steps && rows.n_steps == mapped.n_steps);
+            if (memcmp(mapped.logits, x16.logits, bytes) || memcmp(mapped.logits, rows.logits, bytes))
+                fail_msg("%s/%s: the q4_0 layout changed the logits", models[k], name);
+            molmo_kernels_force_reference(1); /* the layout comes from the load: forced after it */
+            g_no_mmap = 0;
+            run_case(path, models[k], name, &ref_mapped);
+            molmo_kernels_force_reference(0);
+            g_no_mmap = 1;
+            molmo_error err = {0};
+            molmo_model *m = NULL;
+            molmo_model_params mp = molmo_model_default_params();
+            mp.no_mmap = 1;
+            assert_int_equal(molmo_model_load(path, &mp, &m, &err), MOLMO_OK);
+            golden_input in;
+            golden_input_open(&in, models[k], name);
+            molmo_kernels_force_reference(1);
+            teacher_forced(m, &in, &ref_x16);
+            molmo_kernels_force_reference(0);
+            molmo_image_free(in.img);
+            json_decref(in.j);
+            molmo_model_free(m);
+            g_no_mmap = 0;
+            if (memcmp(ref_mapped.logits, ref_x16.logits, bytes))
+                fail_msg("%s/%s: the reference kernels read the q4_0 layout wrong", models[k], name);
+            free(mapped.logits);
+            free(x16.logits);
+            free(rows.logits);
+            free(ref_mapped.logits);
+            free(ref_x16.logits);
+            done = 1;
+        }
+        assert_true(done);
+    }
+}
+
 /* molmo_mapfile_to_ram: the same bytes at the same address, no longer backed by the file (it
  * can be cut short and the copy still reads); a file that changed size is refused by name. */
 static void test_mapfile_to_ram(void **state) {
@@ -888,6 +977,7 @@ int main(void) {
         cmocka_unit_test(test_convert_api),
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_no_mmap_identical),
+        cmocka_unit_test(test_repack_q4_0),
         cmocka_unit_test(test_mapfile_to_ram),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -151,8 +151,11 @@ static void print_header(const bench_report *r) {
     if (r->weights) printf(", %s weights (generated)", r->weights);
     printf("; language model %s, vision %s; %.2f GB as stored\n", r->llm_type, r->vision_type,
            r->model_gb);
-    printf("- file: %s%s\n", r->model_path,
-           r->no_mmap ? " (read into the process's memory: --no-mmap)" : " (mapped)");
+    printf("- file: %s%s", r->model_path,
+           r->no_mmap ? " (read into the process's memory: --no-mmap" : " (mapped)");
+    if (r->no_mmap && r->n_interleaved)
+        printf("; %d q4_0 matrices interleaved by 16 rows for the kernels", r->n_interleaved);
+    printf("%s\n", r->no_mmap ? ")" : "");
     if (m)
         printf("- machine: %s, %d physical cores (%d logical), kernels %s; FMA %s, VNNI %s, "
                "BF16 %s\n", m->cpu, m->n_physical, m->n_logical, m->kernels, m->fma_isa,
@@ -281,8 +284,8 @@ void bench_print_json(const bench_report *r) {
     js(r->vision_type);
     printf(",\"gb\":%.3f},\"kv_type\":", r->model_gb);
     js(r->kv_type ? r->kv_type : "f32");
-    printf(",\"bf16_activations\":%s,\"no_mmap\":%s,\"cpu\":", r->bf16_act ? "true" : "false",
-           r->no_mmap ? "true" : "false");
+    printf(",\"bf16_activations\":%s,\"no_mmap\":%s,\"interleaved_q4_0\":%d,\"cpu\":",
+           r->bf16_act ? "true" : "false", r->no_mmap ? "true" : "false", r->n_interleaved);
     js(m ? m->cpu : "");
     printf(",\"physical_cores\":%d,\"kernels\":", molmo_bench_physical_cores());
     js(m ? m->kernels : "");

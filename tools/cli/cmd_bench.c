@@ -30,6 +30,7 @@ typedef struct bench_opts {
     molmo_dtype kv_type;         /* --kv-type: the contexts' KV cache */
     int bf16_act;                /* --bf16-activations */
     int no_mmap;                 /* --no-mmap: the weights read into the process's memory */
+    int no_repack;               /* --no-repack: q4_0 kept in the file's layout there */
     long read_mib;
     char dir[4096];
     const char *prompt;
@@ -41,7 +42,7 @@ static void usage(FILE *f) {
             "                   [--threads N[,N...]] [--stages LIST] [--tokens N] [--crops N]\n"
             "                   [--image WxH] [--reps N] [--dir DIR] [--weights random|zeros]\n"
             "                   [--kv-type f32|f16] [--bf16-activations] [--no-mmap]\n"
-            "                   [--read-mib N]\n"
+            "                   [--no-repack] [--read-mib N]\n"
             "                   [--json] [-q]\n"
             "\n"
             "Measures this machine (memory read bandwidth; f32 FMA, int8 VNNI and bf16 peaks)\n"
@@ -77,7 +78,9 @@ static void usage(FILE *f) {
             "      --no-mmap           the weights read into the process's memory, not mapped\n"
             "                          (molmo run's option; the load and e2e times include\n"
             "                          the read; e2e loads a second copy beside the bench's\n"
-            "                          own, so it needs twice the model's size in RAM)\n"
+            "                          own, so it needs twice the model's size in RAM); q4_0\n"
+            "                          matrices interleaved by 16 rows there (AVX-512)\n"
+            "      --no-repack         with --no-mmap: q4_0 kept in the file's layout\n"
             "      --read-mib N        buffer of the bandwidth loop in MiB (default 1024)\n"
             "      --json              one JSON object instead of the markdown table\n"
             "  -q, --quiet             no progress on stderr\n"
@@ -189,6 +192,7 @@ static int take_option(bench_opts *o, int c, const char *arg) {
     case 'k': return cli_parse_kv_type(arg, &o->kv_type);
     case 'A': o->bf16_act = 1; return 1;
     case 'M': o->no_mmap = 1; return 1;
+    case 'X': o->no_repack = 1; return 1;
     case 'j': o->json = 1; return 1;
     case 'q': o->quiet = 1; return 1;
     default: return 0;
@@ -205,7 +209,8 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
         {"reps", required_argument, 0, 'R'},    {"dir", required_argument, 0, 'D'},
         {"read-mib", required_argument, 0, 'B'}, {"weights", required_argument, 0, 'W'},
         {"kv-type", required_argument, 0, 'k'}, {"bf16-activations", no_argument, 0, 'A'},
-        {"no-mmap", no_argument, 0, 'M'},       {"json", no_argument, 0, 'j'},          {"quiet", no_argument, 0, 'q'},
+        {"no-mmap", no_argument, 0, 'M'},       {"no-repack", no_argument, 0, 'X'},
+        {"json", no_argument, 0, 'j'},          {"quiet", no_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     int c;
     optind = 1;
@@ -585,6 +590,7 @@ static int e2e_once(bench_run *b, int threads, double *t, double part[4], int *n
     const double t0 = cli_now_ms();
     molmo_model_params mp = molmo_model_default_params();
     mp.no_mmap = b->o->no_mmap;
+    mp.no_repack = b->o->no_repack;
     molmo_status s = molmo_model_load(b->r->model_path, &mp, &m, &err);
     if (s == MOLMO_OK) s = molmo_context_create(m, &cp, &ctx, &err);
     const double t_load = cli_now_ms() - t0; /* the model and a context (which prefaults) */
@@ -669,6 +675,7 @@ static int open_model(bench_run *b, const char *path) {
     molmo_error err;
     molmo_model_params mp = molmo_model_default_params();
     mp.no_mmap = b->o->no_mmap;
+    mp.no_repack = b->o->no_repack;
     if (molmo_model_load(path, &mp, &b->model, &err) != MOLMO_OK) return cli_fail(&err, NULL);
     molmo_model_get_info(b->model, &b->info);
     if (molmo_bench_costs_get(b->model, 1, &b->costs, &err) != MOLMO_OK)
@@ -680,6 +687,7 @@ static int open_model(bench_run *b, const char *path) {
     b->r->bf16_act = b->o->bf16_act;
     b->r->no_mmap = b->o->no_mmap;
     b->r->model_gb = (double)b->info.weight_bytes * 1e-9;
+    b->r->n_interleaved = b->info.n_matrices_interleaved;
     if (!b->info.has_tokenizer && (b->o->stages & ~(unsigned)(ST_MACHINE | ST_VISION))) {
         fprintf(stderr, "molmo: %s has no tokenizer.json: only the machine and vision stages "
                 "can run\n", path);

@@ -53,6 +53,7 @@ int cli_gen_option(cli_gen_opts *o, int c, const char *arg) {
     case 'k': return cli_parse_kv_type(arg, &o->kv_type) ? 1 : -1;
     case 'A': o->bf16_act = 1; return 1;
     case CLI_OPT_NO_MMAP: o->no_mmap = 1; return 1;
+    case CLI_OPT_NO_REPACK: o->no_repack = 1; return 1;
     default: return 0;
     }
 }
@@ -112,6 +113,7 @@ molmo_status cli_session_open(cli_session *s, const cli_gen_opts *o, molmo_error
     double t0 = cli_now_ms();
     molmo_model_params mp = molmo_model_default_params();
     mp.no_mmap = o->no_mmap;
+    mp.no_repack = o->no_repack;
     char gguf[4096];
     const char *model = cli_prefer_gguf(o->model, gguf, sizeof gguf);
     if (st == MOLMO_OK) st = molmo_model_load(model, &mp, &s->model, err);

@@ -13,6 +13,7 @@ typedef struct cli_gen_opts {
     molmo_dtype kv_type;         /* --kv-type (default f32) */
     int bf16_act;                /* --bf16-activations */
     int no_mmap;                 /* --no-mmap: weights read into the process's memory */
+    int no_repack;               /* --no-repack: q4_0 kept in the file's layout there */
     int pull;                    /* --pull: download MODEL first when it is not cached */
     const char *stops[16];
     molmo_generate_params gp;
@@ -20,6 +21,7 @@ typedef struct cli_gen_opts {
 
 /* A code outside the letters that the commands' own options use. */
 #define CLI_OPT_NO_MMAP 0x100
+#define CLI_OPT_NO_REPACK 0x101
 
 /* getopt_long entries of the generation options (codes are the letters handled by
  * cli_gen_option); -m/--model and -i/--image are included. */
@@ -31,7 +33,8 @@ typedef struct cli_gen_opts {
         {"max-crops", required_argument, 0, 'C'}, {"threads", required_argument, 0, 't'},      \
         {"ctx", required_argument, 0, 'c'}, {"top-logprobs", required_argument, 0, 'L'},        \
         {"pull", no_argument, 0, 'U'}, {"kv-type", required_argument, 0, 'k'},                 \
-        {"bf16-activations", no_argument, 0, 'A'}, {"no-mmap", no_argument, 0, CLI_OPT_NO_MMAP}
+        {"bf16-activations", no_argument, 0, 'A'}, {"no-mmap", no_argument, 0, CLI_OPT_NO_MMAP}, \
+        {"no-repack", no_argument, 0, CLI_OPT_NO_REPACK}
 
 /* Help lines of the options above except -m, -i and --top-logprobs (commands word those). */
 #define CLI_GEN_HELP                                                                            \
@@ -55,7 +58,10 @@ typedef struct cli_gen_opts {
     "      --no-mmap           read the weights into this process's memory instead of\n"     \
     "                          mapping the file: costs their size in RAM and a read at\n"    \
     "                          load; where the page cache reads slowly (some VMs) decode\n"  \
-    "                          is 10-30 percent faster (docs/bench.md)\n"                     \
+    "                          is 10-30 percent faster (docs/bench.md); q4_0 matrices are\n" \
+    "                          then interleaved by 16 rows for the AVX-512 kernels (same\n"  \
+    "                          results; q4_0 decode ~20-35 percent faster)\n"               \
+    "      --no-repack         with --no-mmap: keep q4_0 in the file's layout\n"             \
     "      --pull              download MODEL (a repo id) first when it is not cached\n"
 
 void cli_gen_opts_init(cli_gen_opts *o);

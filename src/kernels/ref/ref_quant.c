@@ -12,7 +12,8 @@
  *
  * The fast kernels reproduce this bit for bit (an int32 holds any block sum: |isum| <=
  * 32*127*128; (float)isum is exact below 2^24), whatever their tiling and thread split. The
- * accuracy reference stays the f32 kernel of ref_matmul.c, which dequantizes W and keeps x. */
+ * accuracy reference stays the f32 kernel of ref_matmul.c, which dequantizes W and keeps x.
+ * Q4_0_X16 weights (quant.h) are the same blocks in another order. */
 #include <math.h>
 #include <stdint.h>
 
@@ -57,6 +58,11 @@ void molmo_k_matmul_qdot_ref(const molmo_matmul_args *a, int m0, int m1, int n0,
             const float dx = molmo_quantize_act_block(x + (size_t)b * MOLMO_QK, xq, &xsum);
             for (int j = n0; j < n1; j++) {
                 const uint8_t *blk = (const uint8_t *)a->w + (size_t)j * row_bytes + (size_t)b * bb;
+                uint8_t x16[MOLMO_Q4_0_BYTES]; /* the same block out of the interleaved layout */
+                if (a->wt == MOLMO_DTYPE_Q4_0_X16) {
+                    molmo_q4_0_x16_block(a->w, nb, j, b, x16);
+                    blk = x16;
+                }
                 uint16_t dh;
                 memcpy(&dh, blk, 2);
                 const float scale = dx * molmo_f16_to_f32(dh);

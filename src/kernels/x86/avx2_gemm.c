@@ -7,6 +7,7 @@
 #include <immintrin.h>
 #include <stdint.h>
 
+#include "kernels/quant.h"
 #include "kernels/x86/avx2_math.h"
 #include "kernels/x86/x86.h"
 
@@ -289,6 +290,11 @@ void molmo_k_matmul_f32_avx2(const molmo_matmul_args *a, int m0, int m1, int n0,
     case MOLMO_DTYPE_Q6_K: molmo_k_matmul_k_avx2(a, m0, m1, n0, n1, ws, ws_floats); break;
     case MOLMO_DTYPE_F16: (small ? gemv_f16 : gemm_f16)(a, m0, m1, n0, n1, ws, ws_floats); break;
     case MOLMO_DTYPE_BF16: (small ? gemv_bf16 : gemm_bf16)(a, m0, m1, n0, n1, ws, ws_floats); break;
-    default: (small ? gemv_f32 : gemm_f32)(a, m0, m1, n0, n1, ws, ws_floats); break;
+    default:
+        if (a->wt == MOLMO_DTYPE_Q4_0_X16) /* not a listed dtype (quant.h) */
+            molmo_k_matmul_q_avx2(a, m0, m1, n0, n1, ws, ws_floats);
+        else
+            (small ? gemv_f32 : gemm_f32)(a, m0, m1, n0, n1, ws, ws_floats);
+        break;
     }
 }

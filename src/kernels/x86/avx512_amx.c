@@ -81,32 +81,24 @@ static void configure_tiles(void) {
     molmo_x86_amx_configure(6, rows, colsb);
 }
 
-/* Panel of columns j0 .. j0+nr-1, blocks kb .. kb+nbk-1, into pw: per block and 16-column
- * group, the 8 transposed weight vectors made signed, then the 16 scales as f32 (columns
- * beyond nr: zero weights and scales). */
-static void pack_panel(int q8, const uint8_t *w, size_t ldw, int j0, int nr, int kb, int nbk,
-                       uint8_t *pw) {
-    const size_t bb = q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;
-    const __m512i eight = _mm512_set1_epi8(8);
+/* Panel of columns j0 .. j0+nr-1, blocks kb .. kb+nbk-1, of W (type wt, nb blocks a row) into
+ * pw: per block and 16-column group, the 8 transposed weight vectors made signed, then the 16
+ * scales as f32 (columns beyond nr: zero scales). */
+static void pack_panel(molmo_dtype wt, const uint8_t *w, size_t ldw, int nb, int j0, int nr,
+                       int kb, int nbk, uint8_t *pw) {
+    /* load16 gives Q8_0's bytes + 128 and Q4_0's nibbles 0..15: both made signed */
+    const __m512i sign = _mm512_set1_epi8(wt == MOLMO_DTYPE_Q8_0 ? (char)0x80 : 8);
+    const int q8 = wt == MOLMO_DTYPE_Q8_0;
     for (int b = 0; b < nbk; b++) {
         for (int v = 0; v < NV; v++) {
             uint8_t *pg = pw + (size_t)b * PB_BYTES + (size_t)v * GB_BYTES;
-            const int nc = nr - 16 * v;
-            if (nc <= 0) {
-                memset(pg, 0, GB_BYTES);
-                continue;
-            }
-            const uint8_t *src = w + (size_t)(j0 + 16 * v) * ldw + (size_t)(kb + b) * bb;
-            const int n16 = nc < 16 ? nc : 16;
             __m512i r[8];
-            if (q8) {
-                avx512_load_cols32x16(src + 2, ldw, n16, r); /* the signed bytes as stored */
-            } else {
-                load16_q4_0(src, ldw, n16, r); /* nibbles 0..15, made signed: - 8 */
-                for (int g = 0; g < 8; g++) r[g] = _mm512_sub_epi8(r[g], eight);
-            }
-            for (int g = 0; g < 8; g++) _mm512_store_si512((__m512i *)(pg + 64 * g), r[g]);
-            _mm512_store_ps((float *)(pg + 512), load_scales16(src, ldw, n16));
+            __m512 ds;
+            load_cols16_block(wt, w, ldw, nb, j0 + 16 * v, nr - 16 * v, kb + b, r, &ds);
+            for (int g = 0; g < 8; g++)
+                _mm512_store_si512((__m512i *)(pg + 64 * g),
+                                   q8 ? _mm512_xor_si512(r[g], sign) : _mm512_sub_epi8(r[g], sign));
+            _mm512_store_ps((float *)(pg + 512), ds);
         }
     }
 }
@@ -326,7 +318,7 @@ void molmo_k_matmul_q_amx_xq(const molmo_matmul_args *a, int g0, int g1, void *x
 
 int molmo_k_matmul_q_amx(const molmo_matmul_args *a, int m0, int m1, int n0, int n1,
                          float *ws, size_t ws_floats) {
-    const int q8 = a->wt == MOLMO_DTYPE_Q8_0, nb = a->K / MOLMO_QK;
+    const int nb = a->K / MOLMO_QK;
     const uint8_t *xq =
         a->xq && a->xq_kind == MOLMO_XQ_AMX && m0 % TR == 0 ? (const uint8_t *)a->xq : NULL;
     int kc, mc, use_acc;
@@ -367,7 +359,7 @@ int molmo_k_matmul_q_amx(const molmo_matmul_args *a, int m0, int m1, int n0, int
                 const int quota = molmo_x86_l2_next_panel(&f, a->w, ldw, j0, NR, n1, kcn == nb, steps);
                 for (int pb0 = 0; pb0 < kcn; pb0 += KP) {
                     const int np = kcn - pb0 < KP ? kcn - pb0 : KP;
-                    pack_panel(q8, a->w, ldw, j0, nr, kb0 + pb0, np, pw);
+                    pack_panel(a->wt, a->w, ldw, nb, j0, nr, kb0 + pb0, np, pw);
                     __asm__ volatile("" ::: "memory");
                     const int last = kb0 + pb0 + np == nb, to_y = !accs || pb0 + np == kcn;
                     const int from = kb0 + pb0 == 0 ? FROM_ZERO : accs && pb0 > 0 ? FROM_BUF : FROM_Y;

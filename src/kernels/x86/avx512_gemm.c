@@ -289,7 +289,7 @@ static void gemv_bf16(const molmo_matmul_args *a, int m0, int m1, int n0, int n1
  * workspace): the one kernel of this table that takes x pre-quantized (matmul_xq). */
 static int int8_amx(const molmo_matmul_args *a) {
     return a->M > GEMV_MAX_M && a->K > 0 &&
-           (a->wt == MOLMO_DTYPE_Q8_0 || a->wt == MOLMO_DTYPE_Q4_0) &&
+           molmo_dtype_is_block(a->wt) &&
            !(a->x_bf16 && molmo_kernels_amx_bf16()) && molmo_kernels_amx();
 }
 
@@ -298,7 +298,7 @@ static int int8_amx(const molmo_matmul_args *a) {
  * hand the product to the AVX2 kernel, which quantizes for itself here. */
 static int int8_vnni_rows(const molmo_matmul_args *a) {
     return a->M > GEMV_MAX_M && a->K > 0 &&
-           (a->wt == MOLMO_DTYPE_Q8_0 || a->wt == MOLMO_DTYPE_Q4_0) &&
+           molmo_dtype_is_block(a->wt) &&
            !(a->x_bf16 && molmo_kernels_amx_bf16()) && molmo_cpu_get()->avx512vnni;
 }
 
@@ -350,6 +350,11 @@ void molmo_k_matmul_f32_avx512(const molmo_matmul_args *a, int m0, int m1, int n
                    molmo_k_matmul_bf16_dot(a, m0, m1, n0, n1, ws, ws_floats)))
             (small ? gemv_bf16 : gemm_bf16)(a, m0, m1, n0, n1, ws, ws_floats);
         break;
-    default: (small ? gemv_f32 : gemm_f32)(a, m0, m1, n0, n1, ws, ws_floats); break;
+    default:
+        if (a->wt == MOLMO_DTYPE_Q4_0_X16) /* not a listed dtype (quant.h) */
+            molmo_k_matmul_q_avx512(a, m0, m1, n0, n1, ws, ws_floats);
+        else
+            (small ? gemv_f32 : gemm_f32)(a, m0, m1, n0, n1, ws, ws_floats);
+        break;
     }
 }

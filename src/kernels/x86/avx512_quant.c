@@ -34,6 +34,7 @@
 
 #include "base/cpu.h"
 #include "kernels/quant.h"
+#include "kernels/ref/ref.h"
 #include "kernels/x86/avx512_math.h"
 #include "kernels/x86/avx512_qpack.h"
 #include "kernels/x86/x86.h"
@@ -87,24 +88,18 @@ static void quantize_rows(const float *x, size_t ldx, int rows, int kb0, int kc,
 
 /* ---------------------------------------------------------------------------- weight packing */
 
-/* Panel of columns j0 .. j0+nr-1 (nr <= NR), blocks kb .. kb+nbk-1, into pw. */
-static void pack_panel(int q8, const uint8_t *w, size_t ldw, int j0, int nr, int kb, int nbk,
-                       uint8_t *pw) {
-    const size_t bb = q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;
+/* Panel of columns j0 .. j0+nr-1 (nr <= NR), blocks kb .. kb+nbk-1, of W (type wt, nb blocks
+ * a row) into pw. */
+static void pack_panel(molmo_dtype wt, const uint8_t *w, size_t ldw, int nb, int j0, int nr,
+                       int kb, int nbk, uint8_t *pw) {
     for (int b = 0; b < nbk; b++) {
         uint8_t *pb = pw + (size_t)b * PB_BYTES;
         for (int v = 0; v < NV; v++) {
-            const uint8_t *src = w + (size_t)(j0 + 16 * v) * ldw + (size_t)(kb + b) * bb;
-            float *ds = (float *)(pb + NV * 512) + 16 * v;
-            const int nc = nr - 16 * v;
             __m512i r[8];
-            if (nc <= 0) src = w; /* not read */
-            if (nc == 16) /* the common case, without the per-column tests */
-                load16(q8, src, ldw, 16, r);
-            else
-                load16(q8, src, ldw, nc, r);
+            __m512 ds;
+            load_cols16_block(wt, w, ldw, nb, j0 + 16 * v, nr - 16 * v, kb + b, r, &ds);
             for (int g = 0; g < 8; g++) _mm512_store_si512((__m512i *)(pb + 512 * v + 64 * g), r[g]);
-            _mm512_store_ps(ds, nc > 0 ? load_scales16(src, ldw, nc) : _mm512_setzero_ps());
+            _mm512_store_ps((float *)(pb + NV * 512) + 16 * v, ds);
         }
     }
 }
@@ -167,34 +162,53 @@ static void tile_any(int mr, int nbk, const uint8_t *q, const uint8_t *dx, const
 
 /* -------------------------------------------------------------------------------------- GEMV */
 
-/* y[0:mr, 0:16] (+)= blocks [0, nbk) of 16 columns (w: their first block, nc valid columns)
- * against mr rows of quantized activations (layout of tile()). */
-INLINE void gemv16(const int mr, const int q8, int nc, const uint8_t *w, size_t ldw, int nbk,
-                   const uint8_t *next, int nnext, const uint8_t *q, const uint8_t *dx,
-                   const uint8_t *corr, size_t ldq, float *y, size_t ldy, int accumulate,
-                   const float *bias) {
+/* f[0:mr] += one block of 16 columns (r: load16's vectors, dw: their scales) against block b
+ * of mr rows of quantized activations (layout of tile()). */
+INLINE void gemv_block(const int mr, const __m512i r[8], __m512 dw, int b, const uint8_t *q,
+                       const uint8_t *dx, const uint8_t *corr, size_t ldq, __m512 f[]) {
+    for (int i = 0; i < mr; i++) {
+        __m512i s = _mm512_set1_epi32(load_i32(corr + i * ldq + 4 * b));
+        for (int g = 0; g < 8; g++)
+            s = _mm512_dpbusd_epi32(s, r[g], _mm512_set1_epi32(load_i32(q + i * ldq + 32 * b + 4 * g)));
+        float dxi;
+        memcpy(&dxi, dx + i * ldq + 4 * b, 4);
+        f[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(_mm512_set1_ps(dxi), dw), f[i]);
+    }
+}
+
+/* y[0:mr, 0:nc] (+)= blocks [kb0, kb0 + nbk) of 16 columns against mr rows of quantized
+ * activations (their blocks from kb0 on; layout of tile()). The columns are rows of W (Q8_0 or
+ * Q4_0: w their block kb0, next the next 16 columns' or NULL, nnext of them) or a group of
+ * Q4_0_X16 (w the group, nb blocks a row: two streams, scales and values, read in order). */
+INLINE void gemv16(const int mr, const int q8, const int x16, int nc, const uint8_t *w, size_t ldw,
+                   int nb, int kb0, int nbk, const uint8_t *next, int nnext, const uint8_t *q,
+                   const uint8_t *dx, const uint8_t *corr, size_t ldq, float *y, size_t ldy,
+                   int accumulate, const float *bias) {
     const __mmask16 m = avx512_tail(nc);
     const size_t bb = q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;
     const int ahead = (int)(MOLMO_GEMV_PF_BYTES / bb);
     __m512 f[GEMV_ROWS];
     for (int i = 0; i < mr; i++) f[i] = accumulate ? _mm512_maskz_loadu_ps(m, y + i * ldy) : _mm512_setzero_ps();
     for (int b = 0; b < nbk; b++) {
-        const uint8_t *wb = w + (size_t)b * bb;
-        molmo_x86_gemv_prefetch(w, nc, ldw, b, ahead, nbk, bb, next, nnext);
         __m512i r[8];
-        if (nc == 16)
-            load16(q8, wb, ldw, 16, r);
-        else
-            load16(q8, wb, ldw, nc, r);
-        const __m512 dw = load_scales16(wb, ldw, nc);
-        for (int i = 0; i < mr; i++) {
-            __m512i s = _mm512_set1_epi32(load_i32(corr + i * ldq + 4 * b));
-            for (int g = 0; g < 8; g++)
-                s = _mm512_dpbusd_epi32(s, r[g], _mm512_set1_epi32(load_i32(q + i * ldq + 32 * b + 4 * g)));
-            float dxi;
-            memcpy(&dxi, dx + i * ldq + 4 * b, 4);
-            f[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(_mm512_set1_ps(dxi), dw), f[i]);
+        __m512 dw;
+        if (x16) {
+            const uint8_t *v = w + 32 * (size_t)nb + 256 * (size_t)(kb0 + b);
+            for (int l = 0; l < 4; l++) _mm_prefetch((const char *)v + MOLMO_GEMV_PF_BYTES + 64 * l, _MM_HINT_T0);
+            if (!(b & 1)) /* a line of scales holds two blocks' */
+                _mm_prefetch((const char *)w + 32 * (size_t)(kb0 + b) + MOLMO_GEMV_PF_BYTES / 8, _MM_HINT_T0);
+            load16_q4_0_x16(w, nb, kb0 + b, r);
+            dw = load_scales16_x16(w, kb0 + b);
+        } else {
+            const uint8_t *wb = w + (size_t)b * bb;
+            molmo_x86_gemv_prefetch(w, nc, ldw, b, ahead, nbk, bb, next, nnext);
+            if (nc == 16)
+                load16(q8, wb, ldw, 16, r);
+            else
+                load16(q8, wb, ldw, nc, r);
+            dw = load_scales16(wb, ldw, nc);
         }
+        gemv_block(mr, r, dw, b, q, dx, corr, ldq, f);
     }
     for (int i = 0; i < mr; i++) {
         if (bias) f[i] = _mm512_add_ps(f[i], _mm512_maskz_loadu_ps(m, bias));
@@ -202,32 +216,40 @@ INLINE void gemv16(const int mr, const int q8, int nc, const uint8_t *w, size_t 
     }
 }
 
-typedef void (*gemv_fn)(int nc, const uint8_t *w, size_t ldw, int nbk, const uint8_t *next,
-                        int nnext, const uint8_t *q, const uint8_t *dx, const uint8_t *corr,
-                        size_t ldq, float *y, size_t ldy, int accumulate, const float *bias);
-#define GEMV_FN(name, mr, q8)                                                                     \
-    static void name(int nc, const uint8_t *w, size_t ldw, int nbk, const uint8_t *next,          \
-                     int nnext, const uint8_t *q, const uint8_t *dx, const uint8_t *corr,         \
-                     size_t ldq, float *y, size_t ldy, int accumulate, const float *bias) {       \
-        gemv16(mr, q8, nc, w, ldw, nbk, next, nnext, q, dx, corr, ldq, y, ldy,                    \
+typedef void (*gemv_fn)(int nc, const uint8_t *w, size_t ldw, int nb, int kb0, int nbk,
+                        const uint8_t *next, int nnext, const uint8_t *q, const uint8_t *dx,
+                        const uint8_t *corr, size_t ldq, float *y, size_t ldy, int accumulate,
+                        const float *bias);
+#define GEMV_FN(name, mr, q8, x16)                                                                \
+    static void name(int nc, const uint8_t *w, size_t ldw, int nb, int kb0, int nbk,              \
+                     const uint8_t *next, int nnext, const uint8_t *q, const uint8_t *dx,         \
+                     const uint8_t *corr, size_t ldq, float *y, size_t ldy, int accumulate,       \
+                     const float *bias) {                                                         \
+        gemv16(mr, q8, x16, nc, w, ldw, nb, kb0, nbk, next, nnext, q, dx, corr, ldq, y, ldy,      \
                accumulate, bias);                                                                 \
     }
-GEMV_FN(gemv_q4_1, 1, 0)
-GEMV_FN(gemv_q4_2, 2, 0)
-GEMV_FN(gemv_q4_3, 3, 0)
-GEMV_FN(gemv_q4_4, 4, 0)
-GEMV_FN(gemv_q8_1, 1, 1)
-GEMV_FN(gemv_q8_2, 2, 1)
-GEMV_FN(gemv_q8_3, 3, 1)
-GEMV_FN(gemv_q8_4, 4, 1)
+GEMV_FN(gemv_q4_1, 1, 0, 0)
+GEMV_FN(gemv_q4_2, 2, 0, 0)
+GEMV_FN(gemv_q4_3, 3, 0, 0)
+GEMV_FN(gemv_q4_4, 4, 0, 0)
+GEMV_FN(gemv_q8_1, 1, 1, 0)
+GEMV_FN(gemv_q8_2, 2, 1, 0)
+GEMV_FN(gemv_q8_3, 3, 1, 0)
+GEMV_FN(gemv_q8_4, 4, 1, 0)
+GEMV_FN(gemv_x16_1, 1, 0, 1)
+GEMV_FN(gemv_x16_2, 2, 0, 1)
+GEMV_FN(gemv_x16_3, 3, 0, 1)
+GEMV_FN(gemv_x16_4, 4, 0, 1)
 
 /* Rows [m0, m1) (at most GEMV_ROWS) against columns [n0, n1), in K chunks that fit buf. */
 static void gemv(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, uint8_t *buf,
                  size_t bytes) {
-    static const gemv_fn fns[2][GEMV_ROWS] = {{gemv_q4_1, gemv_q4_2, gemv_q4_3, gemv_q4_4},
-                                              {gemv_q8_1, gemv_q8_2, gemv_q8_3, gemv_q8_4}};
-    const int q8 = a->wt == MOLMO_DTYPE_Q8_0, nb = a->K / MOLMO_QK, rows = m1 - m0;
-    const gemv_fn fn = fns[q8][rows - 1];
+    static const gemv_fn fns[3][GEMV_ROWS] = {{gemv_q4_1, gemv_q4_2, gemv_q4_3, gemv_q4_4},
+                                              {gemv_q8_1, gemv_q8_2, gemv_q8_3, gemv_q8_4},
+                                              {gemv_x16_1, gemv_x16_2, gemv_x16_3, gemv_x16_4}};
+    const int q8 = a->wt == MOLMO_DTYPE_Q8_0, x16 = a->wt == MOLMO_DTYPE_Q4_0_X16;
+    const int nb = a->K / MOLMO_QK, rows = m1 - m0;
+    const gemv_fn fn = fns[x16 ? 2 : q8][rows - 1];
     const size_t ldw = molmo_dtype_row_bytes(a->wt, a->K), ldx = (size_t)a->ldx, ldy = (size_t)a->ldy;
     const size_t bb = q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;
     const size_t fit = bytes / ((size_t)rows * XB_BYTES);
@@ -239,10 +261,11 @@ static void gemv(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, uin
         const int last = kb0 + kcn == nb;
         for (int j0 = n0; j0 < n1; j0 += 16) {
             const int nc = n1 - j0 < 16 ? n1 - j0 : 16;
-            const uint8_t *w = (const uint8_t *)a->w + (size_t)j0 * ldw + (size_t)kb0 * bb;
+            const uint8_t *w = x16 ? molmo_q4_0_x16_group(a->w, nb, j0)
+                                   : (const uint8_t *)a->w + (size_t)j0 * ldw + (size_t)kb0 * bb;
             const int nnext = n1 - j0 - 16 < 16 ? n1 - j0 - 16 : 16;
-            fn(nc, w, ldw, kcn, nnext > 0 ? w + 16 * ldw : NULL, nnext, buf, buf + 32 * (size_t)kcn,
-               buf + 36 * (size_t)kcn, ldq,
+            fn(nc, w, ldw, nb, kb0, kcn, nnext > 0 ? w + 16 * ldw : NULL, nnext, buf,
+               buf + 32 * (size_t)kcn, buf + 36 * (size_t)kcn, ldq,
                a->y + (size_t)m0 * ldy + (size_t)j0, ldy, kb0 > 0, last && a->bias ? a->bias + j0 : NULL);
         }
     }
@@ -288,6 +311,14 @@ static void qmatmul(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, 
     _Alignas(64) uint8_t stack[STACK_BYTES];
     size_t bytes;
     uint8_t *buf = molmo_x86_work_buffer(ws, ws_floats, stack, sizeof stack, &bytes);
+    if (a->wt == MOLMO_DTYPE_Q4_0_X16 && n0 % MOLMO_X16_ROWS) {
+        /* columns up to the next group: the specification, which reads any column (the op
+         * layer's tiles start on groups, so only direct calls come here) */
+        const int h = (n0 / MOLMO_X16_ROWS + 1) * MOLMO_X16_ROWS;
+        molmo_k_matmul_qdot_ref(a, m0, m1, n0, h < n1 ? h : n1);
+        if (h >= n1) return;
+        n0 = h;
+    }
     if (m1 - m0 <= GEMV_ROWS) {
         gemv(a, m0, m1, n0, n1, buf, bytes);
         return;
@@ -324,7 +355,7 @@ static void qmatmul(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, 
                 const int quota = molmo_x86_l2_next_panel(&f, a->w, ldw, j0, NR, n1, kcn == nb, steps);
                 for (int pb0 = 0; pb0 < kcn; pb0 += KP) {
                     const int np = kcn - pb0 < KP ? kcn - pb0 : KP;
-                    pack_panel(q8, a->w, ldw, j0, nr, kb0 + pb0, np, pw);
+                    pack_panel(a->wt, a->w, ldw, nb, j0, nr, kb0 + pb0, np, pw);
                     const int first = kb0 + pb0 == 0, last = kb0 + pb0 + np == nb;
                     const float *bias = last && a->bias ? a->bias + j0 : NULL;
                     for (int i0 = mb0; i0 < mb1; i0 += MR) {
