@@ -23,7 +23,7 @@ int molmo_dtype_block_size(molmo_dtype t) {
     case MOLMO_DTYPE_Q4_0: return MOLMO_QK;
     case MOLMO_DTYPE_Q4_K:
     case MOLMO_DTYPE_Q6_K: return MOLMO_QK_K;
-    default: return t == MOLMO_DTYPE_Q4_0_X16 ? MOLMO_QK : 0;
+    default: return molmo_dtype_is_x16(t) ? MOLMO_QK : 0;
     }
 }
 
@@ -38,9 +38,9 @@ size_t molmo_dtype_row_bytes(molmo_dtype t, int64_t n) {
     case MOLMO_DTYPE_Q4_0: unit = MOLMO_Q4_0_BYTES; break;
     case MOLMO_DTYPE_Q4_K: unit = MOLMO_Q4_K_BYTES; break;
     case MOLMO_DTYPE_Q6_K: unit = MOLMO_Q6_K_BYTES; break;
-    default:
-        if (t != MOLMO_DTYPE_Q4_0_X16) return 0;
-        unit = MOLMO_Q4_0_BYTES; /* the same bytes, by groups of 16 rows (quant.h) */
+    default: /* the X16 layouts: the same bytes, by groups of 16 rows (quant.h) */
+        if (!molmo_dtype_is_x16(t)) return 0;
+        unit = t == MOLMO_DTYPE_Q8_0_X16 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;
     }
     const int bs = molmo_dtype_block_size(t);
     if (n < 0 || n % bs != 0) return 0;
@@ -49,40 +49,49 @@ size_t molmo_dtype_row_bytes(molmo_dtype t, int64_t n) {
     return (size_t)blocks * unit;
 }
 
-/* One group of 16 rows (nb blocks each) between the row layout at rows and the Q4_0_X16 layout
- * at g (quant.h); to_x16 says which way. */
-static void x16_group(uint8_t *rows, uint8_t *g, size_t nb, int to_x16) {
-    const size_t ldw = nb * MOLMO_Q4_0_BYTES;
+/* One group of 16 rows (nb blocks each, of type t: Q8_0 or Q4_0) between the row layout at rows
+ * and the X16 layout at g (quant.h); to_x16 says which way. */
+static void x16_group(molmo_dtype t, uint8_t *rows, uint8_t *g, size_t nb, int to_x16) {
+    const int q8 = t == MOLMO_DTYPE_Q8_0;
+    const size_t bb = q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES, vb = q8 ? 512 : 256;
+    const uint8_t flip = q8 ? 0x80 : 0; /* Q8_0 values stored unsigned */
     for (size_t c = 0; c < MOLMO_X16_ROWS; c++)
         for (size_t b = 0; b < nb; b++) {
-            uint8_t *blk = rows + c * ldw + b * MOLMO_Q4_0_BYTES;
-            uint8_t *sc = g + 32 * b + 2 * c, *qs = g + 32 * nb + 256 * b + 4 * c;
-            if (to_x16) {
+            uint8_t *blk = rows + (c * nb + b) * bb;
+            uint8_t *sc = g + 32 * b + 2 * c, *qs = g + 32 * nb + vb * b + 4 * c;
+            if (to_x16)
                 memcpy(sc, blk, 2);
-                for (size_t t = 0; t < 4; t++) memcpy(qs + 64 * t, blk + 2 + 4 * t, 4);
-            } else {
+            else
                 memcpy(blk, sc, 2);
-                for (size_t t = 0; t < 4; t++) memcpy(blk + 2 + 4 * t, qs + 64 * t, 4);
+            for (size_t k = 0; k < bb - 2; k++) {
+                uint8_t *x = qs + 64 * (k / 4) + k % 4, *r = blk + 2 + k;
+                if (to_x16)
+                    *x = *r ^ flip;
+                else
+                    *r = *x ^ flip;
             }
         }
 }
 
-void molmo_q4_0_to_x16(void *w, int64_t n_rows, int64_t K, void *tmp) {
-    const size_t nb = (size_t)K / MOLMO_QK, group = MOLMO_X16_ROWS * nb * MOLMO_Q4_0_BYTES;
+static void x16_convert(molmo_dtype t, void *w, int64_t n_rows, int64_t K, void *tmp, int to_x16) {
+    const size_t nb = (size_t)K / MOLMO_QK;
+    const size_t group = MOLMO_X16_ROWS * molmo_dtype_row_bytes(t, K);
     for (int64_t r = 0; r + MOLMO_X16_ROWS <= n_rows; r += MOLMO_X16_ROWS) {
         uint8_t *g = (uint8_t *)w + (size_t)(r / MOLMO_X16_ROWS) * group;
         memcpy(tmp, g, group);
-        x16_group(tmp, g, nb, 1);
+        if (to_x16)
+            x16_group(t, tmp, g, nb, 1);
+        else
+            x16_group(t, g, tmp, nb, 0);
     }
 }
 
-void molmo_q4_0_from_x16(void *w, int64_t n_rows, int64_t K, void *tmp) {
-    const size_t nb = (size_t)K / MOLMO_QK, group = MOLMO_X16_ROWS * nb * MOLMO_Q4_0_BYTES;
-    for (int64_t r = 0; r + MOLMO_X16_ROWS <= n_rows; r += MOLMO_X16_ROWS) {
-        uint8_t *g = (uint8_t *)w + (size_t)(r / MOLMO_X16_ROWS) * group;
-        memcpy(tmp, g, group);
-        x16_group(g, tmp, nb, 0);
-    }
+void molmo_x16_pack(molmo_dtype t, void *w, int64_t n_rows, int64_t K, void *tmp) {
+    x16_convert(t, w, n_rows, K, tmp, 1);
+}
+
+void molmo_x16_unpack(molmo_dtype t, void *w, int64_t n_rows, int64_t K, void *tmp) {
+    x16_convert(t, w, n_rows, K, tmp, 0);
 }
 
 uint16_t molmo_f32_to_f16(float f) {

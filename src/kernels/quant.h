@@ -24,29 +24,41 @@
 #define MOLMO_Q8_0_BYTES 34  /* sizeof(block_q8_0) in ggml */
 #define MOLMO_Q4_0_BYTES 18  /* sizeof(block_q4_0) in ggml */
 
-/* Q4_0 interleaved by 16 rows ("repacked"): an in-memory layout of a Q4_0 matrix that the
- * AVX-512 kernels read without a register transpose or a gather (model.c lays matrices out so
- * with --no-mmap, where kernels.h's molmo_kernels_q4_0_x16 says the table reads it). Never in
- * a file, never in the public API; not a value of molmo_dtype's list (so no switch over it
- * names it). Rows go by groups of MOLMO_X16_ROWS (N a multiple of 16); group g, rows
- * 16g .. 16g+15, fills the same 16 * nb * 18 bytes those rows did (nb = K / 32 blocks a row), so
- * the matrix keeps its size and every group starts where its first row did:
- *   scales: nb x 16 fp16, block b of row 16g + c at    32 b + 2 c
- *   values: nb x 256 bytes, qs[4t .. 4t+3] of that block at    32 nb + 256 b + 64 t + 4 c
- * that is, per block the 4 vectors (lane c = row, 4 consecutive bytes of qs) the kernels'
- * transpose made from 16 rows, and the scales of a group's blocks side by side. The values are
- * Q4_0's, so every product gives the same bits as on the rows it came from. */
+/* Q8_0 and Q4_0 interleaved by 16 rows ("repacked"): in-memory layouts of a Q8_0 / Q4_0
+ * matrix that the AVX-512 kernels read without a register transpose or a gather (model/
+ * repack.c lays matrices out so with --no-mmap, where kernels.h's molmo_kernels_x16 says the
+ * table reads it). Never in a file, never in the public API; not values of molmo_dtype's list
+ * (so no switch over it names them). Rows go by groups of MOLMO_X16_ROWS (N a multiple of 16);
+ * group g, rows 16g .. 16g+15, fills the same 16 * nb * B bytes those rows did (nb = K / 32
+ * blocks a row, B = 34 or 18 bytes a block), so the matrix keeps its size and every group
+ * starts where its first row did:
+ *   scales: nb x 16 fp16, block b of row 16g + c at            32 b + 2 c
+ *   values: nb x V bytes, qs[4t .. 4t+3] of that block at      32 nb + V b + 64 t + 4 c
+ * with V = 512 (Q8_0: t = 0..7, each byte stored + 128, i.e. ^ 0x80, the unsigned operand of
+ * vpdpbusd) or 256 (Q4_0: t = 0..3, the nibble bytes as stored). That is, per block the
+ * vectors (lane c = row, 4 consecutive bytes of qs) the kernels' transpose made from 16 rows,
+ * and the scales of a group's blocks side by side. The values are the rows', so every product
+ * gives the same bits as on the rows they came from. */
 #define MOLMO_DTYPE_Q4_0_X16 ((molmo_dtype)32)
+#define MOLMO_DTYPE_Q8_0_X16 ((molmo_dtype)33)
 #define MOLMO_X16_ROWS 16
 
-/* 1 for the block types (Q8_0, Q4_0, Q4_0 interleaved), 0 otherwise. */
-static inline int molmo_dtype_is_block(molmo_dtype t) {
-    return t == MOLMO_DTYPE_Q8_0 || t == MOLMO_DTYPE_Q4_0 || t == MOLMO_DTYPE_Q4_0_X16;
+/* 1 for Q8_0_X16 and Q4_0_X16. */
+static inline int molmo_dtype_is_x16(molmo_dtype t) {
+    return t == MOLMO_DTYPE_Q4_0_X16 || t == MOLMO_DTYPE_Q8_0_X16;
 }
 
-/* The type the bytes of t were stored as: Q4_0 for Q4_0_X16, t otherwise. */
+/* The type the bytes of t were stored as: Q4_0 / Q8_0 for their X16 layouts, t otherwise. */
 static inline molmo_dtype molmo_dtype_stored(molmo_dtype t) {
-    return t == MOLMO_DTYPE_Q4_0_X16 ? MOLMO_DTYPE_Q4_0 : t;
+    return t == MOLMO_DTYPE_Q4_0_X16 ? MOLMO_DTYPE_Q4_0
+           : t == MOLMO_DTYPE_Q8_0_X16 ? MOLMO_DTYPE_Q8_0
+                                        : t;
+}
+
+/* 1 for the block types (Q8_0, Q4_0, and their X16 layouts), 0 otherwise. */
+static inline int molmo_dtype_is_block(molmo_dtype t) {
+    const molmo_dtype s = molmo_dtype_stored(t);
+    return s == MOLMO_DTYPE_Q8_0 || s == MOLMO_DTYPE_Q4_0;
 }
 
 /* Values per block: 32 for Q8_0/Q4_0, 256 for Q4_K/Q6_K (kquant.h), 1 for F32/F16/BF16/I32,
@@ -75,28 +87,36 @@ static inline float molmo_q4_0_value(const uint8_t *blk, int j) {
     return (float)(q - 8) * molmo_f16_to_f32(d);
 }
 
-/* Group of 16 rows holding row j of a Q4_0_X16 matrix with nb blocks a row. */
-static inline const uint8_t *molmo_q4_0_x16_group(const void *w, int nb, int64_t j) {
-    return (const uint8_t *)w + (size_t)(j / MOLMO_X16_ROWS) * MOLMO_X16_ROWS * (size_t)nb *
-                                    MOLMO_Q4_0_BYTES;
+/* Bytes of one block of values of an X16 group: 512 (Q8_0_X16) or 256 (Q4_0_X16). */
+static inline size_t molmo_x16_value_bytes(molmo_dtype t) {
+    return t == MOLMO_DTYPE_Q8_0_X16 ? 512 : 256;
 }
 
-/* Block b of row j of a Q4_0_X16 matrix (nb blocks a row) as the 18 bytes of a Q4_0 block. */
-static inline void molmo_q4_0_x16_block(const void *w, int nb, int64_t j, int b,
-                                        uint8_t out[MOLMO_Q4_0_BYTES]) {
-    const uint8_t *g = molmo_q4_0_x16_group(w, nb, j);
-    const size_t c = (size_t)(j % MOLMO_X16_ROWS);
+/* Group of 16 rows holding row j of an X16 matrix (type t) with nb blocks a row. */
+static inline const uint8_t *molmo_x16_group(const void *w, molmo_dtype t, int nb, int64_t j) {
+    const size_t bb = t == MOLMO_DTYPE_Q8_0_X16 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;
+    return (const uint8_t *)w + (size_t)(j / MOLMO_X16_ROWS) * MOLMO_X16_ROWS * (size_t)nb * bb;
+}
+
+/* Block b of row j of an X16 matrix (type t, nb blocks a row) as the bytes of the Q8_0 (34) or
+ * Q4_0 (18) block it was. */
+static inline void molmo_x16_block(const void *w, molmo_dtype t, int nb, int64_t j, int b,
+                                   uint8_t *out) {
+    const uint8_t *g = molmo_x16_group(w, t, nb, j);
+    const size_t c = (size_t)(j % MOLMO_X16_ROWS), vb = molmo_x16_value_bytes(t);
     memcpy(out, g + 32 * (size_t)b + 2 * c, 2);
-    for (int t = 0; t < 4; t++)
-        memcpy(out + 2 + 4 * t, g + 32 * (size_t)nb + 256 * (size_t)b + 64 * (size_t)t + 4 * c, 4);
+    for (size_t k = 0; k < vb / 64; k++)
+        memcpy(out + 2 + 4 * k, g + 32 * (size_t)nb + vb * (size_t)b + 64 * k + 4 * c, 4);
+    if (t == MOLMO_DTYPE_Q8_0_X16)
+        for (int k = 0; k < MOLMO_QK; k++) out[2 + k] ^= 0x80;
 }
 
-/* Rows [0, n_rows) of the Q4_0 matrix at w, K values a row (n_rows a multiple of 16, K of 32),
- * into the Q4_0_X16 layout in place, one group at a time through tmp (16 rows' bytes:
- * 16 * molmo_dtype_row_bytes(Q4_0, K)). Groups are independent: threads may take disjoint
- * ranges of rows. molmo_q4_0_from_x16 undoes it. */
-void molmo_q4_0_to_x16(void *w, int64_t n_rows, int64_t K, void *tmp);
-void molmo_q4_0_from_x16(void *w, int64_t n_rows, int64_t K, void *tmp);
+/* Rows [0, n_rows) of the Q8_0 or Q4_0 (t) matrix at w, K values a row (n_rows a multiple of
+ * 16, K of 32), into its X16 layout in place, one group at a time through tmp (16 rows' bytes:
+ * 16 * molmo_dtype_row_bytes(t, K)). Groups are independent: threads may take disjoint ranges
+ * of rows. molmo_x16_unpack undoes it. */
+void molmo_x16_pack(molmo_dtype t, void *w, int64_t n_rows, int64_t K, void *tmp);
+void molmo_x16_unpack(molmo_dtype t, void *w, int64_t n_rows, int64_t K, void *tmp);
 
 /* Quantizes x[0..n) into n/32 blocks of type t (Q8_0 or Q4_0) at out, with exactly the rounding
  * of ggml's reference quantizers (quantize_row_q8_0_ref / quantize_row_q4_0_ref: f32 scale

@@ -116,8 +116,8 @@ molmo_status molmo_model_load(const char *path_or_repo, const molmo_model_params
      * pointer bound above stays valid */
     for (int i = 0; s == MOLMO_OK && p->no_mmap && i < m->st.n_files; i++)
         s = molmo_mapfile_to_ram(&m->st.maps[i], m->st.paths[i], err);
-    /* and, in that copy, Q4_0 matrices laid out for the kernels (the same products) */
-    if (s == MOLMO_OK && p->no_mmap && !p->no_repack) molmo_model_repack_q4_0(m, p->log, p->log_user);
+    /* and, in that copy, Q8_0 / Q4_0 matrices laid out for the kernels (the same products) */
+    if (s == MOLMO_OK && p->no_mmap && !p->no_repack) molmo_model_repack(m, p->log, p->log_user);
     if (s != MOLMO_OK) {
         molmo_model_free(m);
         return s;
@@ -155,7 +155,7 @@ static uint64_t activation_estimate(const molmo_config *c) {
 }
 
 static void count_interleaved(void *user, molmo_tensor *t) {
-    *(int *)user += t->dtype == MOLMO_DTYPE_Q4_0_X16;
+    *(int *)user += molmo_dtype_is_x16(t->dtype);
 }
 
 molmo_status molmo_model_get_info(const molmo_model *m, molmo_model_info *o) {

@@ -1,11 +1,11 @@
-/* repack.c — Q4_0 matrices laid out for the kernels at load (repack.h).
+/* repack.c — Q8_0 / Q4_0 matrices laid out for the kernels at load (repack.h).
  *
- * Why: a Q4_0 row is 18-byte blocks, so a decode GEMV gathers 16 rows' blocks from 16 streams,
+ * Why: a row is 34- or 18-byte blocks, so a decode GEMV reads 16 rows' blocks from 16 streams,
  * transposes them in registers and gathers their scales: MolmoE's q4_0 decode ran at 71-79% of
- * the read bandwidth where q8_0 reached 90%. In Q4_0_X16 the same bytes lie as the kernels use
- * them (two sequential streams per 16 columns), as llama.cpp's CPU "repack" does for its own
- * kernels. Only a copy of the weights can be rewritten, so this runs with --no-mmap alone; the
- * mapped default keeps the file's layout (docs/design.md). */
+ * the read bandwidth. In the X16 layouts the same bytes lie as the kernels use them (two
+ * sequential streams per 16 columns), as llama.cpp's CPU "repack" does for its own kernels.
+ * Only a copy of the weights can be rewritten, so this runs with --no-mmap alone; the mapped
+ * default keeps the file's layout (docs/design.md). */
 #define _POSIX_C_SOURCE 200809L
 #include "model/repack.h"
 
@@ -31,10 +31,10 @@ typedef struct repack_list {
 
 static void collect(void *user, molmo_tensor *t) {
     repack_list *l = user;
-    if (t->dtype != MOLMO_DTYPE_Q4_0 || t->n_dims != 2 || t->shape[0] <= 0 ||
-        t->shape[0] % MOLMO_X16_ROWS != 0)
+    if ((t->dtype != MOLMO_DTYPE_Q4_0 && t->dtype != MOLMO_DTYPE_Q8_0) || t->n_dims != 2 ||
+        t->shape[0] <= 0 || t->shape[0] % MOLMO_X16_ROWS != 0)
         return;
-    const size_t rb = molmo_dtype_row_bytes(MOLMO_DTYPE_Q4_0, t->shape[1]);
+    const size_t rb = molmo_dtype_row_bytes(t->dtype, t->shape[1]);
     if (rb == 0) return;
     if (l->t) l->t[l->n] = t;
     l->n++;
@@ -57,8 +57,8 @@ static void *repack_worker(void *arg) {
         const int i = atomic_fetch_add(&w->next, 1);
         if (i >= w->l->n) break;
         molmo_tensor *t = w->l->t[i];
-        molmo_q4_0_to_x16((void *)t->data, t->shape[0], t->shape[1], tmp);
-        t->dtype = MOLMO_DTYPE_Q4_0_X16;
+        molmo_x16_pack(t->dtype, (void *)t->data, t->shape[0], t->shape[1], tmp);
+        t->dtype = t->dtype == MOLMO_DTYPE_Q8_0 ? MOLMO_DTYPE_Q8_0_X16 : MOLMO_DTYPE_Q4_0_X16;
         atomic_fetch_add(&w->done, 1);
     }
     molmo_free(tmp);
@@ -72,15 +72,15 @@ static int maps_writable(molmo_model *m, int on) {
     return bad ? -1 : 0;
 }
 
-int molmo_model_repack_q4_0(molmo_model *m, molmo_log_fn log, void *log_user) {
-    if (!molmo_kernels_q4_0_x16()) return 0;
+int molmo_model_repack(molmo_model *m, molmo_log_fn log, void *log_user) {
+    if (!molmo_kernels_x16()) return 0;
     repack_list l = {0};
     molmo_weights_each_matrix(&m->w, &m->cfg, collect, &l);
     if (l.n == 0) return 0;
     const double t0 = molmo_now_ms();
     l.t = molmo_calloc((size_t)l.n, sizeof *l.t);
     if (!l.t || maps_writable(m, 1) != 0) {
-        molmo_log(log, log_user, MOLMO_LOG_WARN, "%s: q4_0 matrices kept in the file's layout "
+        molmo_log(log, log_user, MOLMO_LOG_WARN, "%s: q8_0 / q4_0 matrices kept in the file's layout "
                   "(%s)", m->path, l.t ? "the copy cannot be made writable" : "out of memory");
         maps_writable(m, 0);
         molmo_free(l.t);
@@ -101,9 +101,9 @@ int molmo_model_repack_q4_0(molmo_model *m, molmo_log_fn log, void *log_user) {
     maps_writable(m, 0);
     const int done = atomic_load(&w.done);
     if (done < l.n)
-        molmo_log(log, log_user, MOLMO_LOG_WARN, "%s: %d of %d q4_0 matrices kept in the file's "
+        molmo_log(log, log_user, MOLMO_LOG_WARN, "%s: %d of %d q8_0 / q4_0 matrices kept in the file's "
                   "layout (out of memory)", m->path, l.n - done, l.n);
-    molmo_log(log, log_user, MOLMO_LOG_INFO, "%s: %d q4_0 matrices (%.2f GB) interleaved by 16 rows "
+    molmo_log(log, log_user, MOLMO_LOG_INFO, "%s: %d q8_0 / q4_0 matrices (%.2f GB) interleaved by 16 rows "
               "for the kernels in %.2f s", m->path, done, l.bytes / 1e9, (molmo_now_ms() - t0) / 1e3);
     molmo_free(l.t);
     return done;

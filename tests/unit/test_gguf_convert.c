@@ -106,11 +106,11 @@ static void golden_input_open(golden_input *in, const char *model, const char *c
 static int g_bf16_act; /* contexts with bf16 activations (type_check.bf16_act) */
 static int g_no_mmap;  /* models loaded with molmo_model_params.no_mmap */
 static int g_no_repack; /* and no_repack */
-static int g_n_x16;    /* matrices the last run_case's model had laid out as Q4_0_X16 */
+static int g_n_x16;    /* matrices the last run_case's model had in an X16 layout */
 
 static void count_x16(void *user, molmo_tensor *t) {
     (void)user;
-    g_n_x16 += t->dtype == MOLMO_DTYPE_Q4_0_X16;
+    g_n_x16 += molmo_dtype_is_x16(t->dtype);
 }
 
 static molmo_context *new_context(const molmo_model *m) {
@@ -842,46 +842,50 @@ static void test_no_mmap_identical(void **state) {
     }
 }
 
-/* --no-mmap lays q4_0 matrices out as Q4_0_X16 (model/repack.c) where the kernels read that
- * layout: every matrix of the language model and the vision tower (all have multiples of 16
- * rows here) but the q8_0 head; the logits keep their bits against the mapped file and against
- * --no-repack, and the reference kernels (forced after the load) read the layout too. */
-static void test_repack_q4_0(void **state) {
+/* --no-mmap lays q8_0 and q4_0 matrices out as Q8_0_X16 / Q4_0_X16 (model/repack.c) where the
+ * kernels read those layouts: every matrix of the language model, the head and the vision
+ * tower (all have multiples of 16 rows here); the logits keep their bits against the mapped
+ * file and against --no-repack, and the reference kernels (forced after the load) read the
+ * layouts too. q4_0 with a q4_0 vision tower, and q8_0. */
+static void test_repack(void **state) {
     (void)state;
     static const char *const models[] = {"olmoe", "qwen2"};
-    for (int k = 0; k < 2; k++) {
+    static const molmo_dtype types[] = {MOLMO_DTYPE_Q4_0, MOLMO_DTYPE_Q8_0};
+    for (int k = 0; k < 4; k++) {
         char path[1024];
-        convert_vt(models[k], MOLMO_DTYPE_Q4_0, MOLMO_DTYPE_Q4_0, path, sizeof path);
+        const molmo_dtype t = types[k / 2];
+        convert_vt(models[k % 2], t, t, path, sizeof path);
         int done = 0;
         for (int i = 0; i < tu_n_golden_cases && !done; i++) {
-            if (strcmp(tu_golden_cases[i].model, models[k]) || !quick_case(tu_golden_cases[i].name))
+            if (strcmp(tu_golden_cases[i].model, models[k % 2]) || !quick_case(tu_golden_cases[i].name))
                 continue;
             const char *name = tu_golden_cases[i].name;
             run mapped, x16, rows, ref_mapped, ref_x16;
-            run_case(path, models[k], name, &mapped);
+            run_case(path, models[k % 2], name, &mapped);
             assert_int_equal(g_n_x16, 0);
             g_no_mmap = 1;
-            run_case(path, models[k], name, &x16);
+            run_case(path, models[k % 2], name, &x16);
             const int n_x16 = g_n_x16;
             g_no_repack = 1;
-            run_case(path, models[k], name, &rows);
+            run_case(path, models[k % 2], name, &rows);
             assert_int_equal(g_n_x16, 0);
             g_no_repack = 0;
-            print_message("  %s q4_0 --no-mmap: %d matrices interleaved by 16 rows\n", models[k], n_x16);
-            if (molmo_kernels_q4_0_x16()) {
+            print_message("  %s %s --no-mmap: %d matrices interleaved by 16 rows\n", models[k % 2],
+                          molmo_dtype_name(t), n_x16);
+            if (molmo_kernels_x16()) {
                 /* ViT: 6 a layer; connector: 4 + 3; LLM: attention 2 a layer, and the dense
-                 * MLP's 2 or the experts' 3 each (the head stays q8_0) */
-                assert_true(n_x16 >= 7 + 6 + 4 * 3);
+                 * MLP's 2 or the experts' 3 each; the head (q8_0) */
+                assert_true(n_x16 >= 7 + 6 + 4 * 3 + 1);
             } else {
                 assert_int_equal(n_x16, 0);
             }
             const size_t bytes = (size_t)mapped.n_steps * (size_t)mapped.E * sizeof(float);
             assert_true(mapped.n_steps >= 1 && x16.n_steps == mapped.n_steps && rows.n_steps == mapped.n_steps);
             if (memcmp(mapped.logits, x16.logits, bytes) || memcmp(mapped.logits, rows.logits, bytes))
-                fail_msg("%s/%s: the q4_0 layout changed the logits", models[k], name);
+                fail_msg("%s/%s: the %s layout changed the logits", models[k % 2], name, molmo_dtype_name(t));
             molmo_kernels_force_reference(1); /* the layout comes from the load: forced after it */
             g_no_mmap = 0;
-            run_case(path, models[k], name, &ref_mapped);
+            run_case(path, models[k % 2], name, &ref_mapped);
             molmo_kernels_force_reference(0);
             g_no_mmap = 1;
             molmo_error err = {0};
@@ -890,7 +894,7 @@ static void test_repack_q4_0(void **state) {
             mp.no_mmap = 1;
             assert_int_equal(molmo_model_load(path, &mp, &m, &err), MOLMO_OK);
             golden_input in;
-            golden_input_open(&in, models[k], name);
+            golden_input_open(&in, models[k % 2], name);
             molmo_kernels_force_reference(1);
             teacher_forced(m, &in, &ref_x16);
             molmo_kernels_force_reference(0);
@@ -899,7 +903,8 @@ static void test_repack_q4_0(void **state) {
             molmo_model_free(m);
             g_no_mmap = 0;
             if (memcmp(ref_mapped.logits, ref_x16.logits, bytes))
-                fail_msg("%s/%s: the reference kernels read the q4_0 layout wrong", models[k], name);
+                fail_msg("%s/%s: the reference kernels read the %s layout wrong", models[k % 2], name,
+                         molmo_dtype_name(t));
             free(mapped.logits);
             free(x16.logits);
             free(rows.logits);
@@ -977,7 +982,7 @@ int main(void) {
         cmocka_unit_test(test_convert_api),
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_no_mmap_identical),
-        cmocka_unit_test(test_repack_q4_0),
+        cmocka_unit_test(test_repack),
         cmocka_unit_test(test_mapfile_to_ram),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

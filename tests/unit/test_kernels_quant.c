@@ -726,8 +726,8 @@ static void test_qmatmul_bf16x(void **state) {
 #endif
 }
 
-/* Q4_0_X16 (quant.h): Q4_0 weights interleaved by 16 rows give every kernel the bits of the
- * rows they came from. The layout round-trips and block (j, b) reads back as stored; then per
+/* Q8_0_X16 / Q4_0_X16 (quant.h): Q8_0 and Q4_0 weights interleaved by 16 rows give every
+ * kernel the bits of the rows they came from. The layout round-trips and block (j, b) reads back as stored; then per
  * shape (N a multiple of 16; odd block counts too): the specification and the f32 reference on
  * the interleaved weights; every fast set (pool workspace, none, a short one; with and without
  * AVX-VNNI and AMX), also cut at rows and at columns off a group; the AMX kernel directly; x
@@ -746,109 +746,112 @@ static void test_qmatmul_x16(void **state) {
     molmo_pool *pools[3];
     for (int i = 0; i < 3; i++) assert_int_equal(molmo_pool_create(i + 1, &pools[i], NULL), MOLMO_OK);
     int cases = 0;
-    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
-        const qshape *s = &shapes[si];
-        const int M = s->M, N = s->N, K = s->K, nb = K / 32, ldx = K + s->pad, ldy = N + s->pad;
-        const size_t ny = (size_t)M * ldy, nmn = (size_t)M * N, rb = molmo_dtype_row_bytes(MOLMO_DTYPE_Q4_0, K);
-        float *x = frand((size_t)M * ldx, 1.0f), *wf, *bias = si % 2 ? frand((size_t)N, 0.5f) : NULL;
-        void *wbase;
-        const uint8_t *w = make_qw(MOLMO_DTYPE_Q4_0, N, K, 0, &wbase, &wf);
-        uint8_t *wx = malloc((size_t)N * rb), *back = malloc((size_t)N * rb), *tmp = malloc(16 * rb);
-        float *ybuf = malloc(ny * 4), *sp = malloc(nmn * 4), *r = malloc(nmn * 4), *g = malloc(nmn * 4);
-        assert_true(wx && back && tmp && ybuf && sp && r && g);
-        assert_int_equal(molmo_dtype_row_bytes(MOLMO_DTYPE_Q4_0_X16, K), rb);
-        memcpy(wx, w, (size_t)N * rb);
-        molmo_q4_0_to_x16(wx, N, K, tmp);
-        if (N > 16) assert_true(memcmp(wx, w, (size_t)N * rb) != 0);
-        for (int j = 0; j < N; j += 7)
-            for (int b = 0; b < nb; b += 3) {
-                uint8_t blk[18];
-                molmo_q4_0_x16_block(wx, nb, j, b, blk);
-                assert_memory_equal(blk, w + (size_t)j * rb + (size_t)b * 18, 18);
-            }
-        memcpy(back, wx, (size_t)N * rb);
-        molmo_q4_0_from_x16(back, N, K, tmp);
-        assert_memory_equal(back, w, (size_t)N * rb);
-        char what[96];
-        snprintf(what, sizeof what, "%dx%dx%d q4_0 x16%s", M, N, K, bias ? " bias" : "");
-        molmo_matmul_args a = {NULL, ldy, x, ldx, w, MOLMO_DTYPE_Q4_0, bias, M, N, K, 0, NULL, 0};
-        molmo_matmul_args ax = a;
-        ax.w = wx;
-        ax.wt = MOLMO_DTYPE_Q4_0_X16;
-        run_kernel(spec_fn, a, ybuf, ny, 0, NULL, 0, sp);
-        run_kernel(spec_fn, ax, ybuf, ny, 0, NULL, 0, g);
-        assert_same_bits(g, sp, nmn, what);
-        run_kernel(molmo_kernels_ref()->matmul, a, ybuf, ny, 0, NULL, 0, r);
-        run_kernel(molmo_kernels_ref()->matmul, ax, ybuf, ny, 0, NULL, 0, g);
-        assert_same_bits(g, r, nmn, what);
-        for (int set = 0; set < n_sets; set++)
-            for (int pass = 0; pass < 4; pass++) { /* AVX-VNNI on/off x AMX on/off */
-                molmo_kernels_allow_avx_vnni(pass & 1);
-                molmo_kernels_allow_amx(pass < 2);
-                run_kernel(sets[set]->matmul, ax, ybuf, ny, 0, g_ws, WS_FLOATS, g);
-                assert_same_bits(g, sp, nmn, what);
-                run_kernel(sets[set]->matmul, ax, ybuf, ny, 0, NULL, 0, g);
-                assert_same_bits(g, sp, nmn, what);
-                run_kernel(sets[set]->matmul, ax, ybuf, ny, 0, g_ws, 12 * 1024, g);
-                assert_same_bits(g, sp, nmn, what);
-                /* cut at rows and at columns that are not on a group (5, 37) */
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (int t = 0; t < 2; t++) {
+            const molmo_dtype qt = QTYPES[t], xt = qt == MOLMO_DTYPE_Q8_0 ? MOLMO_DTYPE_Q8_0_X16 : MOLMO_DTYPE_Q4_0_X16;
+            const qshape *s = &shapes[si];
+            const int M = s->M, N = s->N, K = s->K, nb = K / 32, ldx = K + s->pad, ldy = N + s->pad;
+            const size_t ny = (size_t)M * ldy, nmn = (size_t)M * N, rb = molmo_dtype_row_bytes(qt, K);
+            float *x = frand((size_t)M * ldx, 1.0f), *wf, *bias = (si + t) % 2 ? frand((size_t)N, 0.5f) : NULL;
+            void *wbase;
+            const uint8_t *w = make_qw(qt, N, K, 0, &wbase, &wf);
+            uint8_t *wx = malloc((size_t)N * rb), *back = malloc((size_t)N * rb), *tmp = malloc(16 * rb);
+            float *ybuf = malloc(ny * 4), *sp = malloc(nmn * 4), *r = malloc(nmn * 4), *g = malloc(nmn * 4);
+            assert_true(wx && back && tmp && ybuf && sp && r && g);
+            assert_int_equal(molmo_dtype_row_bytes(xt, K), rb);
+            memcpy(wx, w, (size_t)N * rb);
+            molmo_x16_pack(qt, wx, N, K, tmp);
+            if (N > 16) assert_true(memcmp(wx, w, (size_t)N * rb) != 0);
+            for (int j = 0; j < N; j += 7)
+                for (int b = 0; b < nb; b += 3) {
+                    uint8_t blk[34];
+                    const size_t bb = rb / (size_t)nb;
+                    molmo_x16_block(wx, xt, nb, j, b, blk);
+                    assert_memory_equal(blk, w + (size_t)j * rb + (size_t)b * bb, bb);
+                }
+            memcpy(back, wx, (size_t)N * rb);
+            molmo_x16_unpack(qt, back, N, K, tmp);
+            assert_memory_equal(back, w, (size_t)N * rb);
+            char what[96];
+            snprintf(what, sizeof what, "%dx%dx%d %s x16%s", M, N, K, molmo_dtype_name(qt), bias ? " bias" : "");
+            molmo_matmul_args a = {NULL, ldy, x, ldx, w, qt, bias, M, N, K, 0, NULL, 0};
+            molmo_matmul_args ax = a;
+            ax.w = wx;
+            ax.wt = xt;
+            run_kernel(spec_fn, a, ybuf, ny, 0, NULL, 0, sp);
+            run_kernel(spec_fn, ax, ybuf, ny, 0, NULL, 0, g);
+            assert_same_bits(g, sp, nmn, what);
+            run_kernel(molmo_kernels_ref()->matmul, a, ybuf, ny, 0, NULL, 0, r);
+            run_kernel(molmo_kernels_ref()->matmul, ax, ybuf, ny, 0, NULL, 0, g);
+            assert_same_bits(g, r, nmn, what);
+            for (int set = 0; set < n_sets; set++)
+                for (int pass = 0; pass < 4; pass++) { /* AVX-VNNI on/off x AMX on/off */
+                    molmo_kernels_allow_avx_vnni(pass & 1);
+                    molmo_kernels_allow_amx(pass < 2);
+                    run_kernel(sets[set]->matmul, ax, ybuf, ny, 0, g_ws, WS_FLOATS, g);
+                    assert_same_bits(g, sp, nmn, what);
+                    run_kernel(sets[set]->matmul, ax, ybuf, ny, 0, NULL, 0, g);
+                    assert_same_bits(g, sp, nmn, what);
+                    run_kernel(sets[set]->matmul, ax, ybuf, ny, 0, g_ws, 12 * 1024, g);
+                    assert_same_bits(g, sp, nmn, what);
+                    /* cut at rows and at columns that are not on a group (5, 37) */
+                    for (size_t e = 0; e < ny; e++) ybuf[e] = SENTINEL;
+                    ax.y = ybuf;
+                    const int mc = M > 21 ? 21 : (M + 1) / 2, c1 = N > 5 ? 5 : N, c2 = N > 37 ? 37 : N;
+                    const int cols[4] = {0, c1, c2, N};
+                    for (int c = 0; c < 3; c++) {
+                        if (cols[c] == cols[c + 1]) continue;
+                        sets[set]->matmul(&ax, 0, mc, cols[c], cols[c + 1], g_ws, WS_FLOATS);
+                        if (mc < M) sets[set]->matmul(&ax, mc, M, cols[c], cols[c + 1], g_ws, WS_FLOATS);
+                    }
+                    unpad(g, ybuf, M, N, ldy);
+                    assert_same_bits(g, sp, nmn, what);
+                }
+            molmo_kernels_allow_avx_vnni(1);
+            molmo_kernels_allow_amx(1);
+    #if defined(__x86_64__)
+            if (M > 4 && molmo_kernels_amx()) {
                 for (size_t e = 0; e < ny; e++) ybuf[e] = SENTINEL;
                 ax.y = ybuf;
-                const int mc = M > 21 ? 21 : (M + 1) / 2, c1 = N > 5 ? 5 : N, c2 = N > 37 ? 37 : N;
-                const int cols[4] = {0, c1, c2, N};
-                for (int c = 0; c < 3; c++) {
-                    if (cols[c] == cols[c + 1]) continue;
-                    sets[set]->matmul(&ax, 0, mc, cols[c], cols[c + 1], g_ws, WS_FLOATS);
-                    if (mc < M) sets[set]->matmul(&ax, mc, M, cols[c], cols[c + 1], g_ws, WS_FLOATS);
-                }
+                assert_int_equal(molmo_k_matmul_q_amx(&ax, 0, M, 0, N, g_ws, WS_FLOATS), 1);
                 unpad(g, ybuf, M, N, ldy);
                 assert_same_bits(g, sp, nmn, what);
             }
-        molmo_kernels_allow_avx_vnni(1);
-        molmo_kernels_allow_amx(1);
-#if defined(__x86_64__)
-        if (M > 4 && molmo_kernels_amx()) {
-            for (size_t e = 0; e < ny; e++) ybuf[e] = SENTINEL;
-            ax.y = ybuf;
-            assert_int_equal(molmo_k_matmul_q_amx(&ax, 0, M, 0, N, g_ws, WS_FLOATS), 1);
-            unpad(g, ybuf, M, N, ldy);
-            assert_same_bits(g, sp, nmn, what);
-        }
-#endif
-        if (M > 4) check_rows_xq(sets, n_sets, ax, ybuf, ny, 0, sp, g, what);
-        for (int p = 0; p < 3; p++) {
-            for (size_t e = 0; e < ny; e++) ybuf[e] = SENTINEL;
-            molmo_op_matmul(pools[p], ybuf, ldy, x, ldx, wx, MOLMO_DTYPE_Q4_0_X16, bias, M, N, K);
-            unpad(g, ybuf, M, N, ldy);
-            if (molmo_op_bf16_rule(1, MOLMO_DTYPE_Q4_0, M)) { /* bf16 x: the rows' bits too */
-                float *xb = malloc((size_t)M * ldx * 4), *want = malloc(ny * 4);
-                assert_true(xb && want);
-                for (size_t e = 0; e < (size_t)M * ldx; e++) xb[e] = molmo_bf16_to_f32(molmo_f32_to_bf16(x[e]));
-                molmo_op_matmul_bf16x(pools[p], want, ldy, xb, ldx, w, MOLMO_DTYPE_Q4_0, bias, M, N, K);
+    #endif
+            if (M > 4) check_rows_xq(sets, n_sets, ax, ybuf, ny, 0, sp, g, what);
+            for (int p = 0; p < 3; p++) {
                 for (size_t e = 0; e < ny; e++) ybuf[e] = SENTINEL;
-                molmo_op_matmul_bf16x(pools[p], ybuf, ldy, xb, ldx, wx, MOLMO_DTYPE_Q4_0_X16, bias, M, N, K);
-                for (int row = 0; row < M; row++)
-                    assert_memory_equal(ybuf + (size_t)row * ldy, want + (size_t)row * ldy, (size_t)N * 4);
-                free(xb);
-                free(want);
+                molmo_op_matmul(pools[p], ybuf, ldy, x, ldx, wx, xt, bias, M, N, K);
+                unpad(g, ybuf, M, N, ldy);
+                if (molmo_op_bf16_rule(1, qt, M)) { /* bf16 x: the rows' bits too */
+                    float *xb = malloc((size_t)M * ldx * 4), *want = malloc(ny * 4);
+                    assert_true(xb && want);
+                    for (size_t e = 0; e < (size_t)M * ldx; e++) xb[e] = molmo_bf16_to_f32(molmo_f32_to_bf16(x[e]));
+                    molmo_op_matmul_bf16x(pools[p], want, ldy, xb, ldx, w, qt, bias, M, N, K);
+                    for (size_t e = 0; e < ny; e++) ybuf[e] = SENTINEL;
+                    molmo_op_matmul_bf16x(pools[p], ybuf, ldy, xb, ldx, wx, xt, bias, M, N, K);
+                    for (int row = 0; row < M; row++)
+                        assert_memory_equal(ybuf + (size_t)row * ldy, want + (size_t)row * ldy, (size_t)N * 4);
+                    free(xb);
+                    free(want);
+                }
+                assert_same_bits(g, sp, nmn, what);
             }
-            assert_same_bits(g, sp, nmn, what);
+            cases++;
+            free(x);
+            free(bias);
+            free(wf);
+            free(wbase);
+            free(wx);
+            free(back);
+            free(tmp);
+            free(ybuf);
+            free(sp);
+            free(r);
+            free(g);
         }
-        cases++;
-        free(x);
-        free(bias);
-        free(wf);
-        free(wbase);
-        free(wx);
-        free(back);
-        free(tmp);
-        free(ybuf);
-        free(sp);
-        free(r);
-        free(g);
-    }
     for (int i = 0; i < 3; i++) molmo_pool_free(pools[i]);
-    print_message("  q4_0 interleaved by 16 rows: %d shapes, the bits of its rows in every kernel\n", cases);
+    print_message("  q8_0 / q4_0 interleaved by 16 rows: %d cases, the bits of the rows in every kernel\n", cases);
 }
 
 /* x [M, K] times Q8_0 and Q4_0 weights of N columns: every fast set gives the specification's

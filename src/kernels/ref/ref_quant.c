@@ -13,7 +13,7 @@
  * The fast kernels reproduce this bit for bit (an int32 holds any block sum: |isum| <=
  * 32*127*128; (float)isum is exact below 2^24), whatever their tiling and thread split. The
  * accuracy reference stays the f32 kernel of ref_matmul.c, which dequantizes W and keeps x.
- * Q4_0_X16 weights (quant.h) are the same blocks in another order. */
+ * Q8_0_X16 / Q4_0_X16 weights (quant.h) are the same blocks in another order. */
 #include <math.h>
 #include <stdint.h>
 
@@ -46,7 +46,8 @@ NO_VECTORIZE static int32_t block_dot(molmo_dtype wt, const int8_t *xq, const ui
 
 void molmo_k_matmul_qdot_ref(const molmo_matmul_args *a, int m0, int m1, int n0, int n1) {
     const int nb = a->K / MOLMO_QK;
-    const size_t bb = a->wt == MOLMO_DTYPE_Q8_0 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;
+    const molmo_dtype st = molmo_dtype_stored(a->wt); /* the X16 layouts: their blocks' type */
+    const size_t bb = st == MOLMO_DTYPE_Q8_0 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;
     const size_t row_bytes = (size_t)nb * bb;
     for (int i = m0; i < m1; i++) {
         const float *x = a->x + (size_t)i * (size_t)a->ldx;
@@ -58,15 +59,15 @@ void molmo_k_matmul_qdot_ref(const molmo_matmul_args *a, int m0, int m1, int n0,
             const float dx = molmo_quantize_act_block(x + (size_t)b * MOLMO_QK, xq, &xsum);
             for (int j = n0; j < n1; j++) {
                 const uint8_t *blk = (const uint8_t *)a->w + (size_t)j * row_bytes + (size_t)b * bb;
-                uint8_t x16[MOLMO_Q4_0_BYTES]; /* the same block out of the interleaved layout */
-                if (a->wt == MOLMO_DTYPE_Q4_0_X16) {
-                    molmo_q4_0_x16_block(a->w, nb, j, b, x16);
+                uint8_t x16[MOLMO_Q8_0_BYTES]; /* the same block out of an interleaved layout */
+                if (st != a->wt) {
+                    molmo_x16_block(a->w, a->wt, nb, j, b, x16);
                     blk = x16;
                 }
                 uint16_t dh;
                 memcpy(&dh, blk, 2);
                 const float scale = dx * molmo_f16_to_f32(dh);
-                y[j] = fmaf((float)block_dot(a->wt, xq, blk), scale, y[j]);
+                y[j] = fmaf((float)block_dot(st, xq, blk), scale, y[j]);
             }
         }
         if (a->bias)

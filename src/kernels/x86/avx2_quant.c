@@ -336,9 +336,9 @@ void molmo_k_matmul_q_avx2(const molmo_matmul_args *a, int m0, int m1, int n0, i
     static const tile_fn tiles[2][2][MR] = {
         {{tile_q4_1, tile_q4_2, tile_q4_3}, {tile_q8_1, tile_q8_2, tile_q8_3}},
         {{tile_vnni_q4_1, tile_vnni_q4_2, tile_vnni_q4_3}, {tile_vnni_q8_1, tile_vnni_q8_2, tile_vnni_q8_3}}};
-    if (a->wt == MOLMO_DTYPE_Q4_0_X16) {
+    if (molmo_dtype_is_x16(a->wt)) {
         /* the AVX-512 layout (quant.h), which the model lays out only where that table runs
-         * (molmo_kernels_q4_0_x16): here the specification, the same bits */
+         * (molmo_kernels_x16): here the specification, the same bits */
         molmo_k_matmul_qdot_ref(a, m0, m1, n0, n1);
         return;
     }

@@ -87,8 +87,8 @@ static void configure_tiles(void) {
 static void pack_panel(molmo_dtype wt, const uint8_t *w, size_t ldw, int nb, int j0, int nr,
                        int kb, int nbk, uint8_t *pw) {
     /* load16 gives Q8_0's bytes + 128 and Q4_0's nibbles 0..15: both made signed */
-    const __m512i sign = _mm512_set1_epi8(wt == MOLMO_DTYPE_Q8_0 ? (char)0x80 : 8);
-    const int q8 = wt == MOLMO_DTYPE_Q8_0;
+    const int q8 = molmo_dtype_stored(wt) == MOLMO_DTYPE_Q8_0;
+    const __m512i sign = _mm512_set1_epi8(q8 ? (char)0x80 : 8);
     for (int b = 0; b < nbk; b++) {
         for (int v = 0; v < NV; v++) {
             uint8_t *pg = pw + (size_t)b * PB_BYTES + (size_t)v * GB_BYTES;

@@ -189,12 +189,13 @@ static void pack_panel(const molmo_matmul_args *a, size_t ldw, int j0, int n1, i
                                         m, (const uint16_t *)w + (size_t)j * (size_t)a->K + k))
                                   : _mm512_setzero_ps();
                 }
-            } else if (a->wt == MOLMO_DTYPE_Q4_0_X16) { /* each column's block put together */
+            } else if (molmo_dtype_is_x16(a->wt)) { /* each column's block put together */
+                const int q8 = a->wt == MOLMO_DTYPE_Q8_0_X16;
                 for (int c = 0; c < 16; c++) {
                     const int j = j0 + 16 * h + c;
-                    uint8_t blk[MOLMO_Q4_0_BYTES];
-                    if (j < n1) molmo_q4_0_x16_block(w, a->K / MOLMO_QK, j, k / MOLMO_QK, blk);
-                    r[c] = j < n1 ? dequant_block_bf16(0, blk) : _mm512_setzero_ps();
+                    uint8_t blk[MOLMO_Q8_0_BYTES];
+                    if (j < n1) molmo_x16_block(w, a->wt, a->K / MOLMO_QK, j, k / MOLMO_QK, blk);
+                    r[c] = j < n1 ? dequant_block_bf16(q8, blk) : _mm512_setzero_ps();
                 }
             } else {
                 for (int c = 0; c < 16; c++) {

@@ -351,7 +351,7 @@ void molmo_k_matmul_f32_avx512(const molmo_matmul_args *a, int m0, int m1, int n
             (small ? gemv_bf16 : gemm_bf16)(a, m0, m1, n0, n1, ws, ws_floats);
         break;
     default:
-        if (a->wt == MOLMO_DTYPE_Q4_0_X16) /* not a listed dtype (quant.h) */
+        if (molmo_dtype_is_x16(a->wt)) /* not listed dtypes (quant.h) */
             molmo_k_matmul_q_avx512(a, m0, m1, n0, n1, ws, ws_floats);
         else
             (small ? gemv_f32 : gemm_f32)(a, m0, m1, n0, n1, ws, ws_floats);

@@ -93,9 +93,14 @@ INLINE void load16(int q8, const uint8_t *w, size_t ldw, int nc, __m512i r[8]) {
         load16_q4_0(w, ldw, nc, r);
 }
 
-/* Block b of the Q4_0_X16 group g (quant.h; nb blocks a row) as load16_q4_0 makes it from the
- * group's 16 rows: the same 8 vectors, loaded as they lie. */
-INLINE void load16_q4_0_x16(const uint8_t *g, int nb, int b, __m512i r[8]) {
+/* Block b of the X16 group g (quant.h; type t, nb blocks a row) as load16 makes it from the
+ * group's 16 rows: the same 8 vectors, loaded as they lie (Q8_0's already unsigned). */
+INLINE void load16_x16(int q8, const uint8_t *g, int nb, int b, __m512i r[8]) {
+    if (q8) {
+        const uint8_t *v = g + 32 * (size_t)nb + 512 * (size_t)b;
+        for (int k = 0; k < 8; k++) r[k] = _mm512_loadu_si512(v + 64 * k);
+        return;
+    }
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     const uint8_t *v = g + 32 * (size_t)nb + 256 * (size_t)b;
     for (int k = 0; k < 4; k++) {
@@ -105,25 +110,26 @@ INLINE void load16_q4_0_x16(const uint8_t *g, int nb, int b, __m512i r[8]) {
     }
 }
 
-/* The 16 scales of block b of the Q4_0_X16 group g as f32. */
+/* The 16 scales of block b of the X16 group g as f32. */
 INLINE __m512 load_scales16_x16(const uint8_t *g, int b) {
     return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(g + 32 * (size_t)b)));
 }
 
 /* For the GEMM packers: block kb of the 16 columns j0 .. j0+15 of W (nb blocks a row, row
- * stride ldw; Q8_0, Q4_0 or Q4_0_X16 with j0 a multiple of 16) as load16 makes it, and their
- * scales; columns >= nc are zero (nc <= 0: all). */
+ * stride ldw; Q8_0, Q4_0 or their X16 layouts with j0 a multiple of 16) as load16 makes it,
+ * and their scales; columns >= nc are zero (nc <= 0: all). */
 INLINE void load_cols16_block(molmo_dtype wt, const uint8_t *w, size_t ldw, int nb, int j0, int nc,
                               int kb, __m512i r[8], __m512 *scales) {
+    const int q8 = molmo_dtype_stored(wt) == MOLMO_DTYPE_Q8_0;
     if (nc <= 0) {
         for (int g = 0; g < 8; g++) r[g] = _mm512_setzero_si512();
         *scales = _mm512_setzero_ps();
-    } else if (wt == MOLMO_DTYPE_Q4_0_X16) { /* the whole group lies there: mask the scales */
-        const uint8_t *grp = molmo_q4_0_x16_group(w, nb, j0);
-        load16_q4_0_x16(grp, nb, kb, r);
+    } else if (molmo_dtype_is_x16(wt)) { /* the whole group lies there: mask the scales */
+        const uint8_t *grp = molmo_x16_group(w, wt, nb, j0);
+        load16_x16(q8, grp, nb, kb, r);
         *scales = _mm512_maskz_mov_ps(avx512_tail(nc), load_scales16_x16(grp, kb));
     } else {
-        const int q8 = wt == MOLMO_DTYPE_Q8_0, n16 = nc < 16 ? nc : 16;
+        const int n16 = nc < 16 ? nc : 16;
         const uint8_t *src = w + (size_t)j0 * ldw + (size_t)kb * (q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES);
         if (n16 == 16) /* the common case, without the per-column tests */
             load16(q8, src, ldw, 16, r);
@@ -132,6 +138,5 @@ INLINE void load_cols16_block(molmo_dtype wt, const uint8_t *w, size_t ldw, int 
         *scales = load_scales16(src, ldw, n16);
     }
 }
-
 
 #endif

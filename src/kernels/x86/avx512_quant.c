@@ -178,8 +178,8 @@ INLINE void gemv_block(const int mr, const __m512i r[8], __m512 dw, int b, const
 
 /* y[0:mr, 0:nc] (+)= blocks [kb0, kb0 + nbk) of 16 columns against mr rows of quantized
  * activations (their blocks from kb0 on; layout of tile()). The columns are rows of W (Q8_0 or
- * Q4_0: w their block kb0, next the next 16 columns' or NULL, nnext of them) or a group of
- * Q4_0_X16 (w the group, nb blocks a row: two streams, scales and values, read in order). */
+ * Q4_0: w their block kb0, next the next 16 columns' or NULL, nnext of them) or a group of an
+ * X16 layout (w the group, nb blocks a row: two streams, scales and values, read in order). */
 INLINE void gemv16(const int mr, const int q8, const int x16, int nc, const uint8_t *w, size_t ldw,
                    int nb, int kb0, int nbk, const uint8_t *next, int nnext, const uint8_t *q,
                    const uint8_t *dx, const uint8_t *corr, size_t ldq, float *y, size_t ldy,
@@ -193,11 +193,13 @@ INLINE void gemv16(const int mr, const int q8, const int x16, int nc, const uint
         __m512i r[8];
         __m512 dw;
         if (x16) {
-            const uint8_t *v = w + 32 * (size_t)nb + 256 * (size_t)(kb0 + b);
-            for (int l = 0; l < 4; l++) _mm_prefetch((const char *)v + MOLMO_GEMV_PF_BYTES + 64 * l, _MM_HINT_T0);
+            const int vl = q8 ? 8 : 4; /* lines of values a block */
+            const uint8_t *v = w + 32 * (size_t)nb + 64 * (size_t)vl * (size_t)(kb0 + b);
+            for (int l = 0; l < vl; l++) _mm_prefetch((const char *)v + MOLMO_GEMV_PF_BYTES + 64 * l, _MM_HINT_T0);
             if (!(b & 1)) /* a line of scales holds two blocks' */
-                _mm_prefetch((const char *)w + 32 * (size_t)(kb0 + b) + MOLMO_GEMV_PF_BYTES / 8, _MM_HINT_T0);
-            load16_q4_0_x16(w, nb, kb0 + b, r);
+                _mm_prefetch((const char *)w + 32 * (size_t)(kb0 + b) + MOLMO_GEMV_PF_BYTES / (2 * vl),
+                             _MM_HINT_T0);
+            load16_x16(q8, w, nb, kb0 + b, r);
             dw = load_scales16_x16(w, kb0 + b);
         } else {
             const uint8_t *wb = w + (size_t)b * bb;
@@ -236,20 +238,25 @@ GEMV_FN(gemv_q8_1, 1, 1, 0)
 GEMV_FN(gemv_q8_2, 2, 1, 0)
 GEMV_FN(gemv_q8_3, 3, 1, 0)
 GEMV_FN(gemv_q8_4, 4, 1, 0)
-GEMV_FN(gemv_x16_1, 1, 0, 1)
-GEMV_FN(gemv_x16_2, 2, 0, 1)
-GEMV_FN(gemv_x16_3, 3, 0, 1)
-GEMV_FN(gemv_x16_4, 4, 0, 1)
+GEMV_FN(gemv_q4x16_1, 1, 0, 1)
+GEMV_FN(gemv_q4x16_2, 2, 0, 1)
+GEMV_FN(gemv_q4x16_3, 3, 0, 1)
+GEMV_FN(gemv_q4x16_4, 4, 0, 1)
+GEMV_FN(gemv_q8x16_1, 1, 1, 1)
+GEMV_FN(gemv_q8x16_2, 2, 1, 1)
+GEMV_FN(gemv_q8x16_3, 3, 1, 1)
+GEMV_FN(gemv_q8x16_4, 4, 1, 1)
 
 /* Rows [m0, m1) (at most GEMV_ROWS) against columns [n0, n1), in K chunks that fit buf. */
 static void gemv(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, uint8_t *buf,
                  size_t bytes) {
-    static const gemv_fn fns[3][GEMV_ROWS] = {{gemv_q4_1, gemv_q4_2, gemv_q4_3, gemv_q4_4},
-                                              {gemv_q8_1, gemv_q8_2, gemv_q8_3, gemv_q8_4},
-                                              {gemv_x16_1, gemv_x16_2, gemv_x16_3, gemv_x16_4}};
-    const int q8 = a->wt == MOLMO_DTYPE_Q8_0, x16 = a->wt == MOLMO_DTYPE_Q4_0_X16;
+    static const gemv_fn fns[2][2][GEMV_ROWS] = {
+        {{gemv_q4_1, gemv_q4_2, gemv_q4_3, gemv_q4_4}, {gemv_q8_1, gemv_q8_2, gemv_q8_3, gemv_q8_4}},
+        {{gemv_q4x16_1, gemv_q4x16_2, gemv_q4x16_3, gemv_q4x16_4},
+         {gemv_q8x16_1, gemv_q8x16_2, gemv_q8x16_3, gemv_q8x16_4}}};
+    const int q8 = molmo_dtype_stored(a->wt) == MOLMO_DTYPE_Q8_0, x16 = molmo_dtype_is_x16(a->wt);
     const int nb = a->K / MOLMO_QK, rows = m1 - m0;
-    const gemv_fn fn = fns[x16 ? 2 : q8][rows - 1];
+    const gemv_fn fn = fns[x16][q8][rows - 1];
     const size_t ldw = molmo_dtype_row_bytes(a->wt, a->K), ldx = (size_t)a->ldx, ldy = (size_t)a->ldy;
     const size_t bb = q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;
     const size_t fit = bytes / ((size_t)rows * XB_BYTES);
@@ -261,7 +268,7 @@ static void gemv(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, uin
         const int last = kb0 + kcn == nb;
         for (int j0 = n0; j0 < n1; j0 += 16) {
             const int nc = n1 - j0 < 16 ? n1 - j0 : 16;
-            const uint8_t *w = x16 ? molmo_q4_0_x16_group(a->w, nb, j0)
+            const uint8_t *w = x16 ? molmo_x16_group(a->w, a->wt, nb, j0)
                                    : (const uint8_t *)a->w + (size_t)j0 * ldw + (size_t)kb0 * bb;
             const int nnext = n1 - j0 - 16 < 16 ? n1 - j0 - 16 : 16;
             fn(nc, w, ldw, nb, kb0, kcn, nnext > 0 ? w + 16 * ldw : NULL, nnext, buf,
@@ -283,7 +290,7 @@ void molmo_k_matmul_q_rows_xq_avx512(const molmo_matmul_args *a, int g0, int g1,
     const int r1 = g1 * MOLMO_XQ_ROWS < a->M ? g1 * MOLMO_XQ_ROWS : a->M;
     if (r0 >= r1) return;
     quantize_rows(a->x + (size_t)r0 * (size_t)a->ldx, (size_t)a->ldx, r1 - r0, 0, nb,
-                  a->wt == MOLMO_DTYPE_Q8_0 ? 128 : 8,
+                  molmo_dtype_stored(a->wt) == MOLMO_DTYPE_Q8_0 ? 128 : 8,
                   (uint8_t *)xq + (size_t)r0 * (size_t)nb * XB_BYTES);
 }
 
@@ -311,7 +318,7 @@ static void qmatmul(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, 
     _Alignas(64) uint8_t stack[STACK_BYTES];
     size_t bytes;
     uint8_t *buf = molmo_x86_work_buffer(ws, ws_floats, stack, sizeof stack, &bytes);
-    if (a->wt == MOLMO_DTYPE_Q4_0_X16 && n0 % MOLMO_X16_ROWS) {
+    if (molmo_dtype_is_x16(a->wt) && n0 % MOLMO_X16_ROWS) {
         /* columns up to the next group: the specification, which reads any column (the op
          * layer's tiles start on groups, so only direct calls come here) */
         const int h = (n0 / MOLMO_X16_ROWS + 1) * MOLMO_X16_ROWS;
@@ -324,7 +331,7 @@ static void qmatmul(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, 
         return;
     }
     if (molmo_kernels_amx() && molmo_k_matmul_q_amx(a, m0, m1, n0, n1, ws, ws_floats)) return;
-    const int q8 = a->wt == MOLMO_DTYPE_Q8_0, nb = a->K / MOLMO_QK;
+    const int q8 = molmo_dtype_stored(a->wt) == MOLMO_DTYPE_Q8_0, nb = a->K / MOLMO_QK;
     const size_t ldw = molmo_dtype_row_bytes(a->wt, a->K), ldx = (size_t)a->ldx, ldy = (size_t)a->ldy;
     /* x quantized once for all threads (kernels.h): read from there, in the chunks this
      * thread would have quantized itself */
