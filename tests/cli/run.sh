@@ -50,6 +50,22 @@ a.pop("timings"), b.pop("timings")
 assert a == b, (a, b)
 PY
 "$MOLMO" run --help | grep -q -- "--no-mmap" || fail "run --help: --no-mmap"
+# and a q4_0 GGUF, whose --no-mmap copy is interleaved for the kernels: the same answer again,
+# also with --no-repack
+"$MOLMO" convert "$DATA/models/olmoe" -o "$tmp/q4.gguf" --type q4_0 > /dev/null 2>&1 ||
+  fail "convert q4_0"
+for m in "" "--no-mmap" "--no-mmap --no-repack"; do
+  "$MOLMO" run -m "$tmp/q4.gguf" -i "$DATA/images/tiny_50x30.png" -p "$prompt" -n 8 \
+    --json --top-logprobs 2 $m > "$tmp/q4${m// /}.json" || fail "run q4_0 $m"
+done
+python3 - "$tmp/q4.json" "$tmp/q4--no-mmap.json" "$tmp/q4--no-mmap--no-repack.json" <<'PY' ||
+import json, sys
+a, b, c = (json.load(open(p)) for p in sys.argv[1:4])
+for x in (a, b, c): x.pop("timings")
+assert a == b == c, (a, b, c)
+PY
+  fail "--no-mmap changed a q4_0 answer"
+"$MOLMO" run --help | grep -q -- "--no-repack" || fail "run --help: --no-repack"
 
 # bf16 activations on the bf16 checkpoint keep its golden tokens (test_gguf_convert measures
 # the distributions)

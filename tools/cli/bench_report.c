@@ -154,7 +154,7 @@ static void print_header(const bench_report *r) {
     printf("- file: %s%s", r->model_path,
            r->no_mmap ? " (read into the process's memory: --no-mmap" : " (mapped)");
     if (r->no_mmap && r->n_interleaved)
-        printf("; %d q4_0 matrices interleaved by 16 rows for the kernels", r->n_interleaved);
+        printf("; %d q8_0 / q4_0 matrices interleaved by 16 rows for the kernels", r->n_interleaved);
     printf("%s\n", r->no_mmap ? ")" : "");
     if (m)
         printf("- machine: %s, %d physical cores (%d logical), kernels %s; FMA %s, VNNI %s, "
@@ -284,7 +284,7 @@ void bench_print_json(const bench_report *r) {
     js(r->vision_type);
     printf(",\"gb\":%.3f},\"kv_type\":", r->model_gb);
     js(r->kv_type ? r->kv_type : "f32");
-    printf(",\"bf16_activations\":%s,\"no_mmap\":%s,\"interleaved_q4_0\":%d,\"cpu\":",
+    printf(",\"bf16_activations\":%s,\"no_mmap\":%s,\"interleaved_matrices\":%d,\"cpu\":",
            r->bf16_act ? "true" : "false", r->no_mmap ? "true" : "false", r->n_interleaved);
     js(m ? m->cpu : "");
     printf(",\"physical_cores\":%d,\"kernels\":", molmo_bench_physical_cores());

@@ -40,7 +40,7 @@ typedef struct bench_report {
     const char *kv_type;         /* the KV cache's type ("f32", "f16")                      */
     int bf16_act;                /* bf16 activations for the bf16-weight matmuls            */
     int no_mmap;                 /* weights read into the process's memory (--no-mmap)      */
-    int n_interleaved;           /* q4_0 matrices interleaved by 16 rows there              */
+    int n_interleaved;           /* q8_0 / q4_0 matrices interleaved by 16 rows there       */
     double model_gb;             /* weights as stored                                       */
     int image_w, image_h, n_crops, n_prompt, tokens, reps;
     const char *prompt;

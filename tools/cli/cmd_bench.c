@@ -30,7 +30,7 @@ typedef struct bench_opts {
     molmo_dtype kv_type;         /* --kv-type: the contexts' KV cache */
     int bf16_act;                /* --bf16-activations */
     int no_mmap;                 /* --no-mmap: the weights read into the process's memory */
-    int no_repack;               /* --no-repack: q4_0 kept in the file's layout there */
+    int no_repack;               /* --no-repack: the file's layout kept there */
     long read_mib;
     char dir[4096];
     const char *prompt;
@@ -78,9 +78,9 @@ static void usage(FILE *f) {
             "      --no-mmap           the weights read into the process's memory, not mapped\n"
             "                          (molmo run's option; the load and e2e times include\n"
             "                          the read; e2e loads a second copy beside the bench's\n"
-            "                          own, so it needs twice the model's size in RAM); q4_0\n"
-            "                          matrices interleaved by 16 rows there (AVX-512)\n"
-            "      --no-repack         with --no-mmap: q4_0 kept in the file's layout\n"
+            "                          own, so it needs twice the model's size in RAM); q8_0\n"
+            "                          and q4_0 matrices interleaved by 16 rows there (AVX-512)\n"
+            "      --no-repack         with --no-mmap: the file's layout kept\n"
             "      --read-mib N        buffer of the bandwidth loop in MiB (default 1024)\n"
             "      --json              one JSON object instead of the markdown table\n"
             "  -q, --quiet             no progress on stderr\n"

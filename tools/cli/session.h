@@ -13,7 +13,7 @@ typedef struct cli_gen_opts {
     molmo_dtype kv_type;         /* --kv-type (default f32) */
     int bf16_act;                /* --bf16-activations */
     int no_mmap;                 /* --no-mmap: weights read into the process's memory */
-    int no_repack;               /* --no-repack: q4_0 kept in the file's layout there */
+    int no_repack;               /* --no-repack: the file's layout kept there */
     int pull;                    /* --pull: download MODEL first when it is not cached */
     const char *stops[16];
     molmo_generate_params gp;
@@ -58,10 +58,10 @@ typedef struct cli_gen_opts {
     "      --no-mmap           read the weights into this process's memory instead of\n"     \
     "                          mapping the file: costs their size in RAM and a read at\n"    \
     "                          load; where the page cache reads slowly (some VMs) decode\n"  \
-    "                          is 10-30 percent faster (docs/bench.md); q4_0 matrices are\n" \
-    "                          then interleaved by 16 rows for the AVX-512 kernels (same\n"  \
-    "                          results; q4_0 decode ~20-35 percent faster)\n"               \
-    "      --no-repack         with --no-mmap: keep q4_0 in the file's layout\n"             \
+    "                          is 10-30 percent faster (docs/bench.md); q8_0 and q4_0\n"    \
+    "                          matrices are then interleaved by 16 rows for the AVX-512\n"  \
+    "                          kernels (same results; decode 5-15 percent faster)\n"        \
+    "      --no-repack         with --no-mmap: keep the file's layout\n"                     \
     "      --pull              download MODEL (a repo id) first when it is not cached\n"
 
 void cli_gen_opts_init(cli_gen_opts *o);
