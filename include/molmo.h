@@ -160,9 +160,9 @@ typedef struct molmo_model_params {
                                 * slower than the process's memory and decode gains 10-30%
                                 * (docs/bench.md). Refused with MOLMO_ERR_NOMEM where the
                                 * files exceed the memory the kernel reports available.
-                                * In that copy, Q4_0 matrices are laid out anew for the
-                                * AVX-512 kernels (interleaved by 16 rows, as llama.cpp's CPU
-                                * repack): the same results, faster q4_0 decode.           */
+                                * In that copy, Q8_0 and Q4_0 matrices are laid out anew
+                                * for the SIMD kernels (interleaved by 16 rows, as llama.cpp's
+                                * CPU repack): the same results, faster decode and prefill. */
     int no_repack;             /* nonzero (with no_mmap): keep the file's layout            */
 } molmo_model_params;
 
@@ -207,8 +207,8 @@ typedef struct molmo_model_info {
     int n_tensors;
     uint64_t n_tensors_by_dtype[MOLMO_DTYPE_COUNT];
     int n_files;                   /* number of safetensors shards                           */
-    int n_matrices_interleaved;    /* Q4_0 matrices laid out anew for the kernels at load
-                                      (no_mmap without no_repack, on AVX-512 CPUs)          */
+    int n_matrices_interleaved;    /* Q8_0 / Q4_0 matrices laid out anew for the kernels at
+                                      load (no_mmap without no_repack; AVX2 or AVX-512)     */
     uint64_t kv_cache_bytes_per_token; /* f32 K+V for all layers                            */
     uint64_t memory_estimate_bytes; /* weights (mapped) + KV cache at the default context  */
                                     /* + activations for a 12-crop image prompt             */

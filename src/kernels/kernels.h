@@ -187,9 +187,8 @@ int molmo_kernels_quant_bf16(void);
 int molmo_kernels_bf16_dot(void);
 
 /* Whether the table ops run on now reads Q8_0_X16 / Q4_0_X16 weights (quant.h) with its own
- * kernels: the AVX-512 table on a CPU with AVX512-VNNI. Other tables still multiply them,
- * through the specification molmo_k_matmul_qdot_ref (the same bits, far slower): a model lays
- * its matrices out so only where this is 1. */
+ * kernels: the AVX-512 and AVX2 tables. The reference table still multiplies them, block by
+ * block (the same values, slower): a model lays its matrices out so only where this is 1. */
 int molmo_kernels_x16(void);
 
 /* Individual tables, for tests and benchmarks: NULL where the CPU (or the build) lacks the ISA. */

@@ -111,11 +111,7 @@ int molmo_kernels_quant_bf16(void) {
 }
 
 int molmo_kernels_x16(void) {
-#if defined(__x86_64__)
-    return molmo_kernels_get() == &molmo_kernels_avx512_table && molmo_cpu_get()->avx512vnni;
-#else
-    return 0;
-#endif
+    return molmo_kernels_get() != &molmo_kernels_ref_table;
 }
 
 int molmo_kernels_bf16_dot(void) {

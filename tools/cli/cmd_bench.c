@@ -79,7 +79,7 @@ static void usage(FILE *f) {
             "                          (molmo run's option; the load and e2e times include\n"
             "                          the read; e2e loads a second copy beside the bench's\n"
             "                          own, so it needs twice the model's size in RAM); q8_0\n"
-            "                          and q4_0 matrices interleaved by 16 rows there (AVX-512)\n"
+            "                          and q4_0 matrices interleaved by 16 rows there\n"
             "      --no-repack         with --no-mmap: the file's layout kept\n"
             "      --read-mib N        buffer of the bandwidth loop in MiB (default 1024)\n"
             "      --json              one JSON object instead of the markdown table\n"

@@ -51,7 +51,7 @@ static void usage(FILE *f) {
             "front when the model takes at most half of the RAM (MOLMO_PREFAULT=0: on first use).\n"
             "--no-mmap (generating commands, bench) reads them into the process's memory\n"
             "instead: their size in RAM, a faster decode where the page cache reads slowly;\n"
-            "there q8_0 and q4_0 matrices are also interleaved by 16 rows for the AVX-512\n"
+            "there q8_0 and q4_0 matrices are also interleaved by 16 rows for the SIMD\n"
             "kernels (same results, faster decode; --no-repack keeps the file's layout).\n"
             "Numerics are the official fp32 model's by default; two options of the generating\n"
             "commands and bench trade a little of that for speed and memory, with their\n"

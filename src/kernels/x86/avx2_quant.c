@@ -21,7 +21,11 @@
  * 13.2 without AVX-VNNI; session 2 had measured no gain when the products were the bound);
  * GEMM packs panels of NR = 16 columns x KP = 32 blocks and runs a register tile of MR = 3
  * rows x 16 columns (6 block accumulators, 6 f32 accumulators; with VNNI, two sets of block
- * accumulators for even and odd k groups spilled, and 2 rows x 16 columns ran ~10% slower). */
+ * accumulators for even and odd k groups spilled, and 2 rows x 16 columns ran ~10% slower).
+ * Weights in an X16 layout (quant.h, laid out at load with --no-mmap) are read as each half of
+ * a group of 16 columns, the 32-byte halves of its 64-byte vectors (load8_x16): the GEMV runs
+ * the two halves one after the other, the second from L2; columns before the first whole half
+ * group of a call (direct calls only) go through the specification. */
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
@@ -152,26 +156,61 @@ INLINE __m256 load_scales8(const uint8_t *w, size_t ldw, int nc) {
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
 }
 
-/* Panel of columns j0 .. j0+nr-1 (nr <= NR), blocks kb .. kb+nbk-1, into pw: per block, per
- * group of 8 columns the 8 transposed vectors, then the NR scales. */
-static void pack_panel(int q8, int vnni, const uint8_t *w, size_t ldw, int j0, int nr, int kb,
-                       int nbk, uint8_t *pw) {
+/* Block b of the 8 columns `half` (0: the first 8 of the group, 1: the next 8) of the X16
+ * group g (quant.h; nb blocks a row) as load8 makes them from rows: Q8_0's signed bytes (stored
+ * + 128: flipped back), Q4_0's nibbles. Each 64-byte vector of the layout holds both halves. */
+INLINE void load8_x16(int q8, const uint8_t *g, int nb, int b, int half, __m256i r[8]) {
+    if (q8) {
+        const uint8_t *v = g + 32 * (size_t)nb + 512 * (size_t)b + 32 * (size_t)half;
+        const __m256i flip = _mm256_set1_epi8((char)0x80);
+        for (int k = 0; k < 8; k++) r[k] = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(v + 64 * k)), flip);
+        return;
+    }
+    const uint8_t *v = g + 32 * (size_t)nb + 256 * (size_t)b + 32 * (size_t)half;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    for (int k = 0; k < 4; k++) {
+        const __m256i d = _mm256_loadu_si256((const __m256i *)(v + 64 * k));
+        r[k] = _mm256_and_si256(d, m4);
+        r[4 + k] = _mm256_and_si256(_mm256_srli_epi16(d, 4), m4);
+    }
+}
+
+/* The 8 scales of load8_x16's columns as f32. */
+INLINE __m256 load_scales8_x16(const uint8_t *g, int b, int half) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(g + 32 * (size_t)b + 16 * (size_t)half)));
+}
+
+/* Panel of columns j0 .. j0+nr-1 (nr <= NR), blocks kb .. kb+nbk-1, of W (type wt: Q8_0, Q4_0,
+ * or an X16 layout with j0 a multiple of 8; nb blocks a row) into pw: per block, per group of
+ * 8 columns the 8 transposed vectors, then the NR scales. */
+static void pack_panel(molmo_dtype wt, int vnni, const uint8_t *w, size_t ldw, int nb, int j0,
+                       int nr, int kb, int nbk, uint8_t *pw) {
+    const int q8 = molmo_dtype_stored(wt) == MOLMO_DTYPE_Q8_0, x16 = molmo_dtype_is_x16(wt);
     const size_t bb = q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;
     /* for vpdpbusd, whose first factor is unsigned: Q8_0's q + 128 (the nibbles already are) */
     const __m256i flip = _mm256_set1_epi8(q8 && vnni ? (char)0x80 : 0);
     for (int b = 0; b < nbk; b++) {
         uint8_t *pb = pw + (size_t)b * PB_BYTES;
         for (int v = 0; v < NV; v++) {
-            const int nc = nr - 8 * v;
-            const uint8_t *src = nc > 0 ? w + (size_t)(j0 + 8 * v) * ldw + (size_t)(kb + b) * bb : w;
+            const int nc = nr - 8 * v, j = j0 + 8 * v;
             __m256i r[8];
-            if (nc >= 8)
-                load8(q8, src, ldw, 8, r);
-            else
-                load8(q8, src, ldw, nc, r);
+            __m256 ds;
+            if (x16 && nc > 0) { /* the whole half lies there: mask the scales */
+                const uint8_t *g = molmo_x16_group(w, wt, nb, j);
+                load8_x16(q8, g, nb, kb + b, j / 8 % 2, r);
+                ds = _mm256_and_ps(load_scales8_x16(g, kb + b, j / 8 % 2),
+                                   _mm256_castsi256_ps(avx2_mask(nc)));
+            } else {
+                const uint8_t *src = nc > 0 && !x16 ? w + (size_t)j * ldw + (size_t)(kb + b) * bb : w;
+                if (nc >= 8)
+                    load8(q8, src, ldw, 8, r);
+                else
+                    load8(q8, src, ldw, nc, r);
+                ds = load_scales8(src, ldw, nc);
+            }
             for (int g = 0; g < 8; g++)
                 _mm256_store_si256((__m256i *)(pb + 256 * v + 32 * g), _mm256_xor_si256(r[g], flip));
-            _mm256_store_ps((float *)(pb + NV * 256) + 8 * v, load_scales8(src, ldw, nc));
+            _mm256_store_ps((float *)(pb + NV * 256) + 8 * v, ds);
         }
     }
 }
@@ -180,14 +219,17 @@ static void pack_panel(int q8, int vnni, const uint8_t *w, size_t ldw, int j0, i
 
 /* Wrappers of the GEMV and the tile for each shape (not inlined into the drivers: one copy of
  * each), through function pointers. */
-typedef void (*gemv_fn)(int nc, const uint8_t *w, size_t ldw, int nbk, const uint8_t *next,
-                        int nnext, const uint8_t *q, const uint8_t *dx, const uint8_t *corr,
-                        size_t ldq, float *y, size_t ldy, int accumulate, const float *bias);
+typedef void (*gemv_fn)(int nc, const uint8_t *w, size_t ldw, int x16, int nb, int kb0, int nbk,
+                        const uint8_t *next, int nnext, const uint8_t *q, const uint8_t *dx,
+                        const uint8_t *corr, size_t ldq, float *y, size_t ldy, int accumulate,
+                        const float *bias);
 #define GEMV_FN(name, fn, mr, q8)                                                                 \
-    static void name(int nc, const uint8_t *w, size_t ldw, int nbk, const uint8_t *next,          \
-                     int nnext, const uint8_t *q, const uint8_t *dx, const uint8_t *corr,         \
-                     size_t ldq, float *y, size_t ldy, int accumulate, const float *bias) {       \
-        fn(mr, q8, nc, w, ldw, nbk, next, nnext, q, dx, corr, ldq, y, ldy, accumulate, bias);      \
+    static void name(int nc, const uint8_t *w, size_t ldw, int x16, int nb, int kb0, int nbk,     \
+                     const uint8_t *next, int nnext, const uint8_t *q, const uint8_t *dx,         \
+                     const uint8_t *corr, size_t ldq, float *y, size_t ldy, int accumulate,       \
+                     const float *bias) {                                                         \
+        fn(mr, q8, nc, w, ldw, x16, nb, kb0, nbk, next, nnext, q, dx, corr, ldq, y, ldy,          \
+           accumulate, bias);                                                                     \
     }
 typedef void (*tile_fn)(int nbk, const uint8_t *q, const uint8_t *dx, const uint8_t *corr,
                         size_t ldq, const uint8_t *pw, float *y, size_t ldy, int accumulate,
@@ -267,8 +309,8 @@ static void gemv(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, uin
     static const gemv_fn fns[2][2][GEMV_ROWS] = {
         {{gemv_q4_1, gemv_q4_2}, {gemv_q8_1, gemv_q8_2}},
         {{gemv_vnni_q4_1, gemv_vnni_q4_2}, {gemv_vnni_q8_1, gemv_vnni_q8_2}}};
-    const int q8 = a->wt == MOLMO_DTYPE_Q8_0, nb = a->K / MOLMO_QK, rows = m1 - m0;
-    const int vnni = molmo_kernels_avx_vnni();
+    const int q8 = molmo_dtype_stored(a->wt) == MOLMO_DTYPE_Q8_0, nb = a->K / MOLMO_QK;
+    const int x16 = molmo_dtype_is_x16(a->wt), rows = m1 - m0, vnni = molmo_kernels_avx_vnni();
     const gemv_fn fn = fns[vnni][q8][rows - 1];
     const size_t ldw = molmo_dtype_row_bytes(a->wt, a->K), ldx = (size_t)a->ldx, ldy = (size_t)a->ldy;
     const size_t bb = q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;
@@ -281,9 +323,12 @@ static void gemv(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, uin
         const int last = kb0 + kcn == nb;
         for (int j0 = n0; j0 < n1; j0 += 8) {
             const int nc = n1 - j0 < 8 ? n1 - j0 : 8;
-            const uint8_t *w = (const uint8_t *)a->w + (size_t)j0 * ldw + (size_t)kb0 * bb;
+            /* an X16 group's two halves one after the other: the second reads from L2 */
+            const uint8_t *w = x16 ? molmo_x16_group(a->w, a->wt, nb, j0)
+                                   : (const uint8_t *)a->w + (size_t)j0 * ldw + (size_t)kb0 * bb;
             const int nnext = n1 - j0 - 8 < 8 ? n1 - j0 - 8 : 8;
-            fn(nc, w, ldw, kcn, nnext > 0 ? w + 8 * ldw : NULL, nnext, buf, buf + 32 * (size_t)kcn, buf + 36 * (size_t)kcn, ldq,
+            fn(nc, w, ldw, x16 ? 1 + j0 / 8 % 2 : 0, nb, kb0, kcn, nnext > 0 ? w + 8 * ldw : NULL,
+               nnext, buf, buf + 32 * (size_t)kcn, buf + 36 * (size_t)kcn, ldq,
                a->y + (size_t)m0 * ldy + (size_t)j0, ldy, kb0 > 0, last && a->bias ? a->bias + j0 : NULL);
         }
     }
@@ -293,7 +338,7 @@ static void gemv(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, uin
  * AVX-VNNI (its corr offsets are then those of the AVX-512 kernel: the same bytes). */
 size_t molmo_k_matmul_xq_bytes_avx2(const molmo_matmul_args *a, int *kind) {
     if (a->M > MOLMO_GEMV_MAX_M && a->K > 0 &&
-        (a->wt == MOLMO_DTYPE_Q8_0 || a->wt == MOLMO_DTYPE_Q4_0) && molmo_kernels_avx_vnni()) {
+        molmo_dtype_is_block(a->wt) && molmo_kernels_avx_vnni()) {
         *kind = MOLMO_XQ_ROWS_VNNI;
         return molmo_k_matmul_q_rows_xq_bytes(a);
     }
@@ -306,7 +351,7 @@ void molmo_k_matmul_q_rows_xq_avx2(const molmo_matmul_args *a, int g0, int g1, v
     const int r1 = g1 * MOLMO_XQ_ROWS < a->M ? g1 * MOLMO_XQ_ROWS : a->M;
     if (r0 >= r1) return;
     quantize_rows(a->x + (size_t)r0 * (size_t)a->ldx, (size_t)a->ldx, r1 - r0, 0, nb,
-                  corr_c(a->wt == MOLMO_DTYPE_Q8_0, 1),
+                  corr_c(molmo_dtype_stored(a->wt) == MOLMO_DTYPE_Q8_0, 1),
                   (uint8_t *)xq + (size_t)r0 * (size_t)nb * XB_BYTES);
 }
 
@@ -336,11 +381,13 @@ void molmo_k_matmul_q_avx2(const molmo_matmul_args *a, int m0, int m1, int n0, i
     static const tile_fn tiles[2][2][MR] = {
         {{tile_q4_1, tile_q4_2, tile_q4_3}, {tile_q8_1, tile_q8_2, tile_q8_3}},
         {{tile_vnni_q4_1, tile_vnni_q4_2, tile_vnni_q4_3}, {tile_vnni_q8_1, tile_vnni_q8_2, tile_vnni_q8_3}}};
-    if (molmo_dtype_is_x16(a->wt)) {
-        /* the AVX-512 layout (quant.h), which the model lays out only where that table runs
-         * (molmo_kernels_x16): here the specification, the same bits */
-        molmo_k_matmul_qdot_ref(a, m0, m1, n0, n1);
-        return;
+    if (molmo_dtype_is_x16(a->wt) && n0 % 8) {
+        /* columns up to the next half group: the specification, which reads any column (the
+         * op layer's tiles start on groups, so only direct calls come here) */
+        const int h = (n0 / 8 + 1) * 8;
+        molmo_k_matmul_qdot_ref(a, m0, m1, n0, h < n1 ? h : n1);
+        if (h >= n1) return;
+        n0 = h;
     }
     _Alignas(64) uint8_t stack[STACK_BYTES];
     size_t bytes;
@@ -349,7 +396,8 @@ void molmo_k_matmul_q_avx2(const molmo_matmul_args *a, int m0, int m1, int n0, i
         gemv(a, m0, m1, n0, n1, buf, bytes);
         return;
     }
-    const int q8 = a->wt == MOLMO_DTYPE_Q8_0, nb = a->K / MOLMO_QK, vnni = molmo_kernels_avx_vnni();
+    const int q8 = molmo_dtype_stored(a->wt) == MOLMO_DTYPE_Q8_0, nb = a->K / MOLMO_QK;
+    const int vnni = molmo_kernels_avx_vnni();
     const tile_fn *tf = tiles[vnni][q8];
     /* x quantized once for all threads (kernels.h), in the corr offsets of vnni */
     const uint8_t *xq =
@@ -377,7 +425,7 @@ void molmo_k_matmul_q_avx2(const molmo_matmul_args *a, int m0, int m1, int n0, i
                 for (int v = 0; v < NV; v++) nc[v] = nr - 8 * v < 0 ? 0 : nr - 8 * v > 8 ? 8 : nr - 8 * v;
                 for (int pb0 = 0; pb0 < kcn; pb0 += KP) {
                     const int np = kcn - pb0 < KP ? kcn - pb0 : KP;
-                    pack_panel(q8, vnni, a->w, ldw, j0, nr, kb0 + pb0, np, pw);
+                    pack_panel(a->wt, vnni, a->w, ldw, nb, j0, nr, kb0 + pb0, np, pw);
                     const int first = kb0 + pb0 == 0, last = kb0 + pb0 + np == nb;
                     const float *bias = last && a->bias ? a->bias + j0 : NULL;
                     for (int i0 = mb0; i0 < mb1; i0 += MR) {

@@ -20,27 +20,40 @@ INLINE __m256i Q_DOT(const int q8, const __m256i r[8], const uint8_t *q, int32_t
     return Q_FINISH(q8, s, c);
 }
 
-/* y[0:mr, 0:8] (+)= blocks [0, nbk) of 8 columns (w: their first block, nc valid columns)
- * against mr rows of quantized activations (row i: q at q + i*ldq, dx at dx + i*ldq, corr
- * likewise); next, nnext: the following group of rows, prefetched near the end. */
-INLINE void Q_GEMV(const int mr, const int q8, int nc, const uint8_t *w, size_t ldw, int nbk,
-                   const uint8_t *next, int nnext, const uint8_t *q, const uint8_t *dx,
-                   const uint8_t *corr, size_t ldq, float *y, size_t ldy, int accumulate,
-                   const float *bias) {
+/* y[0:mr, 0:nc] (+)= blocks [kb0, kb0 + nbk) of 8 columns against mr rows of quantized
+ * activations (their blocks from kb0 on; row i: q at q + i*ldq, dx at dx + i*ldq, corr
+ * likewise). The columns are rows of W (x16 = 0: w their block kb0; next, nnext: the
+ * following 8 rows, prefetched near the end) or half x16 - 1 of the X16 group w (nb blocks a
+ * row: two streams, scales and values, read in order). */
+INLINE void Q_GEMV(const int mr, const int q8, int nc, const uint8_t *w, size_t ldw, int x16,
+                   int nb, int kb0, int nbk, const uint8_t *next, int nnext, const uint8_t *q,
+                   const uint8_t *dx, const uint8_t *corr, size_t ldq, float *y, size_t ldy,
+                   int accumulate, const float *bias) {
     const size_t bb = q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;
-    const int ahead = (int)(MOLMO_GEMV_PF_BYTES / bb);
+    const int ahead = (int)(MOLMO_GEMV_PF_BYTES / bb), vl = q8 ? 8 : 4; /* lines of a block */
     __m256 f[GEMV_ROWS];
     for (int i = 0; i < mr; i++) f[i] = accumulate ? avx2_load(y + i * ldy, nc) : _mm256_setzero_ps();
     for (int b = 0; b < nbk; b++) {
-        const uint8_t *wb = w + (size_t)b * bb;
-        molmo_x86_gemv_prefetch(w, nc, ldw, b, ahead, nbk, bb, next, nnext);
         __m256i r[8];
-        if (nc == 8)
-            load8(q8, wb, ldw, 8, r);
-        else
-            load8(q8, wb, ldw, nc, r);
+        __m256 dw;
+        if (x16) {
+            const uint8_t *v = w + 32 * (size_t)nb + 64 * (size_t)vl * (size_t)(kb0 + b);
+            for (int l = 0; l < vl; l++) _mm_prefetch((const char *)v + MOLMO_GEMV_PF_BYTES + 64 * l, _MM_HINT_T0);
+            if (!(b & 1)) /* a line of scales holds two blocks' */
+                _mm_prefetch((const char *)w + 32 * (size_t)(kb0 + b) + MOLMO_GEMV_PF_BYTES / (2 * vl),
+                             _MM_HINT_T0);
+            load8_x16(q8, w, nb, kb0 + b, x16 - 1, r);
+            dw = load_scales8_x16(w, kb0 + b, x16 - 1);
+        } else {
+            const uint8_t *wb = w + (size_t)b * bb;
+            molmo_x86_gemv_prefetch(w, nc, ldw, b, ahead, nbk, bb, next, nnext);
+            if (nc == 8)
+                load8(q8, wb, ldw, 8, r);
+            else
+                load8(q8, wb, ldw, nc, r);
+            dw = load_scales8(wb, ldw, nc);
+        }
         Q_PREP(q8, r);
-        const __m256 dw = load_scales8(wb, ldw, nc);
         for (int i = 0; i < mr; i++) {
             const __m256i s = Q_DOT(q8, r, q + i * ldq + 32 * b, load_i32(corr + i * ldq + 4 * b));
             float dxi;

@@ -25,6 +25,11 @@
  *     block accumulators (8 vpdpbusd each per block; 12 chains cover vpdpbusd's latency at
  *     two per cycle) and 12 f32 accumulators. 6 x 32 spills a register and 5 x 32 measured
  *     ~6% slower.
+ * Weights in an X16 layout (quant.h: Q8_0_X16 / Q4_0_X16, laid out at load with --no-mmap)
+ * hold those 8 vectors of each block of 16 columns as they are loaded, and the group's scales
+ * side by side: the GEMV reads them as two sequential streams, the GEMM packs them without the
+ * transpose (load_cols16_block); columns before the first whole group of a call (direct calls
+ * only: the op layer's tiles start on groups) go through the specification.
  * Partial sums are stored in y between K chunks and reloaded exactly, so any tiling and any
  * thread split gives the same bits. CPUs with AVX-512 but no VNNI use the AVX2 kernel (same
  * bits). */
