@@ -25,9 +25,9 @@
 #define MOLMO_Q4_0_BYTES 18  /* sizeof(block_q4_0) in ggml */
 
 /* Q8_0 and Q4_0 interleaved by 16 rows ("repacked"): in-memory layouts of a Q8_0 / Q4_0
- * matrix that the AVX-512 kernels read without a register transpose or a gather (model/
- * repack.c lays matrices out so with --no-mmap, where kernels.h's molmo_kernels_x16 says the
- * table reads it). Never in a file, never in the public API; not values of molmo_dtype's list
+ * matrix that the SIMD kernels (AVX-512, AVX2) read without a register transpose or a gather
+ * (model/repack.c lays matrices out so with --no-mmap, where kernels.h's molmo_kernels_x16
+ * says the table reads them). Never in a file, never in the public API; not values of molmo_dtype's list
  * (so no switch over it names them). Rows go by groups of MOLMO_X16_ROWS (N a multiple of 16);
  * group g, rows 16g .. 16g+15, fills the same 16 * nb * B bytes those rows did (nb = K / 32
  * blocks a row, B = 34 or 18 bytes a block), so the matrix keeps its size and every group

@@ -103,8 +103,9 @@ int molmo_model_repack(molmo_model *m, molmo_log_fn log, void *log_user) {
     if (done < l.n)
         molmo_log(log, log_user, MOLMO_LOG_WARN, "%s: %d of %d q8_0 / q4_0 matrices kept in the file's "
                   "layout (out of memory)", m->path, l.n - done, l.n);
-    molmo_log(log, log_user, MOLMO_LOG_INFO, "%s: %d q8_0 / q4_0 matrices (%.2f GB) interleaved by 16 rows "
-              "for the kernels in %.2f s", m->path, done, l.bytes / 1e9, (molmo_now_ms() - t0) / 1e3);
+    molmo_log(log, log_user, MOLMO_LOG_INFO, "%s: %d q8_0 / q4_0 matrices (of %.2f GB) interleaved "
+              "by 16 rows for the kernels in %.2f s", m->path, done, l.bytes / 1e9,
+              (molmo_now_ms() - t0) / 1e3);
     molmo_free(l.t);
     return done;
 }
