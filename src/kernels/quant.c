@@ -50,11 +50,12 @@ size_t molmo_dtype_row_bytes(molmo_dtype t, int64_t n) {
 }
 
 /* One group of 16 rows (nb blocks each, of type t: Q8_0 or Q4_0) between the row layout at rows
- * and the X16 layout at g (quant.h); to_x16 says which way. */
+ * and the X16 layout at g (quant.h); to_x16 says which way. Words of 4 bytes, the layout's
+ * unit (a byte loop ran the 7.6 GB of MolmoE-1B q8_0 in 3 s). */
 static void x16_group(molmo_dtype t, uint8_t *rows, uint8_t *g, size_t nb, int to_x16) {
     const int q8 = t == MOLMO_DTYPE_Q8_0;
     const size_t bb = q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES, vb = q8 ? 512 : 256;
-    const uint8_t flip = q8 ? 0x80 : 0; /* Q8_0 values stored unsigned */
+    const uint32_t flip = q8 ? 0x80808080u : 0; /* Q8_0 values stored unsigned */
     for (size_t c = 0; c < MOLMO_X16_ROWS; c++)
         for (size_t b = 0; b < nb; b++) {
             uint8_t *blk = rows + (c * nb + b) * bb;
@@ -63,12 +64,12 @@ static void x16_group(molmo_dtype t, uint8_t *rows, uint8_t *g, size_t nb, int t
                 memcpy(sc, blk, 2);
             else
                 memcpy(blk, sc, 2);
-            for (size_t k = 0; k < bb - 2; k++) {
-                uint8_t *x = qs + 64 * (k / 4) + k % 4, *r = blk + 2 + k;
-                if (to_x16)
-                    *x = *r ^ flip;
-                else
-                    *r = *x ^ flip;
+            for (size_t k = 0; k < vb / 64; k++) {
+                uint8_t *x = qs + 64 * k, *r = blk + 2 + 4 * k;
+                uint32_t v;
+                memcpy(&v, to_x16 ? r : x, 4);
+                v ^= flip;
+                memcpy(to_x16 ? x : r, &v, 4);
             }
         }
 }
