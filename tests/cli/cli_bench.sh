@@ -50,6 +50,25 @@ grep -q "^- file: .* (read into the process's memory: --no-mmap)$" "$tmp/nm" ||
   fail "--no-mmap header: $(head -8 "$tmp/nm")"
 grep -qF "| machine | 1 | read bandwidth of the weights (in process memory, 16 MiB) |" "$tmp/nm" ||
   fail "--no-mmap row: $(cat "$tmp/nm")"
+# a q4_0 GGUF read with --no-mmap: its matrices interleaved for the SIMD kernels, said in the
+# header and the JSON; none with --no-repack, nor on the reference kernels
+"$MOLMO" convert "$DATA/models/olmoe" -o "$tmp/q4.gguf" --type q4_0 > /dev/null 2>&1 || fail "convert q4_0"
+for r in "" --no-repack; do
+  "$MOLMO" bench --model "$tmp/q4.gguf" --stages decode --tokens 2 --reps 1 --threads 1 --no-mmap \
+    $r --json -q > "$tmp/q4$r.json" || fail "bench q4_0 --no-mmap $r"
+done
+python3 - "$tmp/q4.json" "$tmp/q4--no-repack.json" <<'PY' || fail "interleaved: $(cat "$tmp/q4.json")"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+assert a["no_mmap"] and b["no_mmap"]
+assert (a["interleaved_matrices"] > 0) == (a["kernels"] != "ref"), a
+assert b["interleaved_matrices"] == 0, b
+PY
+"$MOLMO" bench --model "$tmp/q4.gguf" --stages decode --tokens 2 --reps 1 --threads 1 --no-mmap \
+  -q > "$tmp/q4.md" || fail "bench q4_0 --no-mmap (markdown)"
+grep -qE "^- file: .* \(read into the process's memory: --no-mmap(; [0-9]+ q8_0 / q4_0 matrices interleaved by 16 rows for the kernels)?\)$" \
+  "$tmp/q4.md" || fail "interleaved header: $(head -8 "$tmp/q4.md")"
+"$MOLMO" bench --help | grep -q -- "--no-repack" || fail "bench --help: --no-repack"
 # --bf16-activations: the header says what it changes on this CPU (AMX-BF16 or not)
 "$MOLMO" bench --model "$DATA/models/olmoe" --stages decode --tokens 2 --reps 1 --threads 1 \
   --bf16-activations -q > "$tmp/mb" || fail "bench --bf16-activations"
