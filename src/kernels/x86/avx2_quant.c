@@ -23,9 +23,9 @@
  * rows x 16 columns (6 block accumulators, 6 f32 accumulators; with VNNI, two sets of block
  * accumulators for even and odd k groups spilled, and 2 rows x 16 columns ran ~10% slower).
  * Weights in an X16 layout (quant.h, laid out at load with --no-mmap) are read as each half of
- * a group of 16 columns, the 32-byte halves of its 64-byte vectors (load8_x16): the GEMV runs
- * the two halves one after the other, the second from L2; columns before the first whole half
- * group of a call (direct calls only) go through the specification. */
+ * a group of 16 columns, the 32-byte halves of its 64-byte vectors (load8_x16): the GEMV takes
+ * a block's two halves one after the other, so the group's lines are read once; columns
+ * before the first whole group of a call (direct calls only) go through the specification. */
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
@@ -246,6 +246,7 @@ typedef void (*tile_fn)(int nbk, const uint8_t *q, const uint8_t *dx, const uint
  * adding corr. */
 #define Q_DOT block_dot
 #define Q_GEMV gemv8
+#define Q_GEMV_BLOCK gemv8_block
 #define Q_TILE tile
 #define Q_PREP(q8, r) ((void)0)
 #define Q_INIT(q8, c) _mm256_setzero_si256()
@@ -277,6 +278,7 @@ TILE_FN(tile_q8_3, tile, 3, 1)
 MOLMO_X86_BEGIN_AVX_VNNI
 #define Q_DOT block_dot_vnni
 #define Q_GEMV gemv8_vnni
+#define Q_GEMV_BLOCK gemv8_block_vnni
 #define Q_TILE tile_vnni
 #define Q_PREP(q8, r)                                                                             \
     do {                                                                                          \
@@ -321,13 +323,13 @@ static void gemv(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, uin
         const size_t ldq = (size_t)kcn * XB_BYTES;
         quantize_rows(a->x + (size_t)m0 * ldx, ldx, rows, kb0, kcn, corr_c(q8, vnni), buf);
         const int last = kb0 + kcn == nb;
-        for (int j0 = n0; j0 < n1; j0 += 8) {
-            const int nc = n1 - j0 < 8 ? n1 - j0 : 8;
-            /* an X16 group's two halves one after the other: the second reads from L2 */
+        const int step = x16 ? 16 : 8; /* an X16 group at once: its lines are read once */
+        for (int j0 = n0; j0 < n1; j0 += step) {
+            const int nc = n1 - j0 < step ? n1 - j0 : step;
             const uint8_t *w = x16 ? molmo_x16_group(a->w, a->wt, nb, j0)
                                    : (const uint8_t *)a->w + (size_t)j0 * ldw + (size_t)kb0 * bb;
             const int nnext = n1 - j0 - 8 < 8 ? n1 - j0 - 8 : 8;
-            fn(nc, w, ldw, x16 ? 1 + j0 / 8 % 2 : 0, nb, kb0, kcn, nnext > 0 ? w + 8 * ldw : NULL,
+            fn(nc, w, ldw, x16, nb, kb0, kcn, nnext > 0 && !x16 ? w + 8 * ldw : NULL,
                nnext, buf, buf + 32 * (size_t)kcn, buf + 36 * (size_t)kcn, ldq,
                a->y + (size_t)m0 * ldy + (size_t)j0, ldy, kb0 > 0, last && a->bias ? a->bias + j0 : NULL);
         }
@@ -381,10 +383,10 @@ void molmo_k_matmul_q_avx2(const molmo_matmul_args *a, int m0, int m1, int n0, i
     static const tile_fn tiles[2][2][MR] = {
         {{tile_q4_1, tile_q4_2, tile_q4_3}, {tile_q8_1, tile_q8_2, tile_q8_3}},
         {{tile_vnni_q4_1, tile_vnni_q4_2, tile_vnni_q4_3}, {tile_vnni_q8_1, tile_vnni_q8_2, tile_vnni_q8_3}}};
-    if (molmo_dtype_is_x16(a->wt) && n0 % 8) {
-        /* columns up to the next half group: the specification, which reads any column (the
-         * op layer's tiles start on groups, so only direct calls come here) */
-        const int h = (n0 / 8 + 1) * 8;
+    if (molmo_dtype_is_x16(a->wt) && n0 % MOLMO_X16_ROWS) {
+        /* columns up to the next group: the specification, which reads any column (the op
+         * layer's tiles start on groups, so only direct calls come here) */
+        const int h = (n0 / MOLMO_X16_ROWS + 1) * MOLMO_X16_ROWS;
         molmo_k_matmul_qdot_ref(a, m0, m1, n0, h < n1 ? h : n1);
         if (h >= n1) return;
         n0 = h;

@@ -2,7 +2,8 @@
  * twice: with vpmaddubsw (AVX2) and with vpdpbusd (AVX-VNNI, under that target). The including
  * file defines the names and the four steps of a block's int32 sums (s: one vector of 8
  * columns):
- *   Q_DOT, Q_GEMV, Q_TILE    the names of a block's dot product, the GEMV and the tile;
+ *   Q_DOT, Q_GEMV_BLOCK, Q_GEMV, Q_TILE   the names of a block's dot product, the GEMV's
+ *                            step and the GEMV, and the tile;
  *   Q_PREP(q8, r)            the 8 weight vectors as loaded from W, made ready for Q_STEP;
  *   Q_INIT(q8, c)            the sums before the first product (c: corr broadcast);
  *   Q_STEP(q8, s, w, xb)     s plus the products of 4 k: weights w, activations xb (4 bytes
@@ -20,30 +21,48 @@ INLINE __m256i Q_DOT(const int q8, const __m256i r[8], const uint8_t *q, int32_t
     return Q_FINISH(q8, s, c);
 }
 
-/* y[0:mr, 0:nc] (+)= blocks [kb0, kb0 + nbk) of 8 columns against mr rows of quantized
- * activations (their blocks from kb0 on; row i: q at q + i*ldq, dx at dx + i*ldq, corr
- * likewise). The columns are rows of W (x16 = 0: w their block kb0; next, nnext: the
- * following 8 rows, prefetched near the end) or half x16 - 1 of the X16 group w (nb blocks a
- * row: two streams, scales and values, read in order). */
+/* f[0:mr] += block b of the 8 columns in r (dw: their scales) against mr rows of quantized
+ * activations (row i: q at q + i*ldq, dx at dx + i*ldq, corr likewise). */
+INLINE void Q_GEMV_BLOCK(const int mr, const int q8, __m256i r[8], __m256 dw, int b,
+                         const uint8_t *q, const uint8_t *dx, const uint8_t *corr, size_t ldq,
+                         __m256 f[]) {
+    Q_PREP(q8, r);
+    for (int i = 0; i < mr; i++) {
+        const __m256i s = Q_DOT(q8, r, q + i * ldq + 32 * b, load_i32(corr + i * ldq + 4 * b));
+        float dxi;
+        memcpy(&dxi, dx + i * ldq + 4 * b, 4);
+        f[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(_mm256_set1_ps(dxi), dw), f[i]);
+    }
+}
+
+/* y[0:mr, 0:nc] (+)= blocks [kb0, kb0 + nbk) of nc columns against mr rows of quantized
+ * activations (their blocks from kb0 on; layout of Q_GEMV_BLOCK). The columns are rows of W
+ * (x16 = 0, nc <= 8: w their block kb0; next, nnext: the following 8 rows, prefetched near
+ * the end) or the X16 group w (x16 = 1, nc <= 16, nb blocks a row: two streams, scales and
+ * values, read once in order; each block's two halves of 8 columns one after the other). */
 INLINE void Q_GEMV(const int mr, const int q8, int nc, const uint8_t *w, size_t ldw, int x16,
                    int nb, int kb0, int nbk, const uint8_t *next, int nnext, const uint8_t *q,
                    const uint8_t *dx, const uint8_t *corr, size_t ldq, float *y, size_t ldy,
                    int accumulate, const float *bias) {
     const size_t bb = q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;
     const int ahead = (int)(MOLMO_GEMV_PF_BYTES / bb), vl = q8 ? 8 : 4; /* lines of a block */
-    __m256 f[GEMV_ROWS];
-    for (int i = 0; i < mr; i++) f[i] = accumulate ? avx2_load(y + i * ldy, nc) : _mm256_setzero_ps();
+    const int nh = x16 && nc > 8 ? 2 : 1, nc0 = nc < 8 ? nc : 8;
+    __m256 f[2][GEMV_ROWS];
+    for (int h = 0; h < nh; h++)
+        for (int i = 0; i < mr; i++)
+            f[h][i] = accumulate ? avx2_load(y + i * ldy + 8 * h, h ? nc - 8 : nc0) : _mm256_setzero_ps();
     for (int b = 0; b < nbk; b++) {
         __m256i r[8];
-        __m256 dw;
         if (x16) {
             const uint8_t *v = w + 32 * (size_t)nb + 64 * (size_t)vl * (size_t)(kb0 + b);
             for (int l = 0; l < vl; l++) _mm_prefetch((const char *)v + MOLMO_GEMV_PF_BYTES + 64 * l, _MM_HINT_T0);
             if (!(b & 1)) /* a line of scales holds two blocks' */
                 _mm_prefetch((const char *)w + 32 * (size_t)(kb0 + b) + MOLMO_GEMV_PF_BYTES / (2 * vl),
                              _MM_HINT_T0);
-            load8_x16(q8, w, nb, kb0 + b, x16 - 1, r);
-            dw = load_scales8_x16(w, kb0 + b, x16 - 1);
+            for (int h = 0; h < nh; h++) {
+                load8_x16(q8, w, nb, kb0 + b, h, r);
+                Q_GEMV_BLOCK(mr, q8, r, load_scales8_x16(w, kb0 + b, h), b, q, dx, corr, ldq, f[h]);
+            }
         } else {
             const uint8_t *wb = w + (size_t)b * bb;
             molmo_x86_gemv_prefetch(w, nc, ldw, b, ahead, nbk, bb, next, nnext);
@@ -51,20 +70,15 @@ INLINE void Q_GEMV(const int mr, const int q8, int nc, const uint8_t *w, size_t 
                 load8(q8, wb, ldw, 8, r);
             else
                 load8(q8, wb, ldw, nc, r);
-            dw = load_scales8(wb, ldw, nc);
+            Q_GEMV_BLOCK(mr, q8, r, load_scales8(wb, ldw, nc), b, q, dx, corr, ldq, f[0]);
         }
-        Q_PREP(q8, r);
+    }
+    for (int h = 0; h < nh; h++)
         for (int i = 0; i < mr; i++) {
-            const __m256i s = Q_DOT(q8, r, q + i * ldq + 32 * b, load_i32(corr + i * ldq + 4 * b));
-            float dxi;
-            memcpy(&dxi, dx + i * ldq + 4 * b, 4);
-            f[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(_mm256_set1_ps(dxi), dw), f[i]);
+            const int n = h ? nc - 8 : nc0;
+            if (bias) f[h][i] = _mm256_add_ps(f[h][i], avx2_load(bias + 8 * h, n));
+            avx2_store(y + i * ldy + 8 * h, n, f[h][i]);
         }
-    }
-    for (int i = 0; i < mr; i++) {
-        if (bias) f[i] = _mm256_add_ps(f[i], avx2_load(bias, nc));
-        avx2_store(y + i * ldy, nc, f[i]);
-    }
 }
 
 /* y[0:mr, 0:NR] (+)= the nbk blocks of the panel pw (pack_panel, for the same product) against
@@ -115,6 +129,7 @@ INLINE void Q_TILE(const int mr, const int q8, int nbk, const uint8_t *q, const 
 
 #undef Q_DOT
 #undef Q_GEMV
+#undef Q_GEMV_BLOCK
 #undef Q_TILE
 #undef Q_PREP
 #undef Q_INIT
