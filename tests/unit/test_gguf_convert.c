@@ -24,6 +24,7 @@
 #include "model/decoder.h"
 #include "model/model.h"
 #include "model/presets.h"
+#include "model/repack.h"
 #include "model/weights.h"
 #include "kernels/kernels.h"
 #include "kernels/ops.h"
@@ -923,6 +924,76 @@ static void test_repack(void **state) {
     }
 }
 
+/* A q8_0 / q4_0 matrix of n rows and k columns in a heap buffer: arbitrary bytes (laid out,
+ * never multiplied). */
+static molmo_tensor fake_matrix(molmo_dtype t, int64_t n, int64_t k) {
+    const size_t bytes = molmo_dtype_row_bytes(t, k) * (size_t)n;
+    uint8_t *b = malloc(bytes);
+    assert_non_null(b);
+    for (size_t i = 0; i < bytes; i++) b[i] = (uint8_t)(i * 2654435761u >> 11);
+    return (molmo_tensor){.data = b, .dtype = t, .n_dims = 2, .shape = {n, k}};
+}
+
+/* Which matrices molmo_model_repack lays out, on a hand-made model: q8_0 and q4_0 matrices with
+ * a multiple of 16 rows, each exactly as molmo_x16_pack lays it out; not a matrix of 40 rows,
+ * an f32 one, the embeddings (read by rows) or the router; nothing on the reference kernels. */
+static void test_repack_rules(void **state) {
+    (void)state;
+    molmo_model m;
+    memset(&m, 0, sizeof m);
+    m.path = "hand-made";
+    m.cfg.n_layers = 1;
+    molmo_llm_layer L;
+    memset(&L, 0, sizeof L);
+    m.w.layers = &L;
+    L.att_proj = fake_matrix(MOLMO_DTYPE_Q4_0, 48, 64);
+    L.attn_out = fake_matrix(MOLMO_DTYPE_Q8_0, 40, 64);  /* 40 rows: kept */
+    L.ff_proj = fake_matrix(MOLMO_DTYPE_Q8_0, 32, 96);
+    L.router = fake_matrix(MOLMO_DTYPE_Q8_0, 16, 64);    /* not a role of the layouts */
+    m.w.wte = fake_matrix(MOLMO_DTYPE_Q4_0, 32, 64);     /* embeddings: read by rows */
+    m.w.lm_head = fake_matrix(MOLMO_DTYPE_Q4_0, 16, 96);
+    L.ff_out = (molmo_tensor){.data = calloc(16 * 64, 4), .dtype = MOLMO_DTYPE_F32, .n_dims = 2,
+                              .shape = {16, 64}};
+    molmo_tensor *all[] = {&L.att_proj, &L.attn_out, &L.ff_proj, &L.router, &m.w.wte,
+                           &m.w.lm_head, &L.ff_out};
+    const int laid[] = {1, 0, 1, 0, 0, 1, 0};
+    enum { N_ALL = sizeof all / sizeof all[0] };
+    uint8_t *want[N_ALL];
+    for (int i = 0; i < N_ALL; i++) { /* what each should hold afterwards */
+        const molmo_tensor *t = all[i];
+        const size_t bytes = molmo_dtype_row_bytes(t->dtype, t->shape[1]) * (size_t)t->shape[0];
+        want[i] = malloc(bytes);
+        assert_non_null(want[i]);
+        memcpy(want[i], t->data, bytes);
+        if (laid[i] && molmo_kernels_x16()) {
+            void *tmp = malloc(16 * molmo_dtype_row_bytes(t->dtype, t->shape[1]));
+            molmo_x16_pack(t->dtype, want[i], t->shape[0], t->shape[1], tmp);
+            free(tmp);
+        }
+    }
+    const molmo_dtype before[N_ALL] = {all[0]->dtype, all[1]->dtype, all[2]->dtype, all[3]->dtype,
+                                       all[4]->dtype, all[5]->dtype, all[6]->dtype};
+    for (int ref = 1; ref >= 0; ref--) { /* the reference kernels first: nothing */
+        molmo_kernels_force_reference(ref);
+        const int n = molmo_model_repack(&m, NULL, NULL);
+        molmo_kernels_force_reference(0);
+        if (ref) {
+            assert_int_equal(n, 0);
+            continue;
+        }
+        assert_int_equal(n, molmo_kernels_x16() ? 3 : 0);
+    }
+    for (int i = 0; i < N_ALL; i++) {
+        const molmo_tensor *t = all[i];
+        const molmo_dtype st = molmo_dtype_stored(t->dtype);
+        assert_int_equal(st, before[i]);
+        assert_int_equal(molmo_dtype_is_x16(t->dtype), laid[i] && molmo_kernels_x16());
+        assert_memory_equal(t->data, want[i], molmo_dtype_row_bytes(st, t->shape[1]) * (size_t)t->shape[0]);
+        free((void *)t->data);
+        free(want[i]);
+    }
+}
+
 /* molmo_mapfile_to_ram: the same bytes at the same address, no longer backed by the file (it
  * can be cut short and the copy still reads); a file that changed size is refused by name. */
 static void test_mapfile_to_ram(void **state) {
@@ -990,6 +1061,7 @@ int main(void) {
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_no_mmap_identical),
         cmocka_unit_test(test_repack),
+        cmocka_unit_test(test_repack_rules),
         cmocka_unit_test(test_mapfile_to_ram),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
