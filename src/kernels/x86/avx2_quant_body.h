@@ -55,9 +55,9 @@ INLINE void Q_GEMV(const int mr, const int q8, int nc, const uint8_t *w, size_t 
         __m256i r[8];
         if (x16) {
             const uint8_t *v = w + 32 * (size_t)nb + 64 * (size_t)vl * (size_t)(kb0 + b);
-            for (int l = 0; l < vl; l++) _mm_prefetch((const char *)v + MOLMO_GEMV_PF_BYTES + 64 * l, _MM_HINT_T0);
+            for (int l = 0; l < vl; l++) _mm_prefetch((const char *)v + MOLMO_GEMV_X16_PF_BYTES + 64 * l, _MM_HINT_T0);
             if (!(b & 1)) /* a line of scales holds two blocks' */
-                _mm_prefetch((const char *)w + 32 * (size_t)(kb0 + b) + MOLMO_GEMV_PF_BYTES / (2 * vl),
+                _mm_prefetch((const char *)w + 32 * (size_t)(kb0 + b) + MOLMO_GEMV_X16_PF_BYTES / (2 * vl),
                              _MM_HINT_T0);
             for (int h = 0; h < nh; h++) {
                 load8_x16(q8, w, nb, kb0 + b, h, r);

@@ -57,10 +57,6 @@
 #define NV 3                        /* 16-column groups per panel */
 #define NR (16 * NV)                /* columns per panel */
 #define MR 4                        /* rows per register tile */
-/* Prefetch distance of the GEMV in the X16 layouts, in the value stream (the scale stream
- * the same number of blocks ahead): 1024-3072 bytes within 2-4% of each other on 2 threads
- * (1x1024x2048, 256 cold matrices), 1536 the best twice; 640, the row layout's, 3% slower. */
-#define X16_PF_BYTES 1536
 #define GEMV_ROWS 4                 /* calls with at most this many rows take the GEMV path */
 #define KP 16 /* blocks per packed panel: 8 measured 5-10% slower (the f32 tile is stored
                  * and reloaded once per panel), 24 no faster, 32 (55 KiB, beyond L1) slower */
@@ -210,9 +206,9 @@ INLINE void gemv16(const int mr, const int q8, const int x16, int nc, const uint
             const int vl = q8 ? 8 : 4; /* lines of values a block */
             const uint8_t *v = w + 32 * (size_t)nb + 64 * (size_t)vl * (size_t)(kb0 + b);
             for (int l = 0; l < vl; l++)
-                _mm_prefetch((const char *)v + X16_PF_BYTES + 64 * l, _MM_HINT_T0);
+                _mm_prefetch((const char *)v + MOLMO_GEMV_X16_PF_BYTES + 64 * l, _MM_HINT_T0);
             if (!(b & 1)) /* a line of scales holds two blocks' */
-                _mm_prefetch((const char *)w + 32 * (size_t)(kb0 + b) + X16_PF_BYTES / (2 * vl),
+                _mm_prefetch((const char *)w + 32 * (size_t)(kb0 + b) + MOLMO_GEMV_X16_PF_BYTES / (2 * vl),
                              _MM_HINT_T0);
             load16_x16(q8, w, nb, kb0 + b, r);
             dw = load_scales16_x16(w, kb0 + b);
