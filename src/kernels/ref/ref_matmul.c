@@ -47,11 +47,12 @@ void molmo_k_matmul_f32_ref(const molmo_matmul_args *a, int m0, int m1, int n0, 
             size_t row = (size_t)j * (size_t)K;
             float acc = 0.0f;
             if (molmo_dtype_is_x16(a->wt)) { /* rows are not contiguous: block by block */
-                for (int k = 0; k < K; k++) {
+                const molmo_dtype st = molmo_dtype_stored(a->wt);
+                for (int b = 0; b < K / MOLMO_QK; b++) {
                     uint8_t blk[MOLMO_Q8_0_BYTES];
-                    molmo_x16_block(a->w, a->wt, K / MOLMO_QK, j, k / MOLMO_QK, blk);
-                    acc += x[k] * (a->wt == MOLMO_DTYPE_Q8_0_X16 ? molmo_q8_0_value(blk, k % MOLMO_QK)
-                                                                 : molmo_q4_0_value(blk, k % MOLMO_QK));
+                    molmo_x16_block(a->w, a->wt, K / MOLMO_QK, j, b, blk);
+                    for (int k = 0; k < MOLMO_QK; k++)
+                        acc += x[MOLMO_QK * b + k] * load_w(blk, st, (size_t)k);
                 }
             } else {
                 for (int k = 0; k < K; k++) acc += x[k] * load_w(a->w, a->wt, row + (size_t)k);

@@ -45,7 +45,7 @@ INLINE void Q_GEMV(const int mr, const int q8, int nc, const uint8_t *w, size_t 
                    const uint8_t *dx, const uint8_t *corr, size_t ldq, float *y, size_t ldy,
                    int accumulate, const float *bias) {
     const size_t bb = q8 ? MOLMO_Q8_0_BYTES : MOLMO_Q4_0_BYTES;
-    const int ahead = (int)(MOLMO_GEMV_PF_BYTES / bb), vl = q8 ? 8 : 4; /* lines of a block */
+    const int ahead = (int)(MOLMO_GEMV_PF_BYTES / bb);
     const int nh = x16 && nc > 8 ? 2 : 1, nc0 = nc < 8 ? nc : 8;
     __m256 f[2][GEMV_ROWS];
     for (int h = 0; h < nh; h++)
@@ -54,11 +54,7 @@ INLINE void Q_GEMV(const int mr, const int q8, int nc, const uint8_t *w, size_t 
     for (int b = 0; b < nbk; b++) {
         __m256i r[8];
         if (x16) {
-            const uint8_t *v = w + 32 * (size_t)nb + 64 * (size_t)vl * (size_t)(kb0 + b);
-            for (int l = 0; l < vl; l++) _mm_prefetch((const char *)v + MOLMO_GEMV_X16_PF_BYTES + 64 * l, _MM_HINT_T0);
-            if (!(b & 1)) /* a line of scales holds two blocks' */
-                _mm_prefetch((const char *)w + 32 * (size_t)(kb0 + b) + MOLMO_GEMV_X16_PF_BYTES / (2 * vl),
-                             _MM_HINT_T0);
+            molmo_x86_x16_prefetch(w, nb, q8 ? 8 : 4, kb0 + b);
             for (int h = 0; h < nh; h++) {
                 load8_x16(q8, w, nb, kb0 + b, h, r);
                 Q_GEMV_BLOCK(mr, q8, r, load_scales8_x16(w, kb0 + b, h), b, q, dx, corr, ldq, f[h]);

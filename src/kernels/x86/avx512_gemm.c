@@ -337,7 +337,7 @@ void molmo_k_matmul_f32_avx512(const molmo_matmul_args *a, int m0, int m1, int n
         molmo_k_matmul_bf16_amx(a, m0, m1, n0, n1, ws, ws_floats);
         return;
     }
-    switch (a->wt) {
+    switch (molmo_dtype_stored(a->wt)) { /* the X16 layouts go with the types they hold */
     case MOLMO_DTYPE_Q8_0:
     case MOLMO_DTYPE_Q4_0: molmo_k_matmul_q_avx512(a, m0, m1, n0, n1, ws, ws_floats); break;
     case MOLMO_DTYPE_Q4_K:
@@ -350,11 +350,6 @@ void molmo_k_matmul_f32_avx512(const molmo_matmul_args *a, int m0, int m1, int n
                    molmo_k_matmul_bf16_dot(a, m0, m1, n0, n1, ws, ws_floats)))
             (small ? gemv_bf16 : gemm_bf16)(a, m0, m1, n0, n1, ws, ws_floats);
         break;
-    default:
-        if (molmo_dtype_is_x16(a->wt)) /* not listed dtypes (quant.h) */
-            molmo_k_matmul_q_avx512(a, m0, m1, n0, n1, ws, ws_floats);
-        else
-            (small ? gemv_f32 : gemm_f32)(a, m0, m1, n0, n1, ws, ws_floats);
-        break;
+    default: (small ? gemv_f32 : gemm_f32)(a, m0, m1, n0, n1, ws, ws_floats); break;
     }
 }

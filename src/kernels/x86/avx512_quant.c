@@ -203,13 +203,7 @@ INLINE void gemv16(const int mr, const int q8, const int x16, int nc, const uint
         __m512i r[8];
         __m512 dw;
         if (x16) {
-            const int vl = q8 ? 8 : 4; /* lines of values a block */
-            const uint8_t *v = w + 32 * (size_t)nb + 64 * (size_t)vl * (size_t)(kb0 + b);
-            for (int l = 0; l < vl; l++)
-                _mm_prefetch((const char *)v + MOLMO_GEMV_X16_PF_BYTES + 64 * l, _MM_HINT_T0);
-            if (!(b & 1)) /* a line of scales holds two blocks' */
-                _mm_prefetch((const char *)w + 32 * (size_t)(kb0 + b) + MOLMO_GEMV_X16_PF_BYTES / (2 * vl),
-                             _MM_HINT_T0);
+            molmo_x86_x16_prefetch(w, nb, q8 ? 8 : 4, kb0 + b);
             load16_x16(q8, w, nb, kb0 + b, r);
             dw = load_scales16_x16(w, kb0 + b);
         } else {

@@ -51,6 +51,15 @@ static inline unsigned char *molmo_x86_work_buffer(float *ws, size_t ws_floats,
  * the best twice, 640 3% slower; AVX2 1536 against 640: q8_0 +7-9%, q4_0 +0-4%. */
 #define MOLMO_GEMV_X16_PF_BYTES 1536
 
+/* The GEMVs' prefetch in the X16 group g (nb blocks a row, vl lines of values a block: 4 for
+ * Q4_0, 8 for Q8_0) while they read block b: the values' lines MOLMO_GEMV_X16_PF_BYTES ahead,
+ * and every other block the scales' line as many blocks ahead (a line holds two blocks'). */
+static inline void molmo_x86_x16_prefetch(const unsigned char *g, int nb, int vl, int b) {
+    const unsigned char *v = g + 32 * (size_t)nb + 64 * (size_t)vl * (size_t)b;
+    for (int l = 0; l < vl; l++) __builtin_prefetch(v + MOLMO_GEMV_X16_PF_BYTES + 64 * l, 0, 3);
+    if (!(b & 1)) __builtin_prefetch(g + 32 * (size_t)b + MOLMO_GEMV_X16_PF_BYTES / (2 * vl), 0, 3);
+}
+
 /* Prefetch the blocks that the GEMV's row group w (nc rows, stride ldw, nbk blocks of bb
  * bytes) reads `ahead` blocks after block b, or those of the next group (next: its first
  * block, nnext rows; NULL when there is none) once past the end. Prefetches never fault, but
