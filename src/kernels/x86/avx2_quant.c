@@ -200,8 +200,8 @@ static void pack_panel(molmo_dtype wt, int vnni, const uint8_t *w, size_t ldw, i
                 load8_x16(q8, g, nb, kb + b, j / 8 % 2, r);
                 ds = _mm256_and_ps(load_scales8_x16(g, kb + b, j / 8 % 2),
                                    _mm256_castsi256_ps(avx2_mask(nc)));
-            } else {
-                const uint8_t *src = nc > 0 && !x16 ? w + (size_t)j * ldw + (size_t)(kb + b) * bb : w;
+            } else { /* rows, or no columns left (zeros; w not read) */
+                const uint8_t *src = nc > 0 ? w + (size_t)j * ldw + (size_t)(kb + b) * bb : w;
                 if (nc >= 8)
                     load8(q8, src, ldw, 8, r);
                 else
