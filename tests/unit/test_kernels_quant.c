@@ -378,6 +378,9 @@ static const qshape Q_SHAPES[] = {
     {37, 200, 512, 7}, {100, 96, 2048, 0}, {4095, 17, 64, 0}, {4095, 1, 32, 2},   {577, 48, 1024, 0},
     /* long K: the decode paths split K into chunks when the activations outgrow the buffer */
     {4, 17, 8192, 1},  {1, 9, 32768, 0},
+    /* one row on whole groups (the AVX-512 Q4_0 GEMV's 4-block steps): 1-3 blocks left over,
+     * x misaligned, K chunked */
+    {1, 48, 224, 0},   {1, 33, 1056, 1},   {1, 32, 32768, 0},
 };
 
 #define SENTINEL 12345.0f

@@ -223,6 +223,108 @@ INLINE void gemv16(const int mr, const int q8, const int x16, int nc, const uint
     }
 }
 
+/* ------------------------------------------------ GEMV, one row of x on Q4_0 rows (decode) */
+
+/* vpermt2w's word indices that put the 16 value bytes of 4 consecutive Q4_0 blocks (72 bytes:
+ * the first 64 in one vector, the last 8 in a second) one block per 128-bit lane: block j's
+ * values are words 9j + 1 .. 9j + 8 (index 32 + i: word i of the second vector). */
+static const uint16_t Q4_QUAD_WORDS[32] = {1,  2,  3,  4,  5,  6,  7,  8,  10, 11, 12,
+                                           13, 14, 15, 16, 17, 19, 20, 21, 22, 23, 24,
+                                           25, 26, 28, 29, 30, 31, 32, 33, 34, 35};
+
+/* The 4 blocks of one weight row at p against 4 blocks of x: lane j of the result holds 4
+ * partial sums of block j (the first also init's lane j: the block's correction). xlo / xhi:
+ * lane j holds values 0-15 / 16-31 of x's block j. */
+INLINE __m512i q4_quad_dot(const uint8_t *p, __m512i idx, __m512i m4, __m512i xlo, __m512i xhi,
+                           __m512i init) {
+    const __m512i a = _mm512_loadu_si512(p);
+    const __m512i b = _mm512_castsi128_si512(_mm_loadl_epi64((const __m128i *)(p + 64)));
+    const __m512i v = _mm512_permutex2var_epi16(a, idx, b);
+    const __m512i s = _mm512_dpbusd_epi32(init, _mm512_and_si512(v, m4), xlo);
+    return _mm512_dpbusd_epi32(s, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4), xhi);
+}
+
+/* Lane j of the result: the totals of lane j of s[0], s[1], s[2], s[3], in that order. */
+INLINE __m512i lane_sums4(const __m512i s[4]) {
+    const __m512i t01 = _mm512_add_epi32(_mm512_unpacklo_epi32(s[0], s[1]), _mm512_unpackhi_epi32(s[0], s[1]));
+    const __m512i t23 = _mm512_add_epi32(_mm512_unpacklo_epi32(s[2], s[3]), _mm512_unpackhi_epi32(s[2], s[3]));
+    return _mm512_add_epi32(_mm512_unpacklo_epi64(t01, t23), _mm512_unpackhi_epi64(t01, t23));
+}
+
+/* gemv16's result for one row of x on 16 full columns of Q4_0 rows, computed another way (the
+ * same bits): the transposing loads of the row layout (16 row streams, 16 scales gathered)
+ * made this GEMV ~2x slower per byte than on the X16 layout. Here each row's 4 next blocks
+ * come in with one load and one vpermt2w, their 4 sums are taken side by side (a lane per
+ * block), and the integer sums of 16 rows x 4 blocks are then transposed (24 shuffles) into
+ * one vector of 16 columns per block for the same f32 steps, in block order. */
+static void gemv_q4_rows_1(int nc, const uint8_t *w, size_t ldw, int nb, int kb0, int nbk,
+                           const uint8_t *next, int nnext, const uint8_t *q, const uint8_t *dx,
+                           const uint8_t *corr, size_t ldq, float *y, size_t ldy, int accumulate,
+                           const float *bias) {
+    if (nc < 16 || nbk < 4) {
+        gemv16(1, 0, 0, nc, w, ldw, nb, kb0, nbk, next, nnext, q, dx, corr, ldq, y, ldy, accumulate, bias);
+        return;
+    }
+    const size_t bb = MOLMO_Q4_0_BYTES;
+    const int ahead = (int)(MOLMO_GEMV_PF_BYTES / bb), nq = nbk / 4;
+    const __m512i idx = _mm512_loadu_si512(Q4_QUAD_WORDS), m4 = _mm512_set1_epi8(0x0f);
+    const __m512i lo = _mm512_set_epi64(13, 12, 9, 8, 5, 4, 1, 0), hi = _mm512_set_epi64(15, 14, 11, 10, 7, 6, 3, 2);
+    const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    __m512 f = accumulate ? _mm512_loadu_ps(y) : _mm512_setzero_ps();
+    /* With all of K in the call, the next group's rows are one run of memory: it goes into L2
+     * line by line, spread evenly over this group's loads (bursts of prefetches measured
+     * slower). Per row prefetches, as gemv16's, ran at 75% of the read bandwidth (1x1024x2048
+     * over 256 cold matrices, 2 threads: 21.5-22.9 GB/s; this way 30.3-31.1). */
+    molmo_x86_l2_ahead ahead_l2 = {next, 0, 0};
+    int per = 0; /* lines a quad */
+    if (next && (size_t)nbk * bb == ldw) {
+        ahead_l2.end = (size_t)nnext * ldw;
+        per = (int)((ahead_l2.end / 64 + (size_t)nq - 1) / (size_t)nq);
+    }
+    for (int qi = 0; qi < nq; qi++) {
+        const int b0 = 4 * qi;
+        if (per) {
+            molmo_x86_l2_ahead_lines(&ahead_l2, per - 16); /* and one line at each row below */
+        } else { /* each row's lines, 72 bytes a step: both ends, or every 9th would be missed */
+            molmo_x86_gemv_prefetch(w, 16, ldw, b0, ahead, nbk, bb, next, nnext);
+            molmo_x86_gemv_prefetch(w, 16, ldw, b0 + 3, ahead, nbk, bb, next, nnext);
+        }
+        /* x's 4 blocks: values 0-15 of block j in lane j of xlo, 16-31 in xhi; the
+         * corrections in dword 0 of each lane */
+        const __m512i xa = _mm512_loadu_si512(q + 32 * b0), xb = _mm512_loadu_si512(q + 32 * b0 + 64);
+        const __m512i xlo = _mm512_permutex2var_epi64(xa, lo, xb), xhi = _mm512_permutex2var_epi64(xa, hi, xb);
+        const __m512i init = _mm512_maskz_permutexvar_epi32(
+            0x1111, spread, _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(corr + 4 * b0))));
+        __m512i u[4]; /* lane j of u[g]: rows 4g .. 4g+3, block b0 + j */
+        for (int g = 0; g < 4; g++) {
+            __m512i s[4];
+            for (int r = 0; r < 4; r++) {
+                if (per) molmo_x86_l2_ahead_lines(&ahead_l2, 1);
+                s[r] = q4_quad_dot(w + (size_t)(4 * g + r) * ldw + (size_t)b0 * bb, idx, m4, xlo, xhi, init);
+            }
+            u[g] = lane_sums4(s);
+        }
+        const __m512i p0 = _mm512_shuffle_i32x4(u[0], u[1], 0x44), p1 = _mm512_shuffle_i32x4(u[0], u[1], 0xee);
+        const __m512i p2 = _mm512_shuffle_i32x4(u[2], u[3], 0x44), p3 = _mm512_shuffle_i32x4(u[2], u[3], 0xee);
+        const __m512i v[4] = {_mm512_shuffle_i32x4(p0, p2, 0x88), _mm512_shuffle_i32x4(p0, p2, 0xdd),
+                              _mm512_shuffle_i32x4(p1, p3, 0x88), _mm512_shuffle_i32x4(p1, p3, 0xdd)};
+        for (int j = 0; j < 4; j++) {
+            const __m512 dw = load_scales16(w + (size_t)(b0 + j) * bb, ldw, 16);
+            float dxi;
+            memcpy(&dxi, dx + 4 * (b0 + j), 4);
+            f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v[j]), _mm512_mul_ps(_mm512_set1_ps(dxi), dw), f);
+        }
+    }
+    for (int b = 4 * nq; b < nbk; b++) { /* the last 1-3 blocks as gemv16 takes them */
+        __m512i r[8];
+        molmo_x86_gemv_prefetch(w, 16, ldw, b, ahead, nbk, bb, next, nnext);
+        load16(0, w + (size_t)b * bb, ldw, 16, r);
+        gemv_block(1, r, load_scales16(w + (size_t)b * bb, ldw, 16), b, q, dx, corr, ldq, &f);
+    }
+    if (bias) f = _mm512_add_ps(f, _mm512_loadu_ps(bias));
+    _mm512_storeu_ps(y, f);
+}
+
 typedef void (*gemv_fn)(int nc, const uint8_t *w, size_t ldw, int nb, int kb0, int nbk,
                         const uint8_t *next, int nnext, const uint8_t *q, const uint8_t *dx,
                         const uint8_t *corr, size_t ldq, float *y, size_t ldy, int accumulate,
@@ -235,7 +337,6 @@ typedef void (*gemv_fn)(int nc, const uint8_t *w, size_t ldw, int nb, int kb0, i
         gemv16(mr, q8, x16, nc, w, ldw, nb, kb0, nbk, next, nnext, q, dx, corr, ldq, y, ldy,      \
                accumulate, bias);                                                                 \
     }
-GEMV_FN(gemv_q4_1, 1, 0, 0)
 GEMV_FN(gemv_q4_2, 2, 0, 0)
 GEMV_FN(gemv_q4_3, 3, 0, 0)
 GEMV_FN(gemv_q4_4, 4, 0, 0)
@@ -256,7 +357,7 @@ GEMV_FN(gemv_q8x16_4, 4, 1, 1)
 static void gemv(const molmo_matmul_args *a, int m0, int m1, int n0, int n1, uint8_t *buf,
                  size_t bytes) {
     static const gemv_fn fns[2][2][GEMV_ROWS] = {
-        {{gemv_q4_1, gemv_q4_2, gemv_q4_3, gemv_q4_4}, {gemv_q8_1, gemv_q8_2, gemv_q8_3, gemv_q8_4}},
+        {{gemv_q4_rows_1, gemv_q4_2, gemv_q4_3, gemv_q4_4}, {gemv_q8_1, gemv_q8_2, gemv_q8_3, gemv_q8_4}},
         {{gemv_q4x16_1, gemv_q4x16_2, gemv_q4x16_3, gemv_q4x16_4},
          {gemv_q8x16_1, gemv_q8x16_2, gemv_q8x16_3, gemv_q8x16_4}}};
     const int q8 = molmo_dtype_stored(a->wt) == MOLMO_DTYPE_Q8_0, x16 = molmo_dtype_is_x16(a->wt);
