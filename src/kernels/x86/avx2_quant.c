@@ -241,12 +241,35 @@ typedef void (*tile_fn)(int nbk, const uint8_t *q, const uint8_t *dx, const uint
         fn(mr, q8, nbk, q, dx, corr, ldq, pw, y, ldy, accumulate, bias, nc);                      \
     }
 
+/* Lane j (128 bits) of the result: the totals of lane j of s[0], s[1], s[2], s[3], in that
+ * order (for the one-row Q4_0 GEMV). */
+INLINE __m256i avx2_lane_sums4(const __m256i s[4]) {
+    const __m256i t01 = _mm256_add_epi32(_mm256_unpacklo_epi32(s[0], s[1]), _mm256_unpackhi_epi32(s[0], s[1]));
+    const __m256i t23 = _mm256_add_epi32(_mm256_unpacklo_epi32(s[2], s[3]), _mm256_unpackhi_epi32(s[2], s[3]));
+    return _mm256_add_epi32(_mm256_unpacklo_epi64(t01, t23), _mm256_unpackhi_epi64(t01, t23));
+}
+
+/* The one-row Q4_0 GEMV (Q_GEMV_Q4_ROWS1) where it applies: 8 whole columns of the row layout
+ * and at least a pair of blocks; else Q_GEMV. */
+#define GEMV_Q4_ROWS1_FN(name, rows1, fn)                                                          \
+    static void name(int nc, const uint8_t *w, size_t ldw, int x16, int nb, int kb0, int nbk,     \
+                     const uint8_t *next, int nnext, const uint8_t *q, const uint8_t *dx,         \
+                     const uint8_t *corr, size_t ldq, float *y, size_t ldy, int accumulate,       \
+                     const float *bias) {                                                         \
+        if (!x16 && nc == 8 && nbk >= 2)                                                          \
+            rows1(w, ldw, nbk, next, nnext, q, dx, corr, y, accumulate, bias);                    \
+        else                                                                                      \
+            fn(1, 0, nc, w, ldw, x16, nb, kb0, nbk, next, nnext, q, dx, corr, ldq, y, ldy,        \
+               accumulate, bias);                                                                 \
+    }
+
 /* Without VNNI (see the file header): Q8_0 sums |wq| x (xq with the sign of wq) into int32 per
  * group of 4 values; Q4_0 keeps the block's int16 sums of nibble x xq and widens them once,
  * adding corr. */
 #define Q_DOT block_dot
 #define Q_GEMV gemv8
 #define Q_GEMV_BLOCK gemv8_block
+#define Q_GEMV_Q4_ROWS1 gemv8_q4_rows1
 #define Q_TILE tile
 #define Q_PREP(q8, r) ((void)0)
 #define Q_INIT(q8, c) _mm256_setzero_si256()
@@ -258,7 +281,7 @@ typedef void (*tile_fn)(int nbk, const uint8_t *q, const uint8_t *dx, const uint
 #define Q_FINISH(q8, s, c) \
     ((q8) ? (s) : _mm256_add_epi32(_mm256_madd_epi16((s), _mm256_set1_epi16(1)), (c)))
 #include "kernels/x86/avx2_quant_body.h"
-GEMV_FN(gemv_q4_1, gemv8, 1, 0)
+GEMV_Q4_ROWS1_FN(gemv_q4_1, gemv8_q4_rows1, gemv8)
 GEMV_FN(gemv_q4_2, gemv8, 2, 0)
 GEMV_FN(gemv_q8_1, gemv8, 1, 1)
 GEMV_FN(gemv_q8_2, gemv8, 2, 1)
@@ -279,6 +302,7 @@ MOLMO_X86_BEGIN_AVX_VNNI
 #define Q_DOT block_dot_vnni
 #define Q_GEMV gemv8_vnni
 #define Q_GEMV_BLOCK gemv8_block_vnni
+#define Q_GEMV_Q4_ROWS1 gemv8_q4_rows1_vnni
 #define Q_TILE tile_vnni
 #define Q_PREP(q8, r)                                                                             \
     do {                                                                                          \
@@ -288,7 +312,7 @@ MOLMO_X86_BEGIN_AVX_VNNI
 #define Q_STEP(q8, s, w, xb) _mm256_dpbusd_avx_epi32((s), (w), (xb))
 #define Q_FINISH(q8, s, c) (s)
 #include "kernels/x86/avx2_quant_body.h"
-GEMV_FN(gemv_vnni_q4_1, gemv8_vnni, 1, 0)
+GEMV_Q4_ROWS1_FN(gemv_vnni_q4_1, gemv8_q4_rows1_vnni, gemv8_vnni)
 GEMV_FN(gemv_vnni_q4_2, gemv8_vnni, 2, 0)
 GEMV_FN(gemv_vnni_q8_1, gemv8_vnni, 1, 1)
 GEMV_FN(gemv_vnni_q8_2, gemv8_vnni, 2, 1)

@@ -2,8 +2,9 @@
  * twice: with vpmaddubsw (AVX2) and with vpdpbusd (AVX-VNNI, under that target). The including
  * file defines the names and the four steps of a block's int32 sums (s: one vector of 8
  * columns):
- *   Q_DOT, Q_GEMV_BLOCK, Q_GEMV, Q_TILE   the names of a block's dot product, the GEMV's
- *                            step and the GEMV, and the tile;
+ *   Q_DOT, Q_GEMV_BLOCK, Q_GEMV, Q_GEMV_Q4_ROWS1, Q_TILE   the names of a block's dot
+ *                            product, the GEMV's step, the GEMV, its one-row Q4_0 version,
+ *                            and the tile;
  *   Q_PREP(q8, r)            the 8 weight vectors as loaded from W, made ready for Q_STEP;
  *   Q_INIT(q8, c)            the sums before the first product (c: corr broadcast);
  *   Q_STEP(q8, s, w, xb)     s plus the products of 4 k: weights w, activations xb (4 bytes
@@ -77,6 +78,72 @@ INLINE void Q_GEMV(const int mr, const int q8, int nc, const uint8_t *w, size_t 
         }
 }
 
+/* Q_GEMV's result for one row of x on 8 full columns of Q4_0 rows, computed another way (the
+ * same bits; avx512_quant.c's gemv_q4_rows_1 on 8 columns): each row's 2 next blocks come in as
+ * one vector (a block's 16 value bytes per 128-bit lane), their sums are taken side by side,
+ * and the integer sums of 8 rows x 2 blocks are transposed into one vector of 8 columns per
+ * block for the same f32 steps, in block order. With all of K in the call the next 8 rows go
+ * into L2 line by line over this group's loads, as on AVX-512. */
+INLINE void Q_GEMV_Q4_ROWS1(const uint8_t *w, size_t ldw, int nbk, const uint8_t *next,
+                            int nnext, const uint8_t *q, const uint8_t *dx, const uint8_t *corr,
+                            float *y, int accumulate, const float *bias) {
+    const size_t bb = MOLMO_Q4_0_BYTES;
+    const int ahead = (int)(MOLMO_GEMV_PF_BYTES / bb), np = nbk / 2;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    __m256 f = accumulate ? _mm256_loadu_ps(y) : _mm256_setzero_ps();
+    molmo_x86_l2_ahead ahead_l2 = {next, 0, 0};
+    int per = 0; /* lines a pair of blocks */
+    if (next && (size_t)nbk * bb == ldw) {
+        ahead_l2.end = (size_t)nnext * ldw;
+        per = (int)((ahead_l2.end / 64 + (size_t)np - 1) / (size_t)np);
+    }
+    for (int pi = 0; pi < np; pi++) {
+        const int b0 = 2 * pi;
+        if (per) {
+            molmo_x86_l2_ahead_lines(&ahead_l2, per - 8); /* and one line at each row below */
+        } else { /* each row's lines, 36 bytes a step */
+            molmo_x86_gemv_prefetch(w, 8, ldw, b0, ahead, nbk, bb, next, nnext);
+            molmo_x86_gemv_prefetch(w, 8, ldw, b0 + 1, ahead, nbk, bb, next, nnext);
+        }
+        /* x's 2 blocks: values 0-15 of block j in lane j of xlo, 16-31 in xhi; the
+         * corrections in dword 0 of each lane */
+        const __m256i xa = _mm256_loadu_si256((const __m256i *)(q + 32 * b0));
+        const __m256i xb = _mm256_loadu_si256((const __m256i *)(q + 32 * b0 + 32));
+        const __m256i xlo = _mm256_permute2x128_si256(xa, xb, 0x20), xhi = _mm256_permute2x128_si256(xa, xb, 0x31);
+        const __m256i init = _mm256_setr_epi32(load_i32(corr + 4 * b0), 0, 0, 0, load_i32(corr + 4 * b0 + 4), 0, 0, 0);
+        __m256i s[8];
+        for (int r = 0; r < 8; r++) {
+            if (per) molmo_x86_l2_ahead_lines(&ahead_l2, 1);
+            const uint8_t *p = w + (size_t)r * ldw + (size_t)b0 * bb + 2;
+            const __m256i v = _mm256_inserti128_si256(
+                _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)p)), _mm_loadu_si128((const __m128i *)(p + bb)), 1);
+            __m256i t = Q_INIT(0, init);
+            t = Q_STEP(0, t, _mm256_and_si256(v, m4), xlo);
+            t = Q_STEP(0, t, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4), xhi);
+            s[r] = Q_FINISH(0, t, init);
+        }
+        const __m256i u0 = avx2_lane_sums4(s), u1 = avx2_lane_sums4(s + 4); /* rows 0-3, 4-7 */
+        const __m256i v[2] = {_mm256_permute2x128_si256(u0, u1, 0x20), _mm256_permute2x128_si256(u0, u1, 0x31)};
+        for (int j = 0; j < 2; j++) {
+            const __m256 dw = load_scales8(w + (size_t)(b0 + j) * bb, ldw, 8);
+            float dxi;
+            memcpy(&dxi, dx + 4 * (b0 + j), 4);
+            f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v[j]), _mm256_mul_ps(_mm256_set1_ps(dxi), dw), f);
+        }
+    }
+    if (nbk & 1) { /* the last block as Q_GEMV takes it */
+        __m256i r[8];
+        const int b = nbk - 1;
+        molmo_x86_gemv_prefetch(w, 8, ldw, b, ahead, nbk, bb, next, nnext);
+        load8(0, w + (size_t)b * bb, ldw, 8, r);
+        __m256 fa[1] = {f};
+        Q_GEMV_BLOCK(1, 0, r, load_scales8(w + (size_t)b * bb, ldw, 8), b, q, dx, corr, 0, fa);
+        f = fa[0];
+    }
+    if (bias) f = _mm256_add_ps(f, _mm256_loadu_ps(bias));
+    _mm256_storeu_ps(y, f);
+}
+
 /* y[0:mr, 0:NR] (+)= the nbk blocks of the panel pw (pack_panel, for the same product) against
  * mr rows of quantized activations (layout of Q_GEMV). */
 INLINE void Q_TILE(const int mr, const int q8, int nbk, const uint8_t *q, const uint8_t *dx,
@@ -126,6 +193,7 @@ INLINE void Q_TILE(const int mr, const int q8, int nbk, const uint8_t *q, const 
 #undef Q_DOT
 #undef Q_GEMV
 #undef Q_GEMV_BLOCK
+#undef Q_GEMV_Q4_ROWS1
 #undef Q_TILE
 #undef Q_PREP
 #undef Q_INIT
