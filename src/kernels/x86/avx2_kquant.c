@@ -134,6 +134,16 @@ INLINE void load32x8(const uint8_t *p, size_t ldw, int nc, __m256i r[8]) {
     avx2_transpose8_epi32(r);
 }
 
+/* load32x8 with one line of f prefetched after each of its 8 loads: the decode GEMV's
+ * prefetches spread evenly over its loads (in bursts of 8-16 they ran ~10% slower). */
+INLINE void load32x8_pf(const uint8_t *p, size_t ldw, int nc, __m256i r[8], molmo_x86_l2_ahead *f) {
+    for (int c = 0; c < 8; c++) {
+        r[c] = c < nc ? _mm256_loadu_si256((const __m256i *)(p + (size_t)c * ldw)) : _mm256_setzero_si256();
+        molmo_x86_l2_ahead_lines(f, 1);
+    }
+    avx2_transpose8_epi32(r);
+}
+
 INLINE __m128i load16(const uint8_t *p, size_t ldw, int c, int nc) {
     return c < nc ? _mm_loadu_si128((const __m128i *)(p + (size_t)c * ldw)) : _mm_setzero_si128();
 }

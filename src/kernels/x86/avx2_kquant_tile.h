@@ -137,8 +137,7 @@ INLINE void KQ_GEMV(const int mr, const int q6, int nc, const uint8_t *w, size_t
             hdr8_q4_k(wb, ldw, nc, sc);
             for (int g = 0; g < 4; g++) { /* as pack8_q4_k: sub-blocks 2g and 2g + 1 */
                 __m256i r[8];
-                load32x8(wb + 16 + 32 * g, ldw, nc, r);
-                pf_lines(f, PF_LINES);
+                load32x8_pf(wb + 16 + 32 * g, ldw, nc, r, f);
                 for (int t = 0; t < 8; t++) {
                     KQ_SB_ADD(0, q4_value(0, r[t]), 16 * g + t, 2 * g);
                     KQ_SB_ADD(1, q4_value(1, r[t]), 16 * g + 8 + t, 2 * g + 1);
@@ -150,11 +149,10 @@ INLINE void KQ_GEMV(const int mr, const int q6, int nc, const uint8_t *w, size_t
             hdr8_q6_k(wb, ldw, nc, sc);
             for (int hf = 0; hf < 2; hf++) { /* as pack8_q6_k */
                 __m256i H[8], A[8];
-                load32x8(wb + 128 + 32 * hf, ldw, nc, H);
+                load32x8_pf(wb + 128 + 32 * hf, ldw, nc, H, f);
 #pragma GCC unroll 2 /* p constant in q6_value: no selects at run time */
                 for (int p = 0; p < 2; p++) {
-                    load32x8(wb + 64 * hf + 32 * p, ldw, nc, A);
-                    pf_lines(f, p ? PF_LINES : 2 * PF_LINES);
+                    load32x8_pf(wb + 64 * hf + 32 * p, ldw, nc, A, f);
                     for (int u = 0; u < 8; u++) {
                         const int g0 = 32 * hf + 8 * p + u, g1 = g0 + 16; /* sub-blocks g / 4 */
                         KQ_SB_ADD(0, q6_value(2 * p, A[u], H[u]), g0, g0 / 4);
