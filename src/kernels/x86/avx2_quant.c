@@ -19,6 +19,8 @@
  * of the AVX-512 GEMV (x86.h): once AVX-VNNI had made the products cheap, decode without it got
  * ~55% of the read bandwidth (MolmoE-1B q8_0 on 2 SPR threads: 10.4 -> 15.2-15.6 tok/s, 9.7 ->
  * 13.2 without AVX-VNNI; session 2 had measured no gain when the products were the bound);
+ * one row of x on Q4_0 rows takes Q_GEMV_Q4_ROWS1 instead (as avx512_quant.c's
+ * gemv_q4_rows_1);
  * GEMM packs panels of NR = 16 columns x KP = 32 blocks and runs a register tile of MR = 3
  * rows x 16 columns (6 block accumulators, 6 f32 accumulators; with VNNI, two sets of block
  * accumulators for even and odd k groups spilled, and 2 rows x 16 columns ran ~10% slower).

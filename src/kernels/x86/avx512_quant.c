@@ -19,6 +19,8 @@
  *   - GEMV, calls of at most 4 rows (decode): the transposed registers feed the dot products
  *     directly, one f32 accumulator per row and 16 columns; W is streamed once, 16 row
  *     streams at a time, with software prefetch MOLMO_GEMV_PF_BYTES ahead in each (x86.h);
+ *     one row of x on Q4_0 rows takes gemv_q4_rows_1 instead (contiguous loads per row, the
+ *     integer sums transposed, the next rows prefetched into L2);
  *   - GEMM: panels of NR = 48 columns x KP = 16 blocks (27 KiB, L1) are packed (per block,
  *     the 3 groups of 8 transposed vectors, then the 48 column scales as f32) and reused by
  *     every row of the chunk through a register tile of MR = 4 rows x 48 columns: 12 int32
