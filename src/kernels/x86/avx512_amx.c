@@ -11,7 +11,8 @@
  * column) into a 16 x 16 tile of int32 block sums. The tile is stored to a 1 KiB buffer and
  * AVX-512 applies the block's f32 step to 16 accumulators (one zmm per row, kept in registers
  * over a panel of blocks). For each 16 x 16 output tile the tiles first compute all blocks of
- * the panel, then the vectors apply them in block order.
+ * the panel (four sum tiles in turn, each stored two blocks after its product), then the
+ * vectors apply them in block order.
  *
  * Why this shape (docs/kernels.md, "AMX tiles"): the exact per-block f32 step costs 3 vector
  * operations (convert, scale product, FMA) per 16 outputs and 32 k, ~21 cycles a block; the
