@@ -19,7 +19,7 @@ trap 'rm -rf "$tmp"' EXIT
 for t in 1 2; do
   for row in "| machine | $t | memory read bandwidth (16 MiB) |" "| machine | $t | f32 FMA peak (" \
              "| machine | $t | int8 vpdpbusd peak (" "| machine | $t | bf16 vdpbf16ps peak (" \
-             "| machine | $t | read bandwidth of the weights (mapped file, 16 MiB) |" \
+             "| machine | $t | read bandwidth of the weights (mapped file, 16 MiB spread over it) |" \
              "| decode | $t | 4 tokens after "; do
     grep -qF "$row" "$tmp/md" || fail "no row '$row':
 $(cat "$tmp/md")"
@@ -48,7 +48,7 @@ grep -q "^- file: .* (mapped)$" "$tmp/md" || fail "no mapping in the header: $(h
   --threads 1 --read-mib 16 --no-mmap -q > "$tmp/nm" || fail "bench --no-mmap"
 grep -q "^- file: .* (read into the process's memory: --no-mmap)$" "$tmp/nm" ||
   fail "--no-mmap header: $(head -8 "$tmp/nm")"
-grep -qF "| machine | 1 | read bandwidth of the weights (in process memory, 16 MiB) |" "$tmp/nm" ||
+grep -qF "| machine | 1 | read bandwidth of the weights (in process memory, 16 MiB spread over it) |" "$tmp/nm" ||
   fail "--no-mmap row: $(cat "$tmp/nm")"
 # a q4_0 GGUF read with --no-mmap: its matrices interleaved for the SIMD kernels, said in the
 # header and the JSON; none with --no-repack, nor on the reference kernels

@@ -81,7 +81,9 @@ static void usage(FILE *f) {
             "                          own, so it needs twice the model's size in RAM); q8_0\n"
             "                          and q4_0 matrices interleaved by 16 rows there\n"
             "      --no-repack         with --no-mmap: the file's layout kept\n"
-            "      --read-mib N        buffer of the bandwidth loop in MiB (default 1024)\n"
+            "      --read-mib N        buffer of the bandwidth loop in MiB (default 1024; huge\n"
+            "                          pages), and as much of the weights file, in 16 pieces\n"
+            "                          spread over it\n"
             "      --json              one JSON object instead of the markdown table\n"
             "  -q, --quiet             no progress on stderr\n"
             "  -h, --help              this help\n"
@@ -419,7 +421,7 @@ static void machine_rows(bench_run *b, const molmo_bench_machine *m) {
     if (m->weights_read_gbs <= 0) return; /* the model's weights where they lie */
     bench_row *w = bench_add_row(b->r, "machine", m->n_threads);
     if (!w) return;
-    snprintf(w->measure, sizeof w->measure, "read bandwidth of the weights (%s, %ld MiB)",
+    snprintf(w->measure, sizeof w->measure, "read bandwidth of the weights (%s, %ld MiB spread over it)",
              b->o->no_mmap ? "in process memory" : "mapped file", b->o->read_mib);
     w->value = m->weights_read_gbs;
     w->unit = "GB/s";
