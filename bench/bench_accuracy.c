@@ -118,7 +118,11 @@ static int run_model(const opts *o, const char *path, const molmo_image *img, co
     }
     rc = 0;
 out:
-    if (rc) fprintf(stderr, "bench_accuracy: %s: %s\n", path, err.msg);
+    if (rc) {
+        fprintf(stderr, "bench_accuracy: %s: %s\n", path, err.msg);
+        free(*logits);
+        *logits = NULL;
+    }
     free(x);
     molmo_context_free(ctx);
     molmo_model_free(m);
@@ -210,15 +214,15 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_accuracy: %s\n", err.msg);
         return 1;
     }
-    int *ids = malloc((size_t)o.steps * sizeof(int)), E = 0, E2 = 0, np = 0, np2 = 0;
-    float *ref = NULL;
-    if (!ids || run_model(&o, o.ref, img, NULL, ids, &ref, &E, &np)) return 1;
+    int *ids = malloc((size_t)o.steps * sizeof(int)), E = 0, E2 = 0, np = 0, np2 = 0, rc = 1;
+    float *ref = NULL, *t = NULL;
+    if (!ids || run_model(&o, o.ref, img, NULL, ids, &ref, &E, &np)) goto out;
     double p1, gap;
     peakedness(ref, o.steps, E, &p1, &gap);
     int distinct = 0;
     for (int s = 0; s < o.steps; s++) {
         int seen = 0;
-        for (int t = 0; t < s; t++) seen |= ids[t] == ids[s];
+        for (int u = 0; u < s; u++) seen |= ids[u] == ids[s];
         distinct += !seen;
     }
     printf("reference %s: %d prompt tokens, %d steps (%d distinct tokens fed), mean top-1\n"
@@ -227,20 +231,23 @@ int main(int argc, char **argv) {
     printf("| model | top-1 agreement | mean KL | max KL | max \\|Δ logprob\\| (ref top-5) |\n");
     printf("|---|---|---|---|---|\n");
     for (int k = 0; k < o.n_models; k++) {
-        float *t = NULL;
-        if (run_model(&o, o.models[k], img, ids, NULL, &t, &E2, &np2)) return 1;
+        if (run_model(&o, o.models[k], img, ids, NULL, &t, &E2, &np2)) goto out;
         if (E2 != E) {
             fprintf(stderr, "bench_accuracy: %s: vocabulary %d, the reference's %d\n", o.models[k], E2, E);
-            return 1;
+            goto out;
         }
         const agreement a = compare(ref, t, o.steps, E);
         printf("| %s | %d/%d | %.3g | %.3g | %.3g |\n", o.models[k], a.top1, a.n, a.kl_sum / a.n,
                a.kl_max, a.dlp_max);
         fflush(stdout);
         free(t);
+        t = NULL;
     }
+    rc = 0;
+out:
+    free(t);
     free(ref);
     free(ids);
     molmo_image_free(img);
-    return 0;
+    return rc;
 }
