@@ -322,7 +322,9 @@ TILE_FN(tile_q6_4, 4, 1)
             s[i] = _mm512_dpbusd_epi32(s[i], v_, _mm512_set1_epi32(load_i32(xb + i * ldq + 4 * ((g0) + t_)))); \
     }
 
-/* avx512_load_cols32x16 with one line of f prefetched after each of its 16 loads. */
+/* avx512_load_cols32x16 with one line of f prefetched after each of its 16 loads: the decode
+ * GEMV's L2 prefetches spread evenly over its loads; 10 lines between two loads ran 7-10%
+ * slower from DRAM (docs/kernels.md, K-quants). */
 INLINE void load_cols32x16_pf(const uint8_t *p, size_t ldw, int nc, __m512i r[8], pf *f) {
     for (int c = 0; c < 8; c++) {
         const __m256i lo = c < nc ? _mm256_loadu_si256((const __m256i *)(p + (size_t)c * ldw)) : _mm256_setzero_si256();
