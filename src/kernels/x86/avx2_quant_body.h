@@ -91,12 +91,9 @@ INLINE void Q_GEMV_Q4_ROWS1(const uint8_t *w, size_t ldw, int nbk, const uint8_t
     const int ahead = (int)(MOLMO_GEMV_PF_BYTES / bb), np = nbk / 2;
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     __m256 f = accumulate ? _mm256_loadu_ps(y) : _mm256_setzero_ps();
-    molmo_x86_l2_ahead ahead_l2 = {next, 0, 0};
-    int per = 0; /* lines a pair of blocks */
-    if (next && (size_t)nbk * bb == ldw) {
-        ahead_l2.end = (size_t)nnext * ldw;
-        per = (int)((ahead_l2.end / 64 + (size_t)np - 1) / (size_t)np);
-    }
+    molmo_x86_l2_ahead ahead_l2; /* next is w + 8 ldw, or NULL */
+    const int per = molmo_x86_l2_next_panel(&ahead_l2, w, ldw, 0, 8, next ? 8 + nnext : 8,
+                                            (size_t)nbk * bb == ldw, np); /* lines a pair */
     for (int pi = 0; pi < np; pi++) {
         const int b0 = 2 * pi;
         if (per) {

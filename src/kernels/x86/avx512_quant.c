@@ -277,12 +277,9 @@ static void gemv_q4_rows_1(int nc, const uint8_t *w, size_t ldw, int nb, int kb0
      * line by line, spread evenly over this group's loads (bursts of prefetches measured
      * slower). Per row prefetches, as gemv16's, ran at 75% of the read bandwidth (1x1024x2048
      * over 256 cold matrices, 2 threads: 21.5-22.9 GB/s; this way 30.3-31.1). */
-    molmo_x86_l2_ahead ahead_l2 = {next, 0, 0};
-    int per = 0; /* lines a quad */
-    if (next && (size_t)nbk * bb == ldw) {
-        ahead_l2.end = (size_t)nnext * ldw;
-        per = (int)((ahead_l2.end / 64 + (size_t)nq - 1) / (size_t)nq);
-    }
+    molmo_x86_l2_ahead ahead_l2; /* next is w + 16 ldw, or NULL */
+    const int per = molmo_x86_l2_next_panel(&ahead_l2, w, ldw, 0, 16, next ? 16 + nnext : 16,
+                                            (size_t)nbk * bb == ldw, nq); /* lines a quad */
     for (int qi = 0; qi < nq; qi++) {
         const int b0 = 4 * qi;
         if (per) {

@@ -93,9 +93,10 @@ static inline void molmo_x86_l2_ahead_lines(molmo_x86_l2_ahead *f, int n) {
         __builtin_prefetch(f->p + f->at, 0, 2); /* locality 2: prefetcht1 */
 }
 
-/* For the packed int8 GEMMs (VNNI, AMX): f becomes the rows of W (row stride ldw bytes) of the
- * column panel after the one at j0 (panels of `panel` columns, up to n1), when a K chunk spans
- * all of K so that those rows are contiguous; returns how many lines to prefetch at each of
+/* For the packed int8 GEMMs (VNNI, AMX) and the one-row Q4_0 GEMVs (their group of rows as the
+ * panel): f becomes the rows of W (row stride ldw bytes) of the column panel after the one at
+ * j0 (panels of `panel` columns, up to n1), when a K chunk spans all of K so that those rows
+ * are contiguous; returns how many lines to prefetch at each of
  * the `steps` steps of this panel's work so they all arrive (0: nothing to prefetch). MoE
  * experts' weights come from DRAM: cold 94-row expert GEMMs ran 20-28% slower than warm ones
  * without it. */
