@@ -76,7 +76,7 @@ void molmo_x86_amx_configure(int n, const uint8_t rows[], const uint16_t colsb[]
 /* Tile numbers: A (activations) 0/1 and B (weights) 2/3, alternating per block so that a
  * block's loads do not wait for the previous block's product to release its tiles; C (sums)
  * 4-7 in turn, so that a block's sums are stored two blocks later, while the next products
- * run (TILE_SUMS). A: 16 rows x one block of int8; B: 8 rows of 16 columns x 4 k; C: 16 x 16
+ * run (tile_sums). A: 16 rows x one block of int8; B: 8 rows of 16 columns x 4 k; C: 16 x 16
  * int32. */
 static void configure_tiles(void) {
     static const uint8_t rows[8] = {TR, TR, 8, 8, TR, TR, TR, TR};
@@ -205,43 +205,42 @@ INLINE void apply_block(__m512 acc[TR], const int32_t *sums, const float *dx, __
 }
 
 /* Block b's int32 sums of the 16-row group g (its first block of the panel) against column
- * group v, on tiles ta, tb, tc (literal numbers), left in tc. */
-#define TILE_DP(ta, tb, tc, g, v, b)                                                               \
+ * group v of the panel pw, on tiles ta, tb, tc (literal numbers: a macro), left in tc. */
+#define TILE_DP(ta, tb, tc, g, pw, v, b)                                                           \
     do {                                                                                           \
         _tile_loadd(ta, (g) + 512 * (size_t)(b), 32);                                              \
-        _tile_loadd(tb, pw + (size_t)(b) * PB_BYTES + (size_t)(v) * GB_BYTES, 64);                 \
+        _tile_loadd(tb, (pw) + (size_t)(b) * PB_BYTES + (size_t)(v) * GB_BYTES, 64);               \
         _tile_zero(tc);                                                                            \
         _tile_dpbssd(tc, ta, tb);                                                                  \
     } while (0)
 
 /* Block j's sums, held in tile 4 + j % 4, into sums[j]. */
-#define TILE_ST(j)                                                                                 \
-    do {                                                                                           \
-        switch ((j) & 3) {                                                                         \
-        case 0: _tile_stored(4, sums[j], 64); break;                                               \
-        case 1: _tile_stored(5, sums[j], 64); break;                                               \
-        case 2: _tile_stored(6, sums[j], 64); break;                                               \
-        default: _tile_stored(7, sums[j], 64); break;                                              \
-        }                                                                                          \
-    } while (0)
+INLINE void tile_store(int j, int32_t (*sums)[TR * 16]) {
+    switch (j & 3) {
+    case 0: _tile_stored(4, sums[j], 64); break;
+    case 1: _tile_stored(5, sums[j], 64); break;
+    case 2: _tile_stored(6, sums[j], 64); break;
+    default: _tile_stored(7, sums[j], 64); break;
+    }
+}
 
-/* The nbk blocks' sums of group g against column group v into sums[0 .. nbk). Each block's
- * product goes into the next of four sum tiles and is stored two blocks later: storing it
- * right after its product (two sum tiles) made the tile unit wait on each store, 7.8 against
+/* The nbk blocks' sums of group g against column group v of pw into sums[0 .. nbk). Each
+ * block's product goes into the next of four sum tiles and is stored two blocks later: storing
+ * it right after its product (two sum tiles) made the tile unit wait on each store, 7.8 against
  * 6.3 ns a block in L1 (one SPR core). */
-#define TILE_SUMS(g, v, nbk)                                                                       \
-    do {                                                                                           \
-        for (int b_ = 0; b_ < (nbk); b_++) {                                                       \
-            switch (b_ & 3) {                                                                      \
-            case 0: TILE_DP(0, 2, 4, g, v, b_); break;                                             \
-            case 1: TILE_DP(1, 3, 5, g, v, b_); break;                                             \
-            case 2: TILE_DP(0, 2, 6, g, v, b_); break;                                             \
-            default: TILE_DP(1, 3, 7, g, v, b_); break;                                            \
-            }                                                                                      \
-            if (b_ >= 2) TILE_ST(b_ - 2);                                                          \
-        }                                                                                          \
-        for (int b_ = (nbk) >= 2 ? (nbk) - 2 : 0; b_ < (nbk); b_++) TILE_ST(b_);                   \
-    } while (0)
+INLINE void tile_sums(const uint8_t *g, const uint8_t *pw, int v, int nbk, int32_t (*sums)[TR * 16]) {
+    for (int b = 0; b < nbk; b++) {
+        switch (b & 3) {
+        case 0: TILE_DP(0, 2, 4, g, pw, v, b); break;
+        case 1: TILE_DP(1, 3, 5, g, pw, v, b); break;
+        case 2: TILE_DP(0, 2, 6, g, pw, v, b); break;
+        default: TILE_DP(1, 3, 7, g, pw, v, b); break;
+        }
+        if (b >= 2) tile_store(b - 2, sums);
+    }
+    for (int b = nbk >= 2 ? nbk - 2 : 0; b < nbk; b++) tile_store(b, sums);
+}
+#undef TILE_DP
 
 /* Where a tile's accumulators start and end within a panel of blocks: from zero (the first
  * block of K), from y (the first panel of a later K chunk) or from its slot in the chunk's
@@ -269,7 +268,7 @@ static void panel(int nbk, const uint8_t *xg, size_t gs, size_t dx_off, const ui
              * would otherwise miss one line per row (rows ldy apart), ~16% of the matmul */
             if (to_y || from == FROM_Y)
                 for (int i = 0; i < mr; i++) __builtin_prefetch(yt + (size_t)i * ldy, 1, 3);
-            TILE_SUMS(g, v, nbk);
+            tile_sums(g, pw, v, nbk, sums);
             const __mmask16 mk = avx512_tail(nr - 16 * v);
             float *slot = accs ? accs + ((size_t)(i0 / TR) * NV + (size_t)v) * TR * 16 : NULL;
             __m512 acc[TR];
@@ -293,9 +292,6 @@ static void panel(int nbk, const uint8_t *xg, size_t gs, size_t dx_off, const ui
         }
     }
 }
-#undef TILE_SUMS
-#undef TILE_ST
-#undef TILE_DP
 
 /* Chunks for `rows` rows (padded to 16) in `bytes` after the panel: all K at once if it fits,
  * else whole panels of blocks for all rows, else one panel's blocks for as many 16-row groups
