@@ -53,6 +53,29 @@ static void log_softmax(const float *x, int n, double *out) {
     for (int i = 0; i < n; i++) out[i] = (double)x[i] - ls;
 }
 
+/* The first steps - 1 ids of o->text into ids (fed back from step 1 on); -1 with err set when
+ * the text gives fewer. */
+static int text_ids(const molmo_model *m, const opts *o, int *ids, molmo_error *err) {
+    const molmo_tokenizer *tok = molmo_model_tokenizer(m);
+    const size_t len = strlen(o->text);
+    size_t n = 0;
+    if (molmo_tokenizer_encode(tok, o->text, len, NULL, 0, &n, err) != MOLMO_OK) return -1;
+    if ((int)n + 1 < o->steps) {
+        snprintf(err->msg, sizeof err->msg, "--text gives %zu tokens: fewer than --steps - 1", n);
+        return -1;
+    }
+    int32_t *t = malloc(n * sizeof(int32_t));
+    if (!t) {
+        snprintf(err->msg, sizeof err->msg, "out of memory");
+        return -1;
+    }
+    const int rc = molmo_tokenizer_encode(tok, o->text, len, t, n, &n, err) == MOLMO_OK ? 0 : -1;
+    for (int s = 0; rc == 0 && s + 1 < o->steps; s++) ids[s] = t[s];
+    ids[o->steps - 1] = 0; /* never fed */
+    free(t);
+    return rc;
+}
+
 /* The model at path's logits for n_steps steps into logits [n_steps, E]: step 0 after the
  * prompt, step s after feeding ids[s-1]; with ids == NULL the model's own argmax is fed and
  * written to own_ids. */
@@ -83,23 +106,7 @@ static int run_model(const opts *o, const char *path, const molmo_image *img, co
     molmo_generation_free(g);
     const int E = m->cfg.embedding_size;
     *E_out = E;
-    if (!ids && o->text && *o->text) { /* the fixed answer's ids, fed back from step 1 on */
-        size_t n = 0;
-        int32_t *t = malloc((size_t)o->steps * sizeof(int32_t) + strlen(o->text) * 8 * sizeof(int32_t));
-        if (!t || molmo_tokenizer_encode(molmo_model_tokenizer(m), o->text, strlen(o->text), t,
-                                         (size_t)o->steps + strlen(o->text) * 8, &n, &err) != MOLMO_OK) {
-            free(t);
-            goto out;
-        }
-        if ((int)n + 1 < o->steps) {
-            snprintf(err.msg, sizeof err.msg, "--text gives %zu tokens: fewer than --steps - 1", n);
-            free(t);
-            goto out;
-        }
-        for (int s2 = 0; s2 + 1 < o->steps; s2++) own_ids[s2] = t[s2];
-        own_ids[o->steps - 1] = 0; /* never fed */
-        free(t);
-    }
+    if (!ids && o->text && *o->text && text_ids(m, o, own_ids, &err)) goto out;
     *logits = malloc((size_t)o->steps * (size_t)E * sizeof(float));
     x = malloc((size_t)m->cfg.d_model * sizeof(float));
     if (!*logits || !x) {
