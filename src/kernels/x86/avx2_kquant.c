@@ -127,21 +127,20 @@ static inline __m256i kq_scale32(const uint8_t *scr, int sb) {
 
 
 /* The 32 bytes at p, p + ldw, ... of nc (<= 8) columns, transposed: r[t] = dword t of each
- * column (lanes >= nc: 0, never read). */
-INLINE void load32x8(const uint8_t *p, size_t ldw, int nc, __m256i r[8]) {
-    for (int c = 0; c < 8; c++)
-        r[c] = c < nc ? _mm256_loadu_si256((const __m256i *)(p + (size_t)c * ldw)) : _mm256_setzero_si256();
-    avx2_transpose8_epi32(r);
-}
-
-/* load32x8 with one line of f prefetched after each of its 8 loads: the decode GEMV's
- * prefetches spread evenly over its loads (in bursts of 8-16 they ran ~10% slower). */
+ * column (lanes >= nc: 0, never read); one line of f prefetched after each load (the decode
+ * GEMV's prefetches spread evenly over its loads: in bursts of 8-16 they ran ~10% slower). */
 INLINE void load32x8_pf(const uint8_t *p, size_t ldw, int nc, __m256i r[8], molmo_x86_l2_ahead *f) {
     for (int c = 0; c < 8; c++) {
         r[c] = c < nc ? _mm256_loadu_si256((const __m256i *)(p + (size_t)c * ldw)) : _mm256_setzero_si256();
         molmo_x86_l2_ahead_lines(f, 1);
     }
     avx2_transpose8_epi32(r);
+}
+
+/* load32x8_pf without a prefetch (the packers prefetch on their own). */
+INLINE void load32x8(const uint8_t *p, size_t ldw, int nc, __m256i r[8]) {
+    molmo_x86_l2_ahead none = {NULL, 0, 0};
+    load32x8_pf(p, ldw, nc, r, &none);
 }
 
 INLINE __m128i load16(const uint8_t *p, size_t ldw, int c, int nc) {
