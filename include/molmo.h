@@ -162,7 +162,8 @@ typedef struct molmo_model_params {
                                 * files exceed the memory the kernel reports available.
                                 * In that copy, Q8_0 and Q4_0 matrices are laid out anew
                                 * for the SIMD kernels (interleaved by 16 rows, as llama.cpp's
-                                * CPU repack): the same results, faster decode and prefill. */
+                                * CPU repack): the same results, faster Q8_0 decode and
+                                * faster prefill (Q4_0 decode: about even, docs/bench.md). */
     int no_repack;             /* nonzero (with no_mmap): keep the file's layout            */
 } molmo_model_params;
 

@@ -60,8 +60,8 @@ typedef struct cli_gen_opts {
     "                          load; where the page cache reads slowly (some VMs) decode\n"  \
     "                          is 10-30 percent faster (docs/bench.md); q8_0 and q4_0\n"    \
     "                          matrices are then interleaved by 16 rows for the SIMD\n"     \
-    "                          kernels (same results; decode, prefill up to ~20 percent\n"  \
-    "                          faster)\n"                                                    \
+    "                          kernels (same results; prefill up to ~20 percent and q8_0\n" \
+    "                          decode faster, q4_0 decode about even)\n"                    \
     "      --no-repack         with --no-mmap: keep the file's layout\n"                     \
     "      --pull              download MODEL (a repo id) first when it is not cached\n"
 
