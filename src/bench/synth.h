@@ -21,7 +21,8 @@ molmo_status molmo_bench_write_text_files(const char *dir, const molmo_bench_tex
 /* Overwrites every tensor of the bf16 safetensors file `path` with uniform values in
  * [-0.05, 0.05) (1-D norm weights: 1 +- 0.05) from `seed`; the bytes depend only on the seed,
  * not on n_threads (<= 0: physical cores). Reports phase "weights" through `progress` (may be
- * NULL) from the calling thread; MOLMO_ERR_CANCELLED when it asks to stop, MOLMO_ERR_IO
+ * NULL) from the calling thread: once before any write (0 bytes), as it goes, and once at the
+ * end (every byte); MOLMO_ERR_CANCELLED when it asks to stop, MOLMO_ERR_IO
  * naming the file when a write fails (a full disk). */
 molmo_status molmo_bench_fill_random(const char *path, uint64_t seed, int n_threads,
                                      molmo_bench_progress_fn progress, void *user,

@@ -81,6 +81,13 @@ static int write_piece(fill_job *j, uint64_t p, uint16_t *buf) {
     return 0;
 }
 
+/* One progress report; non-zero when the caller asks to stop. */
+static int report(fill_job *j) {
+    molmo_bench_progress pr = {"weights", NULL, atomic_load(&j->done_bytes), j->total_bytes,
+                               (molmo_now_ms() - j->t0) * 1e-3};
+    return j->progress(j->user, &pr);
+}
+
 static void fill_worker(void *arg, int ith, int nth) {
     fill_job *j = arg;
     (void)nth;
@@ -94,11 +101,8 @@ static void fill_worker(void *arg, int ith, int nth) {
         const uint64_t p = atomic_fetch_add(&j->next, 1);
         if (p >= n_pieces) break;
         if (write_piece(j, p, buf) != 0) atomic_store(&j->stop, 2);
-        if (ith == 0 && j->progress) { /* the caller's thread: the only one that reports */
-            molmo_bench_progress pr = {"weights", NULL, atomic_load(&j->done_bytes),
-                                       j->total_bytes, (molmo_now_ms() - j->t0) * 1e-3};
-            if (j->progress(j->user, &pr)) atomic_store(&j->stop, 1);
-        }
+        /* the caller's thread is the only one that reports */
+        if (ith == 0 && j->progress && report(j)) atomic_store(&j->stop, 1);
     }
     molmo_free(buf);
 }
@@ -161,7 +165,12 @@ molmo_status molmo_bench_fill_random(const char *path, uint64_t seed, int n_thre
     if (s == MOLMO_OK) s = molmo_pool_create(n_threads, &pool, err);
     if (s == MOLMO_OK) {
         j.t0 = molmo_now_ms();
-        molmo_pool_run(pool, fill_worker, &j);
+        /* Reports at 0 before any write and at the end: the other threads may take every
+         * piece before the caller's thread takes one (a small file, a busy machine), and a
+         * caller that cancels must be heard all the same. A stop asked at the end is moot. */
+        if (progress && report(&j)) atomic_store(&j.stop, 1);
+        else molmo_pool_run(pool, fill_worker, &j);
+        if (progress && atomic_load(&j.stop) == 0) (void)report(&j);
         const int stop = atomic_load(&j.stop);
         if (stop == 1) s = molmo_err(err, MOLMO_ERR_CANCELLED, "%s: cancelled", path);
         else if (stop == 2)

@@ -284,6 +284,23 @@ static int cancel_at_once(void *user, const molmo_bench_progress *p) {
     return 1;
 }
 
+typedef struct fill_reports {
+    int n;
+    uint64_t first, last, total;
+    int backwards; /* a report with fewer bytes than the one before */
+} fill_reports;
+
+static int record_report(void *user, const molmo_bench_progress *p) {
+    fill_reports *r = user;
+    assert_string_equal(p->phase, "weights");
+    if (r->n == 0) r->first = p->bytes_done;
+    else if (p->bytes_done < r->last) r->backwards = 1;
+    r->last = p->bytes_done;
+    r->total = p->bytes_total;
+    r->n++;
+    return 0;
+}
+
 static void read_file(const char *path, unsigned char **data, size_t *n) {
     FILE *f = fopen(path, "rb");
     assert_non_null(f);
@@ -315,9 +332,18 @@ static void test_fill_random(void **state) {
     for (int r = 0; r < 3; r++) {
         assert_int_equal(molmo_synth_checkpoint(dir, (char *)cfg, MOLMO_DTYPE_BF16, 0, 0, &err),
                          MOLMO_OK);
-        assert_int_equal(molmo_bench_fill_random(st_path, runs[r].seed, runs[r].threads, NULL,
-                                                 NULL, &err), MOLMO_OK);
+        /* reports from 0 to every byte, whichever thread wrote what */
+        fill_reports rep = {0};
+        assert_int_equal(molmo_bench_fill_random(st_path, runs[r].seed, runs[r].threads,
+                                                 r ? record_report : NULL, &rep, &err),
+                         MOLMO_OK);
         read_file(st_path, &files[r], &sizes[r]);
+        if (r) {
+            assert_true(rep.n >= 2);
+            assert_int_equal(rep.first, 0);
+            assert_int_equal(rep.last, rep.total);
+            assert_false(rep.backwards);
+        }
     }
     a = files[0], na = sizes[0], b = files[1], nb = sizes[1];
     assert_int_equal(na, nb);
