@@ -5,12 +5,14 @@
  * last one too), because ggml's reader refuses any other placement. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "base/alloc.h"
 #include "base/error.h"
+#include "io/bigwrite.h"
 #include "io/gguf.h"
 #include "kernels/quant.h"
 
@@ -254,14 +256,16 @@ uint64_t molmo_gguf_writer_size(const molmo_gguf_writer *w) {
 
 /* ---- the file ---------------------------------------------------------------------------- */
 
+/* Written in 2 MiB-aligned pieces (io/bigwrite.h): the new file then sits in the page cache
+ * in huge folios, and a mapping of it reads faster. */
 typedef struct out_file {
-    FILE *f;
+    molmo_bigwrite bw;
     const char *path;
     molmo_error *err;
 } out_file;
 
 static molmo_status wr(out_file *o, const void *p, size_t n) {
-    if (n == 0 || fwrite(p, 1, n, o->f) == n) return MOLMO_OK;
+    if (molmo_bigwrite_put(&o->bw, p, n) == 0) return MOLMO_OK;
     return molmo_err(o->err, MOLMO_ERR_IO, "%s: cannot write: %s", o->path, strerror(errno));
 }
 
@@ -352,12 +356,17 @@ molmo_status molmo_gguf_writer_write(molmo_gguf_writer *w, const char *path,
     char part[4096];
     if (snprintf(part, sizeof part, "%s.part", path) >= (int)sizeof part)
         return molmo_err(err, MOLMO_ERR_INVALID_ARG, "%s: path too long", path);
-    out_file o = {.f = fopen(part, "wb"), .path = part, .err = err};
-    if (!o.f) return molmo_err(err, MOLMO_ERR_IO, "%s: cannot create: %s", part, strerror(errno));
-    molmo_status st = wr_all(&o, w, fill, user);
-    if (st == MOLMO_OK && (fflush(o.f) != 0 || fsync(fileno(o.f)) != 0))
+    out_file o = {.path = part, .err = err};
+    const int fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return molmo_err(err, MOLMO_ERR_IO, "%s: cannot create: %s", part, strerror(errno));
+    molmo_status st = MOLMO_OK;
+    if (molmo_bigwrite_init(&o.bw, fd, 0, 0) != 0)
+        st = molmo_err(err, MOLMO_ERR_NOMEM, "%s: out of memory", part);
+    if (st == MOLMO_OK) st = wr_all(&o, w, fill, user);
+    if (st == MOLMO_OK && (molmo_bigwrite_flush(&o.bw) != 0 || fsync(fd) != 0))
         st = molmo_err(err, MOLMO_ERR_IO, "%s: cannot write: %s", part, strerror(errno));
-    if (fclose(o.f) != 0 && st == MOLMO_OK)
+    molmo_bigwrite_free(&o.bw);
+    if (close(fd) != 0 && st == MOLMO_OK)
         st = molmo_err(err, MOLMO_ERR_IO, "%s: cannot write: %s", part, strerror(errno));
     if (st == MOLMO_OK && rename(part, path) != 0)
         st = molmo_err(err, MOLMO_ERR_IO, "%s: cannot rename to %s: %s", part, path,

@@ -20,6 +20,7 @@
 #include "base/alloc.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "io/bigwrite.h"
 #include "io/hub.h"
 
 double molmo_hub_now(void) {
@@ -120,7 +121,9 @@ typedef struct blob_dl {
     molmo_hub_pull *pl;
     const molmo_hub_target *t;
     int fd;                 /* blobs/<etag>.incomplete                                        */
-    uint64_t have;          /* its length; every byte of it is in md                          */
+    uint64_t have;          /* its length (with what w holds); every byte of it is in md      */
+    molmo_bigwrite w;       /* writes in 2 MiB-aligned pieces: the mapped model then reads
+                               from huge pages (io/bigwrite.h)                                */
     EVP_MD_CTX *md;
     int seen;               /* the current response's first body byte was checked            */
     molmo_error *err;
@@ -137,7 +140,8 @@ static int md_start(blob_dl *d) {
 }
 
 static molmo_status restart(blob_dl *d, const char *inc) {
-    if (ftruncate(d->fd, 0) != 0 || lseek(d->fd, 0, SEEK_SET) != 0)
+    molmo_bigwrite_reset(&d->w, 0);
+    if (ftruncate(d->fd, 0) != 0)
         return molmo_err(d->err, MOLMO_ERR_IO, "%s: cannot truncate: %s", inc, strerror(errno));
     if (!md_start(d)) return molmo_err(d->err, MOLMO_ERR_INTERNAL, "OpenSSL digest init failed");
     d->pl->prog.bytes -= d->have;
@@ -165,8 +169,6 @@ static molmo_status hash_prefix(blob_dl *d, const char *inc) {
         off += n > 0 ? (uint64_t)n : 0;
     }
     molmo_free(buf);
-    if (s == MOLMO_OK && lseek(d->fd, (off_t)d->have, SEEK_SET) < 0)
-        s = molmo_err(d->err, MOLMO_ERR_IO, "%s: cannot seek: %s", inc, strerror(errno));
     return s;
 }
 
@@ -206,14 +208,9 @@ static molmo_status sink(void *user, const molmo_hub_headers *h, const void *dat
     if (n > d->t->size - d->have)
         return molmo_err(d->err, MOLMO_ERR_FORMAT, "%s: the server sent more than the %llu "
                          "bytes the hub listed", d->t->name, (unsigned long long)d->t->size);
-    for (size_t off = 0; off < n;) {
-        ssize_t w = write(d->fd, (const char *)data + off, n - off);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0)
-            return molmo_err(d->err, MOLMO_ERR_IO, "%s: cannot write to the cache: %s",
-                             d->t->name, w < 0 ? strerror(errno) : "no progress");
-        off += (size_t)w;
-    }
+    if (molmo_bigwrite_put(&d->w, data, n) != 0)
+        return molmo_err(d->err, MOLMO_ERR_IO, "%s: cannot write to the cache: %s", d->t->name,
+                         strerror(errno));
     if (!EVP_DigestUpdate(d->md, data, n))
         return molmo_err(d->err, MOLMO_ERR_INTERNAL, "OpenSSL digest failed");
     d->have += n;
@@ -237,7 +234,13 @@ static molmo_status one_try(blob_dl *d, const char *inc, int *transient, long *r
     *progress = rs.n_sunk > 0;
     *transient = s == MOLMO_ERR_NETWORK && rs.transient;
     *retry_after = rs.h.retry_after_s;
-    if (s == MOLMO_OK && rs.h.status == 416 && d->have > 0) {
+    /* what arrived goes to the file whatever happens next: a later run resumes from it (wrong
+     * bytes, MOLMO_ERR_FORMAT, are deleted anyway) */
+    if (molmo_bigwrite_flush(&d->w) != 0 && s != MOLMO_ERR_FORMAT) {
+        s = molmo_err(d->err, MOLMO_ERR_IO, "%s: cannot write to the cache: %s", d->t->name,
+                      strerror(errno));
+        *transient = 0;
+    } else if (s == MOLMO_OK && rs.h.status == 416 && d->have > 0) {
         /* the server cannot serve our range: the kept prefix is not of this file */
         s = restart(d, inc);
         if (s == MOLMO_OK)
@@ -295,6 +298,8 @@ static molmo_status open_partial(blob_dl *d, const char *inc) {
     if (fstat(d->fd, &st) != 0)
         return molmo_err(d->err, MOLMO_ERR_IO, "%s: cannot stat: %s", inc, strerror(errno));
     d->have = (uint64_t)st.st_size;
+    if (molmo_bigwrite_init(&d->w, d->fd, d->have, 0) != 0)
+        return molmo_err(d->err, MOLMO_ERR_NOMEM, "%s: out of memory", inc);
     d->md = EVP_MD_CTX_new();
     if (!d->md || !md_start(d)) return molmo_err(d->err, MOLMO_ERR_NOMEM, "OpenSSL: out of memory");
     if (d->have > d->t->size) { /* not a prefix of this file */
@@ -344,6 +349,7 @@ molmo_status molmo_hub_fetch_blob(molmo_hub_pull *pl, const molmo_hub_target *t,
 done:
     if (d.fd >= 0) close(d.fd);
     EVP_MD_CTX_free(d.md);
+    molmo_bigwrite_free(&d.w);
     if (lock_fd >= 0) close(lock_fd); /* releases the flock */
     return s;
 }
