@@ -978,6 +978,11 @@ typedef struct molmo_bench_machine {
     int quant_bf16;              /* 1: with bf16_activations, quantized GEMMs run on AMX-BF16
                                     tiles (weights rounded to bf16); 0: they keep int8        */
     double elapsed_s;            /* time the measurement took                                 */
+    double weights_huge_share;   /* after weights_read_gbs: the share of params->model's largest
+                                    file, of what of it is resident, that the kernel maps with
+                                    2 MiB pages (0..1), or -1 where unknown or not measured. A
+                                    file written in small pieces sits in the page cache in
+                                    small pages until evicted, and reads slower mapped        */
 } molmo_bench_machine;
 
 /*

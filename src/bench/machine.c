@@ -314,10 +314,15 @@ static molmo_status read_bandwidth(molmo_pool *pool, size_t bytes, int reps, dou
 /* The read rate over the first `bytes` of m's largest weights file as it lies: the memory the
  * decoder streams. On some hosts the page cache's pages read markedly slower than fresh
  * memory (docs/bench.md, --no-mmap). The first pass also faults pages in; best of reps. */
-static double weights_bandwidth(molmo_pool *pool, const molmo_model *m, size_t bytes, int reps) {
+static const molmo_mapfile *largest_file(const molmo_model *m) {
     const molmo_mapfile *big = NULL;
     for (int i = 0; i < m->st.n_files; i++)
         if (!big || m->st.maps[i].size > big->size) big = &m->st.maps[i];
+    return big;
+}
+
+static double weights_bandwidth(molmo_pool *pool, const molmo_model *m, size_t bytes, int reps) {
+    const molmo_mapfile *big = largest_file(m);
     if (!big || !big->data) return 0;
     if (bytes >= big->size) {
         read_job j = {.buf = (uint64_t *)(uintptr_t)big->data, .n = big->size / 8};
@@ -392,6 +397,7 @@ molmo_status molmo_bench_machine_measure(const molmo_bench_machine_params *param
                                          molmo_bench_machine *out, molmo_error *err) {
     if (!out) return molmo_err(err, MOLMO_ERR_INVALID_ARG, "bench: NULL result");
     memset(out, 0, sizeof *out);
+    out->weights_huge_share = -1;
     molmo_bench_machine_params p = params ? *params : molmo_bench_machine_default_params();
     molmo_status s = check(&p, err);
     molmo_pool *pool = NULL;
@@ -405,8 +411,11 @@ molmo_status molmo_bench_machine_measure(const molmo_bench_machine_params *param
         double bw = 0;
         s = read_bandwidth(pool, p.read_bytes, p.reps, &bw, err);
         out->read_gbs = bw * 1e-9;
-        if (s == MOLMO_OK && p.model)
+        if (s == MOLMO_OK && p.model) {
             out->weights_read_gbs = weights_bandwidth(pool, p.model, p.read_bytes, p.reps) * 1e-9;
+            const molmo_mapfile *big = largest_file(p.model);
+            if (big) out->weights_huge_share = molmo_mapfile_huge_share(big);
+        }
     }
     if (s == MOLMO_OK && (p.what & MOLMO_BENCH_FMA) && strcmp(out->fma_isa, "none"))
         out->fma_gflops = peak(pool, f->avx512f ? LOOP_FMA512 : LOOP_FMA256, p.peak_iters,

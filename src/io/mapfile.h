@@ -20,6 +20,12 @@ void molmo_mapfile_close(molmo_mapfile *m);
  * refuses, nothing happens and pages fault in on first use as before. */
 void molmo_mapfile_prefault(const molmo_mapfile *m);
 
+/* The share (0..1) of m's resident bytes that the kernel maps with 2 MiB pages (file pages:
+ * FilePmdMapped; a --no-mmap copy: AnonHugePages; /proc/self/smaps), or -1 where it cannot
+ * tell (not Linux, nothing resident). A file written in small pieces stays in the page cache
+ * in small folios and maps with 4 KiB pages, which read slower (io/bigwrite.h). */
+double molmo_mapfile_huge_share(const molmo_mapfile *m);
+
 /* Moves the bytes of m into anonymous memory at the same address (so every pointer into the
  * mapping stays valid): a private copy, advised for transparent huge pages, read-only like the
  * mapping it replaces, freed by molmo_mapfile_close as before. For `--no-mmap`: on some hosts

@@ -19,11 +19,13 @@ trap 'rm -rf "$tmp"' EXIT
 for t in 1 2; do
   for row in "| machine | $t | memory read bandwidth (16 MiB) |" "| machine | $t | f32 FMA peak (" \
              "| machine | $t | int8 vpdpbusd peak (" "| machine | $t | bf16 vdpbf16ps peak (" \
-             "| machine | $t | read bandwidth of the weights (mapped file, 16 MiB spread over it) |" \
              "| decode | $t | 4 tokens after "; do
     grep -qF "$row" "$tmp/md" || fail "no row '$row':
 $(cat "$tmp/md")"
   done
+  # the share of the mapped weights in 2 MiB pages, where /proc/self/smaps tells it
+  grep -qE "^\| machine \| $t \| read bandwidth of the weights \(mapped file, 16 MiB spread over it(, [0-9]+% in 2 MiB pages)?\) \|" \
+    "$tmp/md" || fail "no weights row at $t threads: $(cat "$tmp/md")"
 done
 grep -qE "^\| (vision|prefill|e2e) " "$tmp/md" && fail "stages not asked for ran: $(cat "$tmp/md")"
 [ "$(grep -cE '^\| (machine|vision|prefill|decode|e2e) \|' "$tmp/md")" -eq 12 ] ||
@@ -48,7 +50,7 @@ grep -q "^- file: .* (mapped)$" "$tmp/md" || fail "no mapping in the header: $(h
   --threads 1 --read-mib 16 --no-mmap -q > "$tmp/nm" || fail "bench --no-mmap"
 grep -q "^- file: .* (read into the process's memory: --no-mmap)$" "$tmp/nm" ||
   fail "--no-mmap header: $(head -8 "$tmp/nm")"
-grep -qF "| machine | 1 | read bandwidth of the weights (in process memory, 16 MiB spread over it) |" "$tmp/nm" ||
+grep -qE "^\| machine \| 1 \| read bandwidth of the weights \(in process memory, 16 MiB spread over it(, [0-9]+% in 2 MiB pages)?\) \|" "$tmp/nm" ||
   fail "--no-mmap row: $(cat "$tmp/nm")"
 # a q4_0 GGUF read with --no-mmap: its matrices interleaved for the SIMD kernels, said in the
 # header and the JSON; none with --no-repack, nor on the reference kernels
@@ -82,6 +84,8 @@ j = json.load(open(sys.argv[1]))
 assert j["kv_type"] == "f16", j
 d = [r for r in j["rows"] if r["stage"] == "decode"][0]
 assert "GB f16 KV per token" in d["measure"] and d["value"] > 0, d
+h = j["machine"][0]["weights_huge_share"]  # decode's baseline read the weights: None where
+assert h is None or 0 <= h <= 1, j["machine"]  # /proc/self/smaps cannot tell
 PY
 
 # the other stages, as JSON
@@ -97,6 +101,7 @@ assert j["prompt_tokens"] > 700 and j["crops"] == 7 and j["image"] == [640, 480]
 assert j["model"]["llm_type"] == "f32" and j["model"]["weights"] is None
 m = j["machine"][0]
 assert m["threads"] == 1 and m["fma_gflops"] > 0 and m["read_gbs"] == 0  # decode not asked
+assert m["weights_huge_share"] is None, m  # nor the weights' read
 assert m["quant_bf16"] in (True, False), m  # quantized GEMMs on AMX-BF16 under bf16 activations
 v, p, e = rows["vision"], rows["prefill"], rows["e2e"]
 assert v["unit"] == "s" and v["value"] > 0 and v["rate_unit"] == "GFLOP/s" and v["pct_fma"] > 0

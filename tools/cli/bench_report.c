@@ -176,18 +176,25 @@ static void print_header(const bench_report *r) {
            "included) and the private memory at its end\n\n", r->reps, r->reps == 1 ? "" : "s");
 }
 
-/* Mapped weights that read well below fresh memory (some VMs' page cache): --no-mmap helps
- * decode there, so say it below the table. */
+/* Mapped weights that read well below fresh memory: where the page cache holds most of the
+ * file in small pages (written in small pieces), evicting it once lets the next run map it
+ * with huge pages; otherwise (some VMs' page cache) --no-mmap helps decode. Said below the
+ * table. */
 static void print_mmap_hint(const bench_report *r) {
     if (r->no_mmap) return;
     for (int i = 0; i < r->n_machine; i++) {
         const molmo_bench_machine *m = &r->machine[i];
-        if (m->weights_read_gbs > 0 && m->weights_read_gbs < 0.85 * m->read_gbs) {
-            printf("\nThe mapped weights read at %.0f%% of fresh memory's bandwidth (%d threads): "
-                   "--no-mmap (weights in the process's memory) may decode faster here.\n",
-                   100 * m->weights_read_gbs / m->read_gbs, m->n_threads);
-            return;
-        }
+        if (!(m->weights_read_gbs > 0 && m->weights_read_gbs < 0.85 * m->read_gbs)) continue;
+        printf("\nThe mapped weights read at %.0f%% of fresh memory's bandwidth (%d threads)",
+               100 * m->weights_read_gbs / m->read_gbs, m->n_threads);
+        if (m->weights_huge_share >= 0 && m->weights_huge_share < 0.5)
+            printf(", and only %.0f%% of them are in 2 MiB pages: the page cache keeps a file "
+                   "written in small pieces (by another tool, or an older molmo) in small pages. Drop it from the cache once (`dd if=%s iflag=nocache "
+                   "count=0`); the next run reads it back in huge pages.\n",
+                   100 * m->weights_huge_share, r->model_path);
+        else
+            printf(": --no-mmap (weights in the process's memory) may decode faster here.\n");
+        return;
     }
 }
 
@@ -229,9 +236,12 @@ static void js(const char *s) {
 }
 
 static void print_machine_json(const molmo_bench_machine *m) {
-    printf("{\"threads\":%d,\"read_gbs\":%.3f,\"weights_read_gbs\":%.3f,\"fma_gflops\":%.2f,"
-           "\"vnni_gops\":%.2f,\"bf16_gflops\":%.2f,\"fma_isa\":", m->n_threads, m->read_gbs,
-           m->weights_read_gbs, m->fma_gflops, m->vnni_gops, m->bf16_gflops);
+    printf("{\"threads\":%d,\"read_gbs\":%.3f,\"weights_read_gbs\":%.3f,", m->n_threads,
+           m->read_gbs, m->weights_read_gbs);
+    if (m->weights_huge_share >= 0) printf("\"weights_huge_share\":%.3f,", m->weights_huge_share);
+    else printf("\"weights_huge_share\":null,");
+    printf("\"fma_gflops\":%.2f,\"vnni_gops\":%.2f,\"bf16_gflops\":%.2f,\"fma_isa\":",
+           m->fma_gflops, m->vnni_gops, m->bf16_gflops);
     js(m->fma_isa);
     printf(",\"vnni_isa\":");
     js(m->vnni_isa);

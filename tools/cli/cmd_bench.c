@@ -421,8 +421,12 @@ static void machine_rows(bench_run *b, const molmo_bench_machine *m) {
     if (m->weights_read_gbs <= 0) return; /* the model's weights where they lie */
     bench_row *w = bench_add_row(b->r, "machine", m->n_threads);
     if (!w) return;
-    snprintf(w->measure, sizeof w->measure, "read bandwidth of the weights (%s, %ld MiB spread over it)",
-             b->o->no_mmap ? "in process memory" : "mapped file", b->o->read_mib);
+    char huge[48] = "";
+    if (m->weights_huge_share >= 0)
+        snprintf(huge, sizeof huge, ", %.0f%% in 2 MiB pages", 100 * m->weights_huge_share);
+    snprintf(w->measure, sizeof w->measure,
+             "read bandwidth of the weights (%s, %ld MiB spread over it%s)",
+             b->o->no_mmap ? "in process memory" : "mapped file", b->o->read_mib, huge);
     w->value = m->weights_read_gbs;
     w->unit = "GB/s";
 }
