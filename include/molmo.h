@@ -982,7 +982,7 @@ typedef struct molmo_bench_machine {
                                     file, of what of it is resident, that the kernel maps with
                                     2 MiB pages (0..1), or -1 where unknown or not measured. A
                                     file written in small pieces sits in the page cache in
-                                    small pages until evicted, and reads slower mapped        */
+                                    small pages until evicted, and maps with 4 KiB pages      */
 } molmo_bench_machine;
 
 /*

@@ -3,10 +3,13 @@
  *
  * Why: Linux (6.x; ext4 and xfs with large folios) gives a buffered write page-cache folios as
  * large as the write's length and file offset allow. A model written in 2 MiB-aligned pieces
- * stays in the page cache in 2 MiB folios, which a read-only mapping of it then maps with huge
- * pages; written in curl's or stdio's small pieces it stays in small folios until evicted, and
- * the mapped weights read slower (MolmoE-1B q8_0 on this project's VM: mapped decode 16.8 →
- * 18.5–18.9 tok/s, docs/bench.md "Huge pages for mapped models"). Elsewhere it costs one copy. */
+ * stays in the page cache in 2 MiB folios, which a mapping of it (io/mapfile.c) maps with huge
+ * pages; written in curl's or stdio's small pieces it stays in small folios until evicted
+ * (a GGUF copied in 16 KiB writes: 5% of it in huge pages, in 8 MiB writes: 98%). What huge
+ * pages are worth depends on the host (docs/bench.md, session 12): on this project's VM, the same
+ * page cache mapped with 4 KiB pages instead decoded MolmoE-1B q8_0 at 13.8-16.1 against
+ * 17.7-18.2 tok/s; across page caches of different memory the gain was within the VM's noise
+ * for decode and ~5% for the ViT. The cost is one copy of what is written. */
 #ifndef MOLMO_IO_BIGWRITE_H
 #define MOLMO_IO_BIGWRITE_H
 

@@ -257,7 +257,7 @@ uint64_t molmo_gguf_writer_size(const molmo_gguf_writer *w) {
 /* ---- the file ---------------------------------------------------------------------------- */
 
 /* Written in 2 MiB-aligned pieces (io/bigwrite.h): the new file then sits in the page cache
- * in huge folios, and a mapping of it reads faster. */
+ * in huge folios, which a mapping of it maps with huge pages. */
 typedef struct out_file {
     molmo_bigwrite bw;
     const char *path;
