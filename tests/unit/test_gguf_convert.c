@@ -11,9 +11,11 @@
 #define _POSIX_C_SOURCE 200809L
 #include <jansson.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "io/gguf.h"
@@ -748,6 +750,32 @@ static void expect_load(const char *path, molmo_status code, const char *needle,
     molmo_model_free(m);
 }
 
+/* A write that fails (here a file-size limit standing in for a full disk) is an I/O error
+ * naming the file, and leaves neither the GGUF nor its .part behind. */
+static void test_convert_disk_full(void **state) {
+    (void)state;
+    char dir[1024], out[1024], part[1100];
+    model_dir(dir, sizeof dir, "olmoe");
+    snprintf(out, sizeof out, "%s/full.gguf", tmpdir);
+    snprintf(part, sizeof part, "%s.part", out);
+    molmo_convert_params p = molmo_convert_default_params();
+    p.type = MOLMO_DTYPE_Q8_0;
+    struct rlimit old, small;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    small = old;
+    small.rlim_cur = 256 * 1024; /* the GGUF is larger: its 2 MiB-aligned writes fail */
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN); /* EFBIG instead of the signal */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    molmo_error err = {0};
+    const molmo_status st = molmo_convert(dir, out, &p, &err);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, prev);
+    if (st != MOLMO_ERR_IO || !strstr(err.msg, part) || !strstr(err.msg, "cannot write"))
+        fail_msg("got %s \"%s\"", molmo_status_str(st), err.msg);
+    assert_int_equal(access(out, F_OK), -1);
+    assert_int_equal(access(part, F_OK), -1);
+}
+
 static void test_load_errors(void **state) {
     char good[1024], bad[1200];
     convert("qwen2", MOLMO_DTYPE_F32, good, sizeof good);
@@ -1058,6 +1086,7 @@ int main(void) {
         cmocka_unit_test(test_bf16_act_keeps_residual),
         cmocka_unit_test(test_dequantized_equivalence),
         cmocka_unit_test(test_convert_api),
+        cmocka_unit_test(test_convert_disk_full),
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_no_mmap_identical),
         cmocka_unit_test(test_repack),
