@@ -45,19 +45,22 @@ void molmo_mapfile_prefault(const molmo_mapfile *m) {
  * mapped over it (MAP_FIXED inside our own reservation), the slack given back. */
 static void *map_huge_aligned(int fd, size_t n) {
     if (n < HUGE_BYTES) return mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0);
-    unsigned char *r = mmap(NULL, n + HUGE_BYTES, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    const long pg = sysconf(_SC_PAGESIZE);
+    const size_t page = pg > 0 ? (size_t)pg : 4096;
+    const size_t whole = (n + page - 1) / page * page; /* what the mapping takes */
+    const size_t span = whole + HUGE_BYTES;
+    unsigned char *r = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (r == MAP_FAILED) return mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0);
-    unsigned char *a = (unsigned char *)(((uintptr_t)r + HUGE_BYTES - 1) & ~(uintptr_t)(HUGE_BYTES - 1));
+    unsigned char *a = r + (HUGE_BYTES - (uintptr_t)r % HUGE_BYTES) % HUGE_BYTES;
     void *p = mmap(a, n, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
     if (p == MAP_FAILED) {
         const int e = errno;
-        munmap(r, n + HUGE_BYTES);
+        munmap(r, span);
         errno = e;
         return MAP_FAILED;
     }
     if (a > r) munmap(r, (size_t)(a - r));
-    const size_t tail = (size_t)(r + n + HUGE_BYTES - (a + n));
-    if (tail) munmap(a + n, tail);
+    if (r + span > a + whole) munmap(a + whole, (size_t)(r + span - (a + whole)));
     return p;
 }
 

@@ -189,8 +189,9 @@ static void print_mmap_hint(const bench_report *r) {
                100 * m->weights_read_gbs / m->read_gbs, m->n_threads);
         if (m->weights_huge_share >= 0 && m->weights_huge_share < 0.5)
             printf(", and only %.0f%% of them are in 2 MiB pages: the page cache keeps a file "
-                   "written in small pieces (by another tool, or an older molmo) in small pages. Drop it from the cache once (`dd if=%s iflag=nocache "
-                   "count=0`): the next run reads it back in huge pages, which may read faster.\n",
+                   "written in small pieces (by another tool, or an older molmo) in small "
+                   "pages. Drop it from the cache once (`dd if=%s iflag=nocache count=0`): the "
+                   "next run reads it back in huge pages, which may read faster.\n",
                    100 * m->weights_huge_share, r->model_path);
         else
             printf(": --no-mmap (weights in the process's memory) may decode faster here.\n");
