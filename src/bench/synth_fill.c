@@ -215,7 +215,7 @@ molmo_status molmo_bench_fill_random(const char *path, uint64_t seed, int n_thre
     if (s == MOLMO_OK) {
         j.t0 = molmo_now_ms();
         /* Reports at 0 before any write and at the end: the other threads may take every
-         * piece before the caller's thread takes one (a small file, a busy machine), and a
+         * block before the caller's thread takes one (a small file, a busy machine), and a
          * caller that cancels must be heard all the same. A stop asked at the end is moot. */
         if (progress && report(&j)) atomic_store(&j.stop, 1);
         else molmo_pool_run(pool, fill_worker, &j);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "molmo_git_commit.h" /* generated at every build (cmake/git_commit.cmake) */
 
@@ -187,12 +188,15 @@ static void print_mmap_hint(const bench_report *r) {
         if (!(m->weights_read_gbs > 0 && m->weights_read_gbs < 0.85 * m->read_gbs)) continue;
         printf("\nThe mapped weights read at %.0f%% of fresh memory's bandwidth (%d threads)",
                100 * m->weights_read_gbs / m->read_gbs, m->n_threads);
+        struct stat st;
+        const int dir = stat(r->model_path, &st) == 0 && S_ISDIR(st.st_mode);
         if (m->weights_huge_share >= 0 && m->weights_huge_share < 0.5)
             printf(", and only %.0f%% of them are in 2 MiB pages: the page cache keeps a file "
                    "written in small pieces (by another tool, or an older molmo) in small "
-                   "pages. Drop it from the cache once (`dd if=%s iflag=nocache count=0`): the "
-                   "next run reads it back in huge pages, which may read faster.\n",
-                   100 * m->weights_huge_share, r->model_path);
+                   "pages. Drop it from the cache once (`dd if=%s iflag=nocache count=0`%s): "
+                   "the next run reads it back in huge pages, which may read faster.\n",
+                   100 * m->weights_huge_share, dir ? "FILE" : r->model_path,
+                   dir ? " for each weights FILE of the directory" : "");
         else
             printf(": --no-mmap (weights in the process's memory) may decode faster here.\n");
         return;
