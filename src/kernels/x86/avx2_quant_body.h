@@ -88,20 +88,14 @@ INLINE void Q_GEMV_Q4_ROWS1(const uint8_t *w, size_t ldw, int nbk, const uint8_t
                             int nnext, const uint8_t *q, const uint8_t *dx, const uint8_t *corr,
                             float *y, int accumulate, const float *bias) {
     const size_t bb = MOLMO_Q4_0_BYTES;
-    const int ahead = (int)(MOLMO_GEMV_PF_BYTES / bb), np = nbk / 2;
+    const int np = nbk / 2;
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     __m256 f = accumulate ? _mm256_loadu_ps(y) : _mm256_setzero_ps();
-    molmo_x86_l2_ahead ahead_l2; /* next is w + 8 ldw, or NULL */
-    const int per = molmo_x86_l2_next_panel(&ahead_l2, w, ldw, 0, 8, next ? 8 + nnext : 8,
-                                            (size_t)nbk * bb == ldw, np); /* lines a pair */
+    molmo_x86_group_pf pf; /* the next group's rows into L2 over this group's loads (x86.h) */
+    molmo_x86_group_pf_init(&pf, w, ldw, bb, 8, nbk, 2, next, nnext);
     for (int pi = 0; pi < np; pi++) {
         const int b0 = 2 * pi;
-        if (per) {
-            molmo_x86_l2_ahead_lines(&ahead_l2, per - 8); /* and one line at each row below */
-        } else { /* each row's lines, 36 bytes a step */
-            molmo_x86_gemv_prefetch(w, 8, ldw, b0, ahead, nbk, bb, next, nnext);
-            molmo_x86_gemv_prefetch(w, 8, ldw, b0 + 1, ahead, nbk, bb, next, nnext);
-        }
+        molmo_x86_group_pf_step(&pf, b0);
         /* x's 2 blocks: values 0-15 of block j in lane j of xlo, 16-31 in xhi; the
          * corrections in dword 0 of each lane */
         const __m256i xa = _mm256_loadu_si256((const __m256i *)(q + 32 * b0));
@@ -110,7 +104,7 @@ INLINE void Q_GEMV_Q4_ROWS1(const uint8_t *w, size_t ldw, int nbk, const uint8_t
         const __m256i init = _mm256_setr_epi32(load_i32(corr + 4 * b0), 0, 0, 0, load_i32(corr + 4 * b0 + 4), 0, 0, 0);
         __m256i s[8];
         for (int r = 0; r < 8; r++) {
-            if (per) molmo_x86_l2_ahead_lines(&ahead_l2, 1);
+            molmo_x86_group_pf_row(&pf);
             const uint8_t *p = w + (size_t)r * ldw + (size_t)b0 * bb + 2;
             const __m256i v = _mm256_inserti128_si256(
                 _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)p)), _mm_loadu_si128((const __m128i *)(p + bb)), 1);
@@ -131,7 +125,7 @@ INLINE void Q_GEMV_Q4_ROWS1(const uint8_t *w, size_t ldw, int nbk, const uint8_t
     if (nbk & 1) { /* the last block as Q_GEMV takes it */
         __m256i r[8];
         const int b = nbk - 1;
-        molmo_x86_gemv_prefetch(w, 8, ldw, b, ahead, nbk, bb, next, nnext);
+        molmo_x86_group_pf_block(&pf, b);
         load8(0, w + (size_t)b * bb, ldw, 8, r);
         __m256 fa[1] = {f};
         Q_GEMV_BLOCK(1, 0, r, load_scales8(w + (size_t)b * bb, ldw, 8), b, q, dx, corr, 0, fa);

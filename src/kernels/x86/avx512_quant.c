@@ -268,26 +268,16 @@ static void gemv_q4_rows_1(int nc, const uint8_t *w, size_t ldw, int nb, int kb0
         return;
     }
     const size_t bb = MOLMO_Q4_0_BYTES;
-    const int ahead = (int)(MOLMO_GEMV_PF_BYTES / bb), nq = nbk / 4;
+    const int nq = nbk / 4;
     const __m512i idx = _mm512_loadu_si512(Q4_QUAD_WORDS), m4 = _mm512_set1_epi8(0x0f);
     const __m512i lo = _mm512_set_epi64(13, 12, 9, 8, 5, 4, 1, 0), hi = _mm512_set_epi64(15, 14, 11, 10, 7, 6, 3, 2);
     const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
     __m512 f = accumulate ? _mm512_loadu_ps(y) : _mm512_setzero_ps();
-    /* With all of K in the call, the next group's rows are one run of memory: it goes into L2
-     * line by line, spread evenly over this group's loads (bursts of prefetches measured
-     * slower). Per row prefetches, as gemv16's, ran at 75% of the read bandwidth (1x1024x2048
-     * over 256 cold matrices, 2 threads: 21.5-22.9 GB/s; this way 30.3-31.1). */
-    molmo_x86_l2_ahead ahead_l2; /* next is w + 16 ldw, or NULL */
-    const int per = molmo_x86_l2_next_panel(&ahead_l2, w, ldw, 0, 16, next ? 16 + nnext : 16,
-                                            (size_t)nbk * bb == ldw, nq); /* lines a quad */
+    molmo_x86_group_pf pf; /* the next group's rows into L2 over this group's loads (x86.h) */
+    molmo_x86_group_pf_init(&pf, w, ldw, bb, 16, nbk, 4, next, nnext);
     for (int qi = 0; qi < nq; qi++) {
         const int b0 = 4 * qi;
-        if (per) {
-            molmo_x86_l2_ahead_lines(&ahead_l2, per - 16); /* and one line at each row below */
-        } else { /* each row's lines, 72 bytes a step: both ends, or every 9th would be missed */
-            molmo_x86_gemv_prefetch(w, 16, ldw, b0, ahead, nbk, bb, next, nnext);
-            molmo_x86_gemv_prefetch(w, 16, ldw, b0 + 3, ahead, nbk, bb, next, nnext);
-        }
+        molmo_x86_group_pf_step(&pf, b0);
         /* x's 4 blocks: values 0-15 of block j in lane j of xlo, 16-31 in xhi; the
          * corrections in dword 0 of each lane */
         const __m512i xa = _mm512_loadu_si512(q + 32 * b0), xb = _mm512_loadu_si512(q + 32 * b0 + 64);
@@ -298,7 +288,7 @@ static void gemv_q4_rows_1(int nc, const uint8_t *w, size_t ldw, int nb, int kb0
         for (int g = 0; g < 4; g++) {
             __m512i s[4];
             for (int r = 0; r < 4; r++) {
-                if (per) molmo_x86_l2_ahead_lines(&ahead_l2, 1);
+                molmo_x86_group_pf_row(&pf);
                 s[r] = q4_quad_dot(w + (size_t)(4 * g + r) * ldw + (size_t)b0 * bb, idx, m4, xlo, xhi, init);
             }
             u[g] = lane_sums4(s);
@@ -316,7 +306,7 @@ static void gemv_q4_rows_1(int nc, const uint8_t *w, size_t ldw, int nb, int kb0
     }
     for (int b = 4 * nq; b < nbk; b++) { /* the last 1-3 blocks as gemv16 takes them */
         __m512i r[8];
-        molmo_x86_gemv_prefetch(w, 16, ldw, b, ahead, nbk, bb, next, nnext);
+        molmo_x86_group_pf_block(&pf, b);
         load16(0, w + (size_t)b * bb, ldw, 16, r);
         gemv_block(1, r, load_scales16(w + (size_t)b * bb, ldw, 16), b, q, dx, corr, ldq, &f);
     }

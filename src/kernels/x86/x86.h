@@ -94,10 +94,10 @@ static inline void molmo_x86_l2_ahead_lines(molmo_x86_l2_ahead *f, int n) {
 }
 
 /* For the packed int8 GEMMs (VNNI, AMX) and the one-row Q4_0 GEMVs (their group of rows as the
- * panel): f becomes the rows of W (row stride ldw bytes) of the column panel after the one at
- * j0 (panels of `panel` columns, up to n1), when a K chunk spans all of K so that those rows
- * are contiguous; returns how many lines to prefetch at each of
- * the `steps` steps of this panel's work so they all arrive (0: nothing to prefetch). MoE
+ * panel, molmo_x86_group_pf): f becomes the rows of W (row stride ldw bytes) of the column
+ * panel after the one at j0 (panels of `panel` columns, up to n1), when a K chunk spans all of
+ * K so that those rows are contiguous; returns how many lines to prefetch at each of the
+ * `steps` steps of this panel's work so they all arrive (0: nothing to prefetch). MoE
  * experts' weights come from DRAM: cold 94-row expert GEMMs ran 20-28% slower than warm ones
  * without it. */
 static inline int molmo_x86_l2_next_panel(molmo_x86_l2_ahead *f, const void *w, size_t ldw,
@@ -108,6 +108,54 @@ static inline int molmo_x86_l2_next_panel(molmo_x86_l2_ahead *f, const void *w, 
     f->at = (size_t)(j0 + panel) * ldw;
     f->end = f->at + (size_t)nn * ldw;
     return (int)((f->end - f->at + 64 * (size_t)steps - 1) / (64 * (size_t)steps));
+}
+
+/* The prefetching of the one-row Q4_0 GEMVs (AVX-512: 16 rows, 4 blocks a step; AVX2: 8 rows,
+ * 2 blocks), which load each row's blocks of a step in one run. With all of K in the call the
+ * next group's rows are one run of memory and go into L2 line by line: at each step `per -
+ * rows` lines, then one after each row's load (bursts measured slower). Otherwise each row's
+ * lines MOLMO_GEMV_PF_BYTES ahead, at the step's first and last block (a step of 36-72 bytes
+ * spans up to two lines). Per-row prefetches alone ran at 75% of the read bandwidth (1x1024x2048
+ * Q4_0 over 256 cold matrices, 2 threads: 21.5-22.9 GB/s; the L2 way 30.3-31.1). */
+typedef struct molmo_x86_group_pf {
+    molmo_x86_l2_ahead l2;
+    int per; /* L2 lines a step; 0: per-row prefetches */
+    const unsigned char *w, *next;
+    size_t ldw, bb;
+    int rows, nnext, nbk, step, ahead;
+} molmo_x86_group_pf;
+
+/* The group: `rows` rows at w (stride ldw) of nbk blocks of bb bytes, taken `step` blocks at a
+ * time; next: the following group's first block (w + rows ldw) with nnext rows, or NULL. */
+static inline void molmo_x86_group_pf_init(molmo_x86_group_pf *p, const unsigned char *w,
+                                           size_t ldw, size_t bb, int rows, int nbk, int step,
+                                           const unsigned char *next, int nnext) {
+    *p = (molmo_x86_group_pf){.w = w, .next = next, .ldw = ldw, .bb = bb, .rows = rows,
+                              .nnext = nnext, .nbk = nbk, .step = step,
+                              .ahead = (int)(MOLMO_GEMV_PF_BYTES / bb)};
+    p->per = molmo_x86_l2_next_panel(&p->l2, w, ldw, 0, rows, next ? rows + nnext : rows,
+                                     (size_t)nbk * bb == ldw, nbk / step);
+}
+
+/* At the start of the step whose first block is b0. */
+static inline void molmo_x86_group_pf_step(molmo_x86_group_pf *p, int b0) {
+    if (p->per) {
+        molmo_x86_l2_ahead_lines(&p->l2, p->per - p->rows);
+        return;
+    }
+    molmo_x86_gemv_prefetch(p->w, p->rows, p->ldw, b0, p->ahead, p->nbk, p->bb, p->next, p->nnext);
+    molmo_x86_gemv_prefetch(p->w, p->rows, p->ldw, b0 + p->step - 1, p->ahead, p->nbk, p->bb,
+                            p->next, p->nnext);
+}
+
+/* After each row's load of a step. */
+static inline void molmo_x86_group_pf_row(molmo_x86_group_pf *p) {
+    if (p->per) molmo_x86_l2_ahead_lines(&p->l2, 1);
+}
+
+/* Before block b taken alone (the blocks left over after the last whole step). */
+static inline void molmo_x86_group_pf_block(const molmo_x86_group_pf *p, int b) {
+    molmo_x86_gemv_prefetch(p->w, p->rows, p->ldw, b, p->ahead, p->nbk, p->bb, p->next, p->nnext);
 }
 
 /* A plain f32 GEMM used inside other kernels (attention): y[M,N] (ldy) = x[M,K] (ldx) · W^T,
