@@ -322,20 +322,6 @@ TILE_FN(tile_q6_4, 4, 1)
             s[i] = _mm512_dpbusd_epi32(s[i], v_, _mm512_set1_epi32(load_i32(xb + i * ldq + 4 * ((g0) + t_)))); \
     }
 
-/* avx512_load_cols32x16 with one line of f prefetched after each of its 16 loads: the decode
- * GEMV's L2 prefetches spread evenly over its loads; 10 lines between two loads ran 7-10%
- * slower from DRAM (docs/kernels.md, K-quants). */
-INLINE void load_cols32x16_pf(const uint8_t *p, size_t ldw, int nc, __m512i r[8], pf *f) {
-    for (int c = 0; c < 8; c++) {
-        const __m256i lo = c < nc ? _mm256_loadu_si256((const __m256i *)(p + (size_t)c * ldw)) : _mm256_setzero_si256();
-        pf_lines(f, 1);
-        const __m256i hi = c + 8 < nc ? _mm256_loadu_si256((const __m256i *)(p + (size_t)(c + 8) * ldw)) : _mm256_setzero_si256();
-        pf_lines(f, 1);
-        r[c] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-    }
-    avx512_transpose_8x16_epi32(r);
-}
-
 /* y[0:mr, 0:16] (mr <= 4) of the 16 columns at w (nc valid; rows ldw bytes apart) over the
  * nbk blocks of a K chunk, straight from registers: each block is unpacked as for a panel and
  * fed to the dot products at once, the f32 accumulators stay in registers across blocks
@@ -358,7 +344,7 @@ INLINE void gemv16(const int mr, const int q6, int nc, const uint8_t *w, size_t 
             scales16_q4_k(wb, ldw, nc, scb);
             for (int g = 0; g < 4; g++) {
                 __m512i r[8];
-                load_cols32x16_pf(wb + 16 + 32 * g, ldw, nc, r, f);
+                avx512_load_cols32x16_pf(wb + 16 + 32 * g, ldw, nc, r, f);
                 for (int hh = 0; hh < 2; hh++) { /* sub-block 2g + hh: low, then high nibbles */
                     for (int i = 0; i < mr; i++) s[i] = _mm512_setzero_si512();
                     DOT_RUN(8, 16 * g + 8 * hh,
@@ -371,10 +357,10 @@ INLINE void gemv16(const int mr, const int q6, int nc, const uint8_t *w, size_t 
             scales16_q6_k(wb, ldw, nc, scb);
             for (int hf = 0; hf < 2; hf++) {
                 __m512i H[8], A[8];
-                load_cols32x16_pf(wb + 128 + 32 * hf, ldw, nc, H, f);
-                load_cols32x16_pf(wb + 64 * hf, ldw, nc, A, f);
+                avx512_load_cols32x16_pf(wb + 128 + 32 * hf, ldw, nc, H, f);
+                avx512_load_cols32x16_pf(wb + 64 * hf, ldw, nc, A, f);
                 for (int k = 0; k < 8; k++) { /* s = 0, 2 from A then s = 1, 3 from B; 4 u each */
-                    if (k == 4) load_cols32x16_pf(wb + 64 * hf + 32, ldw, nc, A, f);
+                    if (k == 4) avx512_load_cols32x16_pf(wb + 64 * hf + 32, ldw, nc, A, f);
                     const int sk = k < 4 ? 2 * (k / 2) : 2 * ((k - 4) / 2) + 1, u0 = 4 * (k % 2);
                     const int j = 8 * hf + 2 * sk + u0 / 4; /* the sub-block */
                     for (int i = 0; i < mr; i++) s[i] = _mm512_set1_epi32(load_i32(xb + i * ldq + XB_C16 + 4 * j));

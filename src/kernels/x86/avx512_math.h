@@ -151,18 +151,29 @@ static inline __attribute__((always_inline)) void avx512_transpose_8x16_epi32(__
 }
 
 /* The 32 bytes at p, p + ldw, ... of nc (<= 16, may be <= 0) columns, transposed: r[t] =
- * dword t of each column (lane = column; lanes >= nc: 0). */
-static inline __attribute__((always_inline)) void avx512_load_cols32x16(const uint8_t *p,
-                                                                         size_t ldw, int nc,
-                                                                         __m512i r[8]) {
+ * dword t of each column (lane = column; lanes >= nc: 0); one line of f prefetched after each
+ * of the 16 loads (the K-quant decode GEMVs' L2 prefetches, spread evenly over their loads: 10
+ * lines between two loads ran 7-10% slower from DRAM, docs/kernels.md, K-quants). */
+static inline __attribute__((always_inline)) void avx512_load_cols32x16_pf(
+    const uint8_t *p, size_t ldw, int nc, __m512i r[8], molmo_x86_l2_ahead *f) {
     for (int c = 0; c < 8; c++) {
         const __m256i lo = c < nc ? _mm256_loadu_si256((const __m256i *)(p + (size_t)c * ldw))
                                   : _mm256_setzero_si256();
+        molmo_x86_l2_ahead_lines(f, 1);
         const __m256i hi = c + 8 < nc ? _mm256_loadu_si256((const __m256i *)(p + (size_t)(c + 8) * ldw))
                                       : _mm256_setzero_si256();
+        molmo_x86_l2_ahead_lines(f, 1);
         r[c] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
     }
     avx512_transpose_8x16_epi32(r);
+}
+
+/* avx512_load_cols32x16_pf without a prefetch. */
+static inline __attribute__((always_inline)) void avx512_load_cols32x16(const uint8_t *p,
+                                                                         size_t ldw, int nc,
+                                                                         __m512i r[8]) {
+    molmo_x86_l2_ahead none = {NULL, 0, 0};
+    avx512_load_cols32x16_pf(p, ldw, nc, r, &none);
 }
 
 static inline __attribute__((always_inline)) __m128i avx512_load_col16(const uint8_t *p,
