@@ -10,17 +10,16 @@
  * asm statement per iteration keeps the loop as written: its body is exactly 16 (14) of the
  * instruction measured (checked with objdump; see docs/bench.md). */
 #define _POSIX_C_SOURCE 200809L
-#define _DEFAULT_SOURCE /* MAP_ANONYMOUS, MADV_HUGEPAGE */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "base/alloc.h"
 #include "base/clock.h"
 #include "base/cpu.h"
 #include "base/error.h"
 #include "base/threadpool.h"
+#include "io/mapfile.h"
 #include "kernels/kernels.h"
 #include "kernels/ops.h"
 #include "model/model.h"
@@ -295,19 +294,13 @@ static double read_rate(molmo_pool *pool, read_job *j, int reps) {
 static molmo_status read_bandwidth(molmo_pool *pool, size_t bytes, int reps, double *out,
                                    molmo_error *err) {
     read_job j = {.n = bytes / 8};
-    const size_t huge = (size_t)2 << 20, len = (j.n * 8 + huge - 1) / huge * huge + huge;
-    void *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (map == MAP_FAILED)
+    j.buf = molmo_huge_alloc(j.n * 8);
+    if (!j.buf)
         return molmo_err(err, MOLMO_ERR_NOMEM, "bandwidth buffer of %zu MiB: out of memory",
                          bytes >> 20);
-    /* a 2 MiB-aligned start, so that every page of the buffer can be huge */
-    j.buf = (uint64_t *)(((uintptr_t)map + huge - 1) / huge * huge);
-#ifdef MADV_HUGEPAGE
-    madvise(j.buf, len - huge, MADV_HUGEPAGE); /* advice: without it, 4 KiB pages */
-#endif
     molmo_pool_run(pool, fill_worker, &j);
     *out = read_rate(pool, &j, reps);
-    munmap(map, len);
+    molmo_huge_free(j.buf, j.n * 8);
     return MOLMO_OK;
 }
 

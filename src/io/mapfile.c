@@ -37,31 +37,50 @@ void molmo_mapfile_prefault(const molmo_mapfile *m) {
 
 #define HUGE_BYTES ((size_t)2 << 20) /* a transparent huge page on x86-64 */
 
+/* n bytes (whole pages) of fresh anonymous mapping with protection prot, at an address
+ * congruent to `phase` modulo HUGE_BYTES: a request 2 MiB longer, its slack given back.
+ * MAP_FAILED when refused. */
+static unsigned char *map_at_phase(size_t n, uintptr_t phase, int prot) {
+    const long pg = sysconf(_SC_PAGESIZE);
+    const size_t page = pg > 0 ? (size_t)pg : 4096;
+    n = (n + page - 1) / page * page; /* whole pages: what munmap and mremap take */
+    const size_t span = n + HUGE_BYTES;
+    unsigned char *r = mmap(NULL, span, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (r == MAP_FAILED) return r;
+    /* both addresses are page-aligned, so head is a whole number of pages */
+    const size_t head = (phase + HUGE_BYTES - (uintptr_t)r % HUGE_BYTES) % HUGE_BYTES;
+    if (head) munmap(r, head);
+    if (span - head > n) munmap(r + head + n, span - head - n);
+    return r + head;
+}
+
 /* Maps n bytes of fd read-only at an address that is a multiple of 2 MiB, like the file
  * offsets of the page cache's 2 MiB folios: only then can the kernel map those folios with huge
  * pages. The same page cache mapped 4 KiB off (so with 4 KiB pages): MolmoE-1B q8_0 decode
  * 13.8-16.1 against 17.7-18.2 tok/s, prefill 272-275 against 368. Recent kernels align large
- * file mappings themselves; this makes it so everywhere: a reservation 2 MiB longer, the file
- * mapped over it (MAP_FIXED inside our own reservation), the slack given back. */
+ * file mappings themselves; this makes it so everywhere: the file mapped over a reservation
+ * at that address (MAP_FIXED inside our own reservation). */
 static void *map_huge_aligned(int fd, size_t n) {
-    if (n < HUGE_BYTES) return mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0);
-    const long pg = sysconf(_SC_PAGESIZE);
-    const size_t page = pg > 0 ? (size_t)pg : 4096;
-    const size_t whole = (n + page - 1) / page * page; /* what the mapping takes */
-    const size_t span = whole + HUGE_BYTES;
-    unsigned char *r = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    unsigned char *r = n >= HUGE_BYTES ? map_at_phase(n, 0, PROT_NONE) : MAP_FAILED;
     if (r == MAP_FAILED) return mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0);
-    unsigned char *a = r + (HUGE_BYTES - (uintptr_t)r % HUGE_BYTES) % HUGE_BYTES;
-    void *p = mmap(a, n, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
+    void *p = mmap(r, n, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
     if (p == MAP_FAILED) {
         const int e = errno;
-        munmap(r, span);
+        munmap(r, n);
         errno = e;
-        return MAP_FAILED;
     }
-    if (a > r) munmap(r, (size_t)(a - r));
-    if (r + span > a + whole) munmap(a + whole, (size_t)(r + span - (a + whole)));
     return p;
+}
+
+void *molmo_huge_alloc(size_t n) {
+    void *p = map_at_phase(n ? n : 1, 0, PROT_READ | PROT_WRITE);
+    if (p == MAP_FAILED) return NULL;
+    (void)madvise(p, n, MADV_HUGEPAGE); /* advice: without it, 4 KiB pages (THP "madvise") */
+    return p;
+}
+
+void molmo_huge_free(void *p, size_t n) {
+    if (p) munmap(p, n ? n : 1);
 }
 
 molmo_status molmo_mapfile_open(molmo_mapfile *m, const char *path, molmo_error *err) {
@@ -127,18 +146,7 @@ static uint64_t mem_available(void) {
 /* n bytes of anonymous memory whose address is congruent to `like` modulo HUGE_BYTES, so that
  * the move to `like` keeps its huge pages whole; MAP_FAILED when refused. */
 static void *anon_like(const void *like, size_t n) {
-    const long pg = sysconf(_SC_PAGESIZE);
-    const size_t page = pg > 0 ? (size_t)pg : 4096;
-    n = (n + page - 1) / page * page; /* whole pages: what munmap and mremap take */
-    const size_t span = n + HUGE_BYTES;
-    uint8_t *r = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (r == MAP_FAILED) return r;
-    /* both addresses are page-aligned, so head is a whole number of pages */
-    const size_t want = (uintptr_t)like % HUGE_BYTES, have = (uintptr_t)r % HUGE_BYTES;
-    const size_t head = (want + HUGE_BYTES - have) % HUGE_BYTES;
-    if (head) munmap(r, head);
-    if (span - head > n) munmap(r + head + n, span - head - n);
-    return r + head;
+    return map_at_phase(n, (uintptr_t)like % HUGE_BYTES, PROT_READ | PROT_WRITE);
 }
 
 /* One reader's part of a file: bytes [from, to) into buf + from; at its end, where it failed

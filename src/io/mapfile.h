@@ -40,6 +40,12 @@ molmo_status molmo_mapfile_to_ram(molmo_mapfile *m, const char *path, molmo_erro
  * refuses (errno set). Never for a mapping of the file itself. */
 int molmo_mapfile_set_writable(const molmo_mapfile *m, int on);
 
+/* n bytes of fresh memory (zeros) at a 2 MiB-aligned address, advised for transparent huge
+ * pages, so that every page of it can be huge (as molmo_mapfile_to_ram's copy); NULL when
+ * refused. Freed by molmo_huge_free with the same n. */
+void *molmo_huge_alloc(size_t n);
+void molmo_huge_free(void *p, size_t n);
+
 /* Reads a whole (small) file into a NUL-terminated heap buffer; refuses files > max_bytes. */
 molmo_status molmo_read_file(const char *path, size_t max_bytes, char **out, size_t *out_len,
                              molmo_error *err);

@@ -240,6 +240,14 @@ static void test_map_aligned(void **state) {
     }
     close(fd);
     unlink(path);
+    /* fresh memory for huge pages: 2 MiB-aligned, zeros, writable */
+    const size_t n = (size_t)5 << 20 | 1;
+    unsigned char *h = molmo_huge_alloc(n);
+    assert_non_null(h);
+    assert_int_equal((uintptr_t)h % A, 0);
+    assert_int_equal(h[0] | h[n / 2] | h[n - 1], 0);
+    memset(h, 0xab, n);
+    molmo_huge_free(h, n);
 }
 
 int main(void) {
