@@ -5,10 +5,11 @@
  * activations; then MODEL ...) gets the same image and prompt, then the tokens of a fixed
  * answer (--text; or, with --text "", the reference's own greedy tokens) fed back one at a time
  * (teacher forcing), so all of them are measured on the same prefixes. A random-weight model
- * answers by repeating one token; a fixed text gives each step its own context. Per step: whether the argmax
- * agrees, KL(ref || model) of the full distribution, and the largest log-prob error on the
- * reference's top 5. One model is in memory at a time (a 7B's f32 reference and its copies
- * would not fit together); the reference's logits are kept (steps x vocabulary floats).
+ * answers by repeating one token; a fixed text gives each step its own context. Per step:
+ * whether the argmax agrees, KL(ref || model) of the full distribution, and the largest
+ * log-prob error on the reference's top 5. One model is in memory at a time (a 7B's f32
+ * reference and its copies would not fit together); the reference's logits are kept (steps x
+ * vocabulary floats).
  *
  * Random weights are not trained ones: their distributions are flat (the reference's mean top-1
  * probability and top-1/top-2 gap are printed with the table, to say how close its calls are).
@@ -24,6 +25,7 @@
 #include "model/context.h"
 #include "model/decoder.h"
 #include "model/model.h"
+#include "model/sample.h"
 #include "molmo.h"
 
 typedef struct opts {
@@ -37,13 +39,6 @@ typedef struct agreement {
     int n, top1;
     double kl_sum, kl_max, dlp_max;
 } agreement;
-
-static int argmax(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
 
 static void log_softmax(const float *x, int n, double *out) {
     double mx = x[0], s = 0;
@@ -117,11 +112,12 @@ static int run_model(const opts *o, const char *path, const molmo_image *img, co
         if (s > 0) {
             int id = ids ? ids[s - 1] : own_ids[s - 1];
             if (molmo_decoder_embed(m, &id, 1, x, &err) != MOLMO_OK ||
-                molmo_decoder_forward(ctx->dec, ctx->pool, x, 1, ctx->logits, NULL, NULL, &err) != MOLMO_OK)
+                molmo_decoder_forward(ctx->dec, ctx->pool, x, 1, ctx->logits, NULL, NULL,
+                                      &err) != MOLMO_OK)
                 goto out;
         }
         memcpy(*logits + (size_t)s * (size_t)E, ctx->logits, (size_t)E * sizeof(float));
-        if (!ids && !(o->text && *o->text)) own_ids[s] = argmax(ctx->logits, E);
+        if (!ids && !(o->text && *o->text)) own_ids[s] = molmo_argmax(ctx->logits, E);
     }
     rc = 0;
 out:
@@ -136,10 +132,19 @@ out:
     return rc;
 }
 
+/* n doubles, or the program ends saying why (a measuring tool, not the library). */
+static double *doubles(int n) {
+    double *p = malloc((size_t)n * sizeof(double));
+    if (!p) {
+        fprintf(stderr, "bench_accuracy: out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
 static agreement compare(const float *ref, const float *t, int steps, int E) {
     agreement a = {0};
-    double *p = malloc((size_t)E * sizeof(double)), *q = malloc((size_t)E * sizeof(double));
-    if (!p || !q) exit(1);
+    double *p = doubles(E), *q = doubles(E);
     for (int s = 0; s < steps; s++) {
         const float *x = ref + (size_t)s * (size_t)E, *y = t + (size_t)s * (size_t)E;
         log_softmax(x, E, p);
@@ -148,7 +153,7 @@ static agreement compare(const float *ref, const float *t, int steps, int E) {
         for (int i = 0; i < E; i++) kl += exp(p[i]) * (p[i] - q[i]);
         a.kl_sum += kl;
         a.kl_max = fmax(a.kl_max, kl);
-        a.top1 += argmax(x, E) == argmax(y, E);
+        a.top1 += molmo_argmax(x, E) == molmo_argmax(y, E);
         int top[5], nt = 0; /* the reference's 5 most likely ids, by insertion */
         for (int i = 0; i < E; i++) {
             int j = nt < 5 ? nt++ : 5;
@@ -168,12 +173,11 @@ static agreement compare(const float *ref, const float *t, int steps, int E) {
 
 /* The reference's mean top-1 probability and mean top-1/top-2 log-prob gap. */
 static void peakedness(const float *ref, int steps, int E, double *p1, double *gap) {
-    double *p = malloc((size_t)E * sizeof(double));
-    if (!p) exit(1);
+    double *p = doubles(E);
     *p1 = *gap = 0;
     for (int s = 0; s < steps; s++) {
         log_softmax(ref + (size_t)s * (size_t)E, E, p);
-        int b = argmax(ref + (size_t)s * (size_t)E, E), c = b ? 0 : 1;
+        int b = molmo_argmax(ref + (size_t)s * (size_t)E, E), c = b ? 0 : 1;
         for (int i = 0; i < E; i++)
             if (i != b && p[i] > p[c]) c = i;
         *p1 += exp(p[b]) / steps;
@@ -196,7 +200,8 @@ static int parse(int argc, char **argv, opts *o) {
         else if (!strcmp(a, "--crops") && v) o->crops = atoi(argv[++i]);
         else if (!strcmp(a, "--threads") && v) o->threads = atoi(argv[++i]);
         else if (!strcmp(a, "--bf16-activations")) o->bf16_act = 1;
-        else if (!strcmp(a, "--kv-type") && v) o->kv_type = !strcmp(argv[++i], "f16") ? MOLMO_DTYPE_F16 : MOLMO_DTYPE_F32;
+        else if (!strcmp(a, "--kv-type") && v)
+            o->kv_type = !strcmp(argv[++i], "f16") ? MOLMO_DTYPE_F16 : MOLMO_DTYPE_F32;
         else if (a[0] == '-') return -1;
         else if (!o->ref) o->ref = a;
         else if (o->n_models < 16) o->models[o->n_models++] = a;
@@ -240,7 +245,8 @@ int main(int argc, char **argv) {
     for (int k = 0; k < o.n_models; k++) {
         if (run_model(&o, o.models[k], img, ids, NULL, &t, &E2, &np2)) goto out;
         if (E2 != E) {
-            fprintf(stderr, "bench_accuracy: %s: vocabulary %d, the reference's %d\n", o.models[k], E2, E);
+            fprintf(stderr, "bench_accuracy: %s: vocabulary %d, the reference's %d\n",
+                    o.models[k], E2, E);
             goto out;
         }
         const agreement a = compare(ref, t, o.steps, E);
