@@ -200,7 +200,7 @@ static int parse(int argc, char **argv, opts *o) {
         else if (!strcmp(a, "--crops") && v) o->crops = atoi(argv[++i]);
         else if (!strcmp(a, "--threads") && v) o->threads = atoi(argv[++i]);
         else if (!strcmp(a, "--bf16-activations")) o->bf16_act = 1;
-        else if (!strcmp(a, "--kv-type") && v)
+        else if (!strcmp(a, "--kv-type") && v && (!strcmp(v, "f16") || !strcmp(v, "f32")))
             o->kv_type = !strcmp(argv[++i], "f16") ? MOLMO_DTYPE_F16 : MOLMO_DTYPE_F32;
         else if (a[0] == '-') return -1;
         else if (!o->ref) o->ref = a;
