@@ -141,6 +141,48 @@ static void test_matmul_vs_ref(void **state) {
 }
 
 /* K = 0: y = bias (or 0) for every kernel set. */
+/* f32 activations whose three bf16 parts are all nonzero, times BF16 weights, where every
+ * partial sum is exact in f32: each x is 2^e (1 + 2^-9 + 2^-17) (parts 2^e, 2^(e-9),
+ * 2^(e-17): the 2^-17 sits on a tie and rounds to even), each weight +-1, K = 32, e in -2..2
+ * per row: every partial sum is m x with |m| <= 32, at most 24 bits. Every set and summation order gives
+ * y = the exact sum; the AMX-BF16 GEMM only if it adds all three parts of x (with two, y
+ * misses 2^-17 of each term: the tolerance of test_matmul_vs_ref lets that pass, NMSE 6.6e-12
+ * against 1.1e-12 with three, session 13). */
+static void test_matmul_bf16_three_parts(void **state) {
+    (void)state;
+    const molmo_kernels *sets[2];
+    const int n_sets = fast_sets(sets);
+    enum { M = 37, N = 48, K = 32 };
+    float *x = malloc(sizeof(float) * M * K), *y = malloc(sizeof(float) * M * N);
+    uint16_t *w = malloc(sizeof(uint16_t) * N * K);
+    double *want = malloc(sizeof(double) * M * N);
+    for (int i = 0; i < M; i++)
+        for (int k = 0; k < K; k++)
+            x[i * K + k] = ldexpf(1.0f + 0x1p-9f + 0x1p-17f, i % 5 - 2);
+    for (int j = 0; j < N; j++)
+        for (int k = 0; k < K; k++) w[j * K + k] = molmo_f32_to_bf16((j * 7 + k * 3) % 5 < 2 ? -1.0f : 1.0f);
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double acc = 0;
+            for (int k = 0; k < K; k++) acc += (double)x[i * K + k] * molmo_bf16_to_f32(w[j * K + k]);
+            want[i * N + j] = acc;
+        }
+    const molmo_kernels *all[3] = {molmo_kernels_ref()};
+    for (int si = 0; si < n_sets; si++) all[1 + si] = sets[si];
+    for (int si = 0; si < 1 + n_sets; si++) {
+        const molmo_matmul_args a = {y, N, x, K, w, MOLMO_DTYPE_BF16, NULL, M, N, K, 0, NULL, 0};
+        all[si]->matmul(&a, 0, M, 0, N, g_ws, WS_FLOATS);
+        for (int e = 0; e < M * N; e++)
+            if ((double)y[e] != want[e])
+                fail_msg("%s matmul bf16, three-part x: y[%d][%d] = %.9g, exact %.9g", all[si]->name,
+                         e / N, e % N, (double)y[e], want[e]);
+    }
+    free(x);
+    free(y);
+    free(w);
+    free(want);
+}
+
 /* x holding bf16 values (molmo_op_round_bf16) against BF16 weights: saying so (x_bf16, which
  * lets the AMX-BF16 GEMM take one pass instead of three) gives the same bits in every set, and
  * the reference's values to the usual tolerance; molmo_op_matmul_bf16x likewise on a pool. */
@@ -461,6 +503,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_matmul_vs_ref),
         cmocka_unit_test(test_matmul_empty_k),
         cmocka_unit_test(test_matmul_bf16_x),
+        cmocka_unit_test(test_matmul_bf16_three_parts),
         cmocka_unit_test(test_matmul_narrow_panels),
         cmocka_unit_test(test_matmul_threads),
         cmocka_unit_test(test_print_summary),
