@@ -58,7 +58,7 @@ typedef struct mm_case {
 
 static void mm_once(const mm_case *c) {
     if (c->k) {
-        const molmo_matmul_args a = {c->y, c->N, c->x, c->K, c->w, c->wt, NULL, c->M, c->N, c->K, 0, NULL, 0};
+        const molmo_matmul_args a = {c->y, c->N, c->x, c->K, c->w, c->wt, NULL, c->M, c->N, c->K, 0, NULL, 0, NULL};
         c->k->matmul(&a, 0, c->M, 0, c->N, NULL, 0);
     } else {
         molmo_op_matmul(c->pool, c->y, c->N, c->x, c->K, c->w, c->wt, NULL, c->M, c->N, c->K);
@@ -128,7 +128,7 @@ static void bench_sets(int reps) {
     for (int i = 0; sets[i] || i == 0; i++) {
         if (!sets[i]) continue;
         double best = 1e30;
-        const molmo_matmul_args a = {y, N, x, K, w, MOLMO_DTYPE_F32, NULL, M, N, K, 0, NULL, 0};
+        const molmo_matmul_args a = {y, N, x, K, w, MOLMO_DTYPE_F32, NULL, M, N, K, 0, NULL, 0, NULL};
         for (int r = 0; r <= reps; r++) {
             const double t0 = now_s();
             sets[i]->matmul(&a, 0, M, 0, N, ws, MOLMO_POOL_SCRATCH_BYTES / sizeof(float));
@@ -268,7 +268,7 @@ static void bench_qgemv(molmo_pool *pools[2], const double bw[2], int reps) {
                    molmo_dtype_name(wt), best[0] * 1e3, bytes / best[0] * 1e-9, 100 * bytes / best[0] / bw[0],
                    best[1] * 1e3, bytes / best[1] * 1e-9, 100 * bytes / best[1] / bw[1]);
             if (s == 0 && wt == MOLMO_DTYPE_Q8_0) { /* the plain-C reference, once */
-                const molmo_matmul_args a = {y, N, x, K, w[0], wt, NULL, 1, N, K, 0, NULL, 0};
+                const molmo_matmul_args a = {y, N, x, K, w[0], wt, NULL, 1, N, K, 0, NULL, 0, NULL};
                 const double t0 = now_s();
                 molmo_kernels_ref()->matmul(&a, 0, 1, 0, N, NULL, 0);
                 const double dt = now_s() - t0;

@@ -42,7 +42,13 @@ typedef struct molmo_matmul_args {
                               NULL: the kernel quantizes what it needs itself */
     int xq_kind;           /* the layout of xq (MOLMO_XQ_*), as matmul_xq_bytes said; a kernel
                               reads xq only in its own layout */
+    const void *wq;        /* W packed once by the table's matmul_wq (every panel of
+                              MOLMO_WQ_COLS columns, all of K), or NULL: the kernel packs what
+                              it needs itself */
 } molmo_matmul_args;
+
+/* Weights are packed for matmul_wq in panels of this many columns. */
+#define MOLMO_WQ_COLS 32
 
 /* Activations are quantized for matmul_xq in groups of this many rows. */
 #define MOLMO_XQ_ROWS 16
@@ -135,6 +141,14 @@ typedef struct molmo_kernels {
      * it quantizes itself). The same bits either way. */
     size_t (*matmul_xq_bytes)(const molmo_matmul_args *a, int *kind);
     void (*matmul_xq)(const molmo_matmul_args *a, int g0, int g1, void *xq);
+    /* Optional (NULL: never). Likewise for the weights of a GEMM whose kernel packs its weight
+     * panels again for every chunk of rows: matmul_wq_bytes(a) is the size of all panels
+     * packed once for problem a (0: the kernel packs nothing for it), matmul_wq(a, p0, p1, wq)
+     * fills panels [p0, p1) of MOLMO_WQ_COLS columns of it (threads take disjoint panels), and
+     * matmul with a->wq = wq then reads them wherever n0 is a multiple of MOLMO_WQ_COLS. The
+     * same bits either way. */
+    size_t (*matmul_wq_bytes)(const molmo_matmul_args *a);
+    void (*matmul_wq)(const molmo_matmul_args *a, int p0, int p1, void *wq);
     /* One row of n (ops.h semantics); y may equal x. */
     void (*layernorm)(float *y, const float *x, const float *w, const float *b, int n, float eps);
     void (*rmsnorm)(float *y, const float *x, const float *w, int n, float eps);

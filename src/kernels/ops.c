@@ -241,15 +241,17 @@ static size_t mm_plan_one(mm_plan *t, const molmo_kernels *k, const molmo_matmul
     return xq;
 }
 
-/* Activations quantized once for all threads (kernels.h, matmul_xq): groups of
- * MOLMO_XQ_ROWS rows of every matmul of a run that takes them, numbered one matmul after the
- * other and split evenly over the threads. */
+/* Activations quantized once for all threads (kernels.h, matmul_xq) and weights packed once
+ * (matmul_wq): the groups of MOLMO_XQ_ROWS rows of every x and the panels of MOLMO_WQ_COLS
+ * columns of every W that a run's matmuls take, numbered one buffer after the other and split
+ * evenly over the threads. */
 typedef struct xq_task {
     const molmo_kernels *k;
     const mm_task *mm;
     int n;
-    int job[MM_MAX_JOBS];       /* plan index of each matmul with a buffer */
-    int first[MM_MAX_JOBS + 1]; /* global index of each one's first group */
+    int job[2 * MM_MAX_JOBS];       /* plan index of each buffer's matmul */
+    int is_w[2 * MM_MAX_JOBS];      /* whether the buffer holds its packed W (else its x) */
+    int first[2 * MM_MAX_JOBS + 1]; /* global index of each one's first group / panel */
 } xq_task;
 
 static void xq_worker(void *arg, int ith, int nth) {
@@ -260,7 +262,10 @@ static void xq_worker(void *arg, int ith, int nth) {
         if (b >= t->first[i + 1]) continue;
         const int te = e < t->first[i + 1] ? e : t->first[i + 1];
         const molmo_matmul_args *a = &t->mm->plan[t->job[i]].a;
-        t->k->matmul_xq(a, b - t->first[i], te - t->first[i], (void *)a->xq);
+        if (t->is_w[i])
+            t->k->matmul_wq(a, b - t->first[i], te - t->first[i], (void *)a->wq);
+        else
+            t->k->matmul_xq(a, b - t->first[i], te - t->first[i], (void *)a->xq);
         b = te;
     }
 }
@@ -278,33 +283,52 @@ static int mm_same_x(const mm_task *t, const size_t xq_bytes[], int j) {
     return -1;
 }
 
-/* Quantizes the activations of the run's matmuls that take them into the pool's shared buffer
- * (once per distinct x) and points their args at it; without that buffer they quantize for
- * themselves. */
-static void mm_quantize_once(molmo_pool *p, mm_task *t, const size_t xq_bytes[]) {
+/* Most bytes of weights packed once in a run: beyond, a matmul's kernel packs for itself (a
+ * 7B's bf16 prefill matrices would each take up to 136 MB). */
+#define WQ_MAX_BYTES ((size_t)64 << 20)
+
+static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* Quantizes the activations of the run's matmuls that take them (once per distinct x) and
+ * packs the weights of those that take them, into the pool's shared buffer, and points their
+ * args at it; without that buffer they quantize and pack for themselves. */
+static void mm_prepare_once(molmo_pool *p, mm_task *t, const size_t xq_bytes[],
+                            const size_t wq_bytes[]) {
     int same[MM_MAX_JOBS];
     size_t total = 0;
     for (int j = 0; j < t->n; j++) {
         same[j] = xq_bytes[j] ? mm_same_x(t, xq_bytes, j) : -1;
-        if (same[j] < 0) total += (xq_bytes[j] + 63) & ~(size_t)63;
+        if (same[j] < 0) total += round64(xq_bytes[j]);
+        total += round64(wq_bytes[j]);
     }
     unsigned char *buf = total ? molmo_pool_shared(p, total) : NULL;
     if (!buf) return;
     xq_task q = {.k = t->k, .mm = t, .n = 0};
     q.first[0] = 0;
     for (int j = 0; j < t->n; j++) {
+        molmo_matmul_args *a = &t->plan[j].a;
+        if (wq_bytes[j]) {
+            a->wq = buf;
+            buf += round64(wq_bytes[j]);
+            q.job[q.n] = j, q.is_w[q.n] = 1;
+            q.first[q.n + 1] = q.first[q.n] + (a->N + MOLMO_WQ_COLS - 1) / MOLMO_WQ_COLS;
+            q.n++;
+        }
         if (!xq_bytes[j]) continue;
         if (same[j] >= 0) {
-            t->plan[j].a.xq = t->plan[same[j]].a.xq;
+            a->xq = t->plan[same[j]].a.xq;
             continue;
         }
-        t->plan[j].a.xq = buf;
-        buf += (xq_bytes[j] + 63) & ~(size_t)63;
-        q.job[q.n] = j;
-        q.first[q.n + 1] = q.first[q.n] + (t->plan[j].a.M + MOLMO_XQ_ROWS - 1) / MOLMO_XQ_ROWS;
+        a->xq = buf;
+        buf += round64(xq_bytes[j]);
+        q.job[q.n] = j, q.is_w[q.n] = 0;
+        q.first[q.n + 1] = q.first[q.n] + (a->M + MOLMO_XQ_ROWS - 1) / MOLMO_XQ_ROWS;
         q.n++;
     }
-    molmo_pool_run(p, xq_worker, &q);
+    if (molmo_pool_size(p) == 1 || q.first[q.n] == 1)
+        xq_worker(&q, 0, 1);
+    else
+        molmo_pool_run(p, xq_worker, &q);
 }
 
 void molmo_op_matmul_many(molmo_pool *p, const molmo_matmul_job *jobs, int n_jobs) {
@@ -322,22 +346,27 @@ void molmo_op_matmul_many(molmo_pool *p, const molmo_matmul_job *jobs, int n_job
     for (int i = 0; i < n_jobs; i++)
         flops += 2.0 * jobs[i].M * (double)jobs[i].N * (jobs[i].K > 0 ? jobs[i].K : 1);
     const int nth = flops < MIN_PARALLEL_FLOPS ? 1 : molmo_pool_size(p);
-    /* Quantizing x once pays where several threads would each quantize all of its rows */
+    /* Quantizing x once pays where several threads would each quantize all of its rows;
+     * packing W once where a kernel would pack it again for each chunk of rows (the kernel
+     * says where: a nonzero size), even on one thread */
     const int xq = nth > 1 && t.k->matmul_xq_bytes;
-    size_t xq_bytes[MM_MAX_JOBS];
+    size_t xq_bytes[MM_MAX_JOBS], wq_bytes[MM_MAX_JOBS], wq_total = 0;
     for (int i = 0; i < n_jobs; i++) {
         if (jobs[i].M <= 0 || jobs[i].N <= 0) continue;
         /* Block types: rows are whole blocks (the loader checks the shapes). */
         assert(molmo_dtype_block_size(jobs[i].wt) <= 1 ||
                jobs[i].K % molmo_dtype_block_size(jobs[i].wt) == 0);
         xq_bytes[t.n] = mm_plan_one(&t.plan[t.n], t.k, &jobs[i], nth, xq);
+        wq_bytes[t.n] = t.k->matmul_wq_bytes ? t.k->matmul_wq_bytes(&t.plan[t.n].a) : 0;
+        if (wq_total + wq_bytes[t.n] > WQ_MAX_BYTES) wq_bytes[t.n] = 0;
+        wq_total += wq_bytes[t.n];
         t.first[t.n + 1] = t.first[t.n] + t.plan[t.n].n_mt * t.plan[t.n].n_nt;
         t.cost[t.n] = (double)(t.plan[t.n].mb < jobs[i].M ? t.plan[t.n].mb : jobs[i].M) *
                       t.plan[t.n].nb * (jobs[i].K > 0 ? jobs[i].K : 1);
         t.n++;
     }
     if (t.n == 0) return;
-    if (xq) mm_quantize_once(p, &t, xq_bytes);
+    if (xq || wq_total) mm_prepare_once(p, &t, xq_bytes, wq_bytes);
     if (nth == 1)
         mm_worker(&t, 0, 1);
     else

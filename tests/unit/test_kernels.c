@@ -102,7 +102,7 @@ static void run_mm_case(const molmo_kernels *const *sets, int n_sets, const mm_s
     snprintf(what, sizeof what, "%dx%dx%d %s%s%s", M, N, K, molmo_dtype_name(wt),
              use_bias ? " bias" : "", s->pad ? " strided" : "");
     for (size_t i = 0; i < ny; i++) y0[i] = SENTINEL;
-    molmo_matmul_args a = {y0 + off, ldy, x, ldx, w, wt, bias, M, N, K, 0, NULL, 0};
+    molmo_matmul_args a = {y0 + off, ldy, x, ldx, w, wt, bias, M, N, K, 0, NULL, 0, NULL};
     molmo_kernels_ref()->matmul(&a, 0, M, 0, N, NULL, 0);
     unpad(r, y0 + off, M, N, ldy);
     check_ref_exact(r, x, ldx, wf, bias, M, N, K, what);
@@ -170,7 +170,7 @@ static void test_matmul_bf16_three_parts(void **state) {
     const molmo_kernels *all[3] = {molmo_kernels_ref()};
     for (int si = 0; si < n_sets; si++) all[1 + si] = sets[si];
     for (int si = 0; si < 1 + n_sets; si++) {
-        const molmo_matmul_args a = {y, N, x, K, w, MOLMO_DTYPE_BF16, NULL, M, N, K, 0, NULL, 0};
+        const molmo_matmul_args a = {y, N, x, K, w, MOLMO_DTYPE_BF16, NULL, M, N, K, 0, NULL, 0, NULL};
         all[si]->matmul(&a, 0, M, 0, N, g_ws, WS_FLOATS);
         for (int e = 0; e < M * N; e++)
             if ((double)y[e] != want[e])
@@ -203,7 +203,7 @@ static void test_matmul_bf16_x(void **state) {
         float *r = malloc(ny * 4), *g0 = malloc(ny * 4), *g1 = malloc(ny * 4);
         char what[96];
         snprintf(what, sizeof what, "%dx%dx%d bf16, bf16 x", M, N, K);
-        molmo_matmul_args a = {r, N, x, ldx, w, MOLMO_DTYPE_BF16, bias, M, N, K, 0, NULL, 0};
+        molmo_matmul_args a = {r, N, x, ldx, w, MOLMO_DTYPE_BF16, bias, M, N, K, 0, NULL, 0, NULL};
         molmo_kernels_ref()->matmul(&a, 0, M, 0, N, NULL, 0);
         for (int k = 0; k < n_sets; k++) {
             a.y = g0;
@@ -261,7 +261,7 @@ static void test_matmul_empty_k(void **state) {
         if (!sets[si]) continue;
         float y[6] = {9, 9, 9, 9, 9, 9}, x[1] = {0};
         float w[1] = {0};
-        molmo_matmul_args a = {y, 3, x, 1, w, MOLMO_DTYPE_F32, bias, 2, 3, 0, 0, NULL, 0};
+        molmo_matmul_args a = {y, 3, x, 1, w, MOLMO_DTYPE_F32, bias, 2, 3, 0, 0, NULL, 0, NULL};
         sets[si]->matmul(&a, 0, 2, 0, 3, NULL, 0);
         for (int i = 0; i < 6; i++) assert_true(y[i] == bias[i % 3]);
     }
@@ -290,7 +290,7 @@ static void test_matmul_narrow_panels(void **state) {
             for (int k = 0; k < n_sets; k++) {
                 for (int v = 0; v < 2; v++) {
                     molmo_matmul_args a = {y0, ldy, x, ldx, w, DTYPES[d], v ? bias : NULL,
-                                           s->M, s->N, s->K, 0, NULL, 0};
+                                           s->M, s->N, s->K, 0, NULL, 0, NULL};
                     float *ws = v ? NULL : g_ws;
                     const size_t wsf = v ? 0 : WS_FLOATS;
                     sets[k]->matmul(&a, 0, s->M, 0, s->N, ws, wsf);
@@ -310,6 +310,61 @@ static void test_matmul_narrow_panels(void **state) {
             free(y1);
         }
     }
+}
+
+/* Weights packed once for all threads (kernels.h, matmul_wq: the AMX-BF16 GEMM's panels) give
+ * the bits of the kernel packing for itself: whole, in column cuts on panel boundaries, off
+ * them (where the kernel packs for itself), filled in two halves as two threads would, with a
+ * partial last panel and a K that is no multiple of 32, for f32 and bf16 activations. */
+static void test_matmul_packed_weights(void **state) {
+    (void)state;
+    const molmo_kernels *k = molmo_kernels_avx512();
+    if (!k || !k->matmul_wq_bytes || !molmo_kernels_amx_bf16()) {
+        print_message("  (no AMX-BF16: nothing packs its weights once)\n");
+        return;
+    }
+    static const mm_shape shapes[] = {{577, 200, 1100, 0}, {400, 96, 4096, 0}, {600, 64, 64, 0}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (int xb = 0; xb < 2; xb++) {
+            const int M = shapes[si].M, N = shapes[si].N, K = shapes[si].K;
+            float *x = frand((size_t)M * K, 1.0f), *wf;
+            if (xb)
+                for (size_t i = 0; i < (size_t)M * K; i++) x[i] = molmo_bf16_to_f32(molmo_f32_to_bf16(x[i]));
+            void *w = make_w(MOLMO_DTYPE_BF16, (size_t)N * K, 0.05f, &wf);
+            float *bias = frand((size_t)N, 1.0f);
+            float *y0 = malloc((size_t)M * N * 4), *y1 = malloc((size_t)M * N * 4);
+            molmo_matmul_args a = {y0, N, x, K, w, MOLMO_DTYPE_BF16, bias, M, N, K, xb, NULL, 0, NULL};
+            const size_t bytes = k->matmul_wq_bytes(&a);
+            if (K == 64) { /* one chunk of rows: packing once would only add a pass */
+                assert_int_equal(bytes, 0);
+            } else {
+                assert_true(bytes > 0);
+                unsigned char *wq = aligned_alloc(64, (bytes + 63) / 64 * 64);
+                memset(wq, 0xff, bytes);
+                const int panels = (N + MOLMO_WQ_COLS - 1) / MOLMO_WQ_COLS;
+                k->matmul_wq(&a, panels / 2, panels, wq);
+                k->matmul_wq(&a, 0, panels / 2, wq);
+                k->matmul(&a, 0, M, 0, N, g_ws, WS_FLOATS);
+                a.wq = wq;
+                a.y = y1;
+                static const int cuts[][2] = {{0, 0}, {0, 64}, {64, 96}, {96, 0}, {16, 0}, {0, 16}};
+                for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
+                    const int n0 = cuts[c][0], n1 = cuts[c][1] ? cuts[c][1] : N;
+                    if (n1 > N || n0 >= n1) continue;
+                    k->matmul(&a, 0, M, n0, n1, g_ws, WS_FLOATS);
+                }
+                if (memcmp(y0, y1, (size_t)M * N * 4) != 0)
+                    fail_msg("%dx%dx%d bf16%s: weights packed once change the result", M, N, K,
+                             xb ? ", bf16 x" : "");
+                free(wq);
+            }
+            free(x);
+            free(wf);
+            free(w);
+            free(bias);
+            free(y0);
+            free(y1);
+        }
 }
 
 /* The op layer: 1, 2 and 3 threads give the same bits, equal to one kernel call over the whole
@@ -335,7 +390,7 @@ static void test_matmul_threads(void **state) {
             }
             for (int i = 0; i < 3; i++)
                 molmo_op_matmul(pools[i], y[i], ldy, x, ldx, w, DTYPES[d], bias, s->M, s->N, s->K);
-            molmo_matmul_args a = {y[3], ldy, x, ldx, w, DTYPES[d], bias, s->M, s->N, s->K, 0, NULL, 0};
+            molmo_matmul_args a = {y[3], ldy, x, ldx, w, DTYPES[d], bias, s->M, s->N, s->K, 0, NULL, 0, NULL};
             molmo_kernels_get()->matmul(&a, 0, s->M, 0, s->N, NULL, 0);
             for (int i = 1; i < 4; i++) assert_memory_equal(y[0], y[i], ny * sizeof(float));
             if ((double)s->M * s->N * s->K <= 4e6) { /* the reference is slow */
@@ -505,6 +560,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_matmul_bf16_x),
         cmocka_unit_test(test_matmul_bf16_three_parts),
         cmocka_unit_test(test_matmul_narrow_panels),
+        cmocka_unit_test(test_matmul_packed_weights),
         cmocka_unit_test(test_matmul_threads),
         cmocka_unit_test(test_print_summary),
     };

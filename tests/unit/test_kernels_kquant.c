@@ -483,7 +483,7 @@ static void run_case(const molmo_kernels *const *sets, int n_sets, const kshape 
     char what[96];
     snprintf(what, sizeof what, "%dx%dx%d %s%s%s", M, N, K, molmo_dtype_name(t), use_bias ? " bias" : "",
              s->pad ? " strided" : "");
-    const molmo_matmul_args a = {NULL, ldy, x, ldx, w, t, bias, M, N, K, 0, NULL, 0};
+    const molmo_matmul_args a = {NULL, ldy, x, ldx, w, t, bias, M, N, K, 0, NULL, 0, NULL};
     run_split(molmo_kernels_ref()->matmul, a, ybuf, ny, off, NULL, 0, NULL, NULL, r);
     run_split(spec_fn, a, ybuf, ny, off, NULL, 0, NULL, NULL, sp);
     if ((double)M * N * K <= 2e7) check_spec(t, sp, r, x, ldx, w, wf, bias, M, N, K, what);
@@ -560,7 +560,7 @@ static void test_kmatmul_nonfinite(void **state) {
     const int n_sets = fast_sets(sets);
     for (int t = 0; t < 2; t++) {
         const uint8_t *w = make_kw(KTYPES[t], N, K, 0, &wbase, &wf);
-        molmo_matmul_args a = {sp, N, x, K, w, KTYPES[t], NULL, M, N, K, 0, NULL, 0};
+        molmo_matmul_args a = {sp, N, x, K, w, KTYPES[t], NULL, M, N, K, 0, NULL, 0, NULL};
         molmo_k_matmul_kdot_ref(&a, 0, M, 0, N);
         for (int j = 0; j < N; j++) assert_true(isfinite(sp[j]) && isnan(sp[N + j]) && isnan(sp[2 * N + j]));
         for (int si = 0; si < n_sets; si++) {
@@ -597,13 +597,13 @@ static void test_kmatmul_threads(void **state) {
             }
             for (int p = 0; p < 3; p++)
                 molmo_op_matmul(pools[p], y[p], ldy, x, ldx, w, KTYPES[t], bias, s->M, s->N, s->K);
-            const molmo_matmul_args a = {y[3], ldy, x, ldx, w, KTYPES[t], bias, s->M, s->N, s->K, 0, NULL, 0};
+            const molmo_matmul_args a = {y[3], ldy, x, ldx, w, KTYPES[t], bias, s->M, s->N, s->K, 0, NULL, 0, NULL};
             molmo_kernels_get()->matmul(&a, 0, s->M, 0, s->N, g_ws, WS_FLOATS);
             for (int p = 1; p < 4; p++) assert_memory_equal(y[0], y[p], ny * sizeof(float));
             molmo_kernels_force_reference(1);
             molmo_op_matmul(pools[1], y[4], ldy, x, ldx, w, KTYPES[t], bias, s->M, s->N, s->K);
             molmo_kernels_force_reference(0);
-            const molmo_matmul_args ar = {y[3], ldy, x, ldx, w, KTYPES[t], bias, s->M, s->N, s->K, 0, NULL, 0};
+            const molmo_matmul_args ar = {y[3], ldy, x, ldx, w, KTYPES[t], bias, s->M, s->N, s->K, 0, NULL, 0, NULL};
             molmo_kernels_ref()->matmul(&ar, 0, s->M, 0, s->N, NULL, 0);
             assert_memory_equal(y[3], y[4], ny * sizeof(float));
             for (int i = 0; i < 5; i++) free(y[i]);

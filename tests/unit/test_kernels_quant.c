@@ -463,7 +463,7 @@ static void run_q_case(const molmo_kernels *const *sets, int n_sets, const qshap
     char what[96];
     snprintf(what, sizeof what, "%dx%dx%d %s%s%s", M, N, K, molmo_dtype_name(qt),
              use_bias ? " bias" : "", s->pad ? " strided" : "");
-    molmo_matmul_args a = {NULL, ldy, x, ldx, w, qt, bias, M, N, K, 0, NULL, 0};
+    molmo_matmul_args a = {NULL, ldy, x, ldx, w, qt, bias, M, N, K, 0, NULL, 0, NULL};
     /* ref: exact against double, and the same bits as the f32 kernel on the dequantized W */
     run_kernel(molmo_kernels_ref()->matmul, a, ybuf, ny, off, NULL, 0, r);
     if ((double)M * N * K <= 5e7) check_ref_exact(r, x, ldx, wf, bias, M, N, K, what);
@@ -598,7 +598,7 @@ static void test_qmatmul_amx(void **state) {
             const uint8_t *w = make_qw(QTYPES[t], N, K, 0, &wbase, &wf);
             float *sp = malloc(nmn * 4), *g = malloc(nmn * 4);
             assert_true(sp && g);
-            molmo_matmul_args a = {sp, ldy, x, ldx, w, QTYPES[t], bias, M, N, K, 0, NULL, 0};
+            molmo_matmul_args a = {sp, ldy, x, ldx, w, QTYPES[t], bias, M, N, K, 0, NULL, 0, NULL};
             molmo_k_matmul_qdot_ref(&a, 0, M, 0, N);
             const size_t ws_sizes[2] = {WS_FLOATS, min_floats};
             for (int wi = 0; wi < 2; wi++) {
@@ -683,7 +683,7 @@ static void test_qmatmul_bf16x(void **state) {
             char what[96];
             snprintf(what, sizeof what, "%dx%dx%d %s, bf16 x", M, N, K, molmo_dtype_name(types[t]));
             for (size_t e = 0; e < nmn; e++) want[e] = SENTINEL;
-            molmo_matmul_args ab = {want, ldy, x, ldx, wb, MOLMO_DTYPE_BF16, bias, M, N, K, 1, NULL, 0};
+            molmo_matmul_args ab = {want, ldy, x, ldx, wb, MOLMO_DTYPE_BF16, bias, M, N, K, 1, NULL, 0, NULL};
             molmo_k_matmul_bf16_amx(&ab, 0, M, 0, N, g_ws, WS_FLOATS);
             molmo_matmul_args a = ab;
             a.w = w;
@@ -708,7 +708,7 @@ static void test_qmatmul_bf16x(void **state) {
                 for (int row = 0; row < M; row++)
                     assert_memory_equal(got + (size_t)row * ldy, want + (size_t)row * ldy, (size_t)N * 4);
             }
-            molmo_matmul_args af = {got, N, x, ldx, wf, MOLMO_DTYPE_F32, bias, M, N, K, 0, NULL, 0};
+            molmo_matmul_args af = {got, N, x, ldx, wf, MOLMO_DTYPE_F32, bias, M, N, K, 0, NULL, 0, NULL};
             molmo_kernels_ref()->matmul(&af, 0, M, 0, N, NULL, 0);
             unpad(r, want, M, N, ldy);
             check("avx512", "matmul", r, got, (size_t)M * N, what);
@@ -777,7 +777,7 @@ static void test_qmatmul_x16(void **state) {
             assert_memory_equal(back, w, (size_t)N * rb);
             char what[96];
             snprintf(what, sizeof what, "%dx%dx%d %s x16%s", M, N, K, molmo_dtype_name(qt), bias ? " bias" : "");
-            molmo_matmul_args a = {NULL, ldy, x, ldx, w, qt, bias, M, N, K, 0, NULL, 0};
+            molmo_matmul_args a = {NULL, ldy, x, ldx, w, qt, bias, M, N, K, 0, NULL, 0, NULL};
             molmo_matmul_args ax = a;
             ax.w = wx;
             ax.wt = xt;
@@ -870,7 +870,7 @@ static void q_sets_same_bits(const float *x, int M, int N, int K, const char *wh
         float *wf;
         void *wbase;
         const uint8_t *w = make_qw(QTYPES[t], N, K, 0, &wbase, &wf);
-        molmo_matmul_args a = {sp, N, x, K, w, QTYPES[t], NULL, M, N, K, 0, NULL, 0};
+        molmo_matmul_args a = {sp, N, x, K, w, QTYPES[t], NULL, M, N, K, 0, NULL, 0, NULL};
         molmo_k_matmul_qdot_ref(&a, 0, M, 0, N);
         if (check_spec) check_spec(sp, N);
         for (int si = 0; si < n_sets; si++)
@@ -948,7 +948,7 @@ static void test_qmatmul_threads(void **state) {
             }
             for (int p = 0; p < 3; p++)
                 molmo_op_matmul(pools[p], y[p], ldy, x, ldx, w, QTYPES[t], bias, s->M, s->N, s->K);
-            const molmo_matmul_args a = {y[3], ldy, x, ldx, w, QTYPES[t], bias, s->M, s->N, s->K, 0, NULL, 0};
+            const molmo_matmul_args a = {y[3], ldy, x, ldx, w, QTYPES[t], bias, s->M, s->N, s->K, 0, NULL, 0, NULL};
             molmo_kernels_get()->matmul(&a, 0, s->M, 0, s->N, g_ws, WS_FLOATS);
             for (int p = 1; p < 4; p++) assert_memory_equal(y[0], y[p], ny * sizeof(float));
             molmo_kernels_allow_amx(0); /* the VNNI kernel where AMX ran: same bits */
@@ -958,7 +958,7 @@ static void test_qmatmul_threads(void **state) {
             molmo_kernels_force_reference(1);
             molmo_op_matmul(pools[1], y[4], ldy, x, ldx, w, QTYPES[t], bias, s->M, s->N, s->K);
             molmo_kernels_force_reference(0);
-            const molmo_matmul_args ar = {y[3], ldy, x, ldx, w, QTYPES[t], bias, s->M, s->N, s->K, 0, NULL, 0};
+            const molmo_matmul_args ar = {y[3], ldy, x, ldx, w, QTYPES[t], bias, s->M, s->N, s->K, 0, NULL, 0, NULL};
             molmo_kernels_ref()->matmul(&ar, 0, s->M, 0, s->N, NULL, 0);
             assert_memory_equal(y[3], y[4], ny * sizeof(float));
             for (int i = 0; i < 5; i++) free(y[i]);

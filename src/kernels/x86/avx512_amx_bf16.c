@@ -31,6 +31,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "base/threadpool.h"
 #include "kernels/kquant.h"
 #include "kernels/quant.h"
 #include "kernels/x86/avx512_math.h"
@@ -321,6 +322,33 @@ static void plan(size_t bytes, int groups, int nks, int np, int cols, int quant,
     }
 }
 
+/* The weights packed once (kernels.h, matmul_wq): panel p (columns 32p .. 32p + 31) at
+ * p * nks * PANEL_STEP bytes, its k steps one after the other, each as pack_panel lays out a
+ * step. Packing every panel of all K once, instead of each chunk of rows packing the panels of
+ * its K blocks again, takes the strided reads and the transposes out of the row chunks
+ * (the bf16 ViT's four shapes on 2 threads: 17.3-18.7 -> 15.2-17.2 ms, measured with a
+ * per-thread buffer in session 13). */
+#define PANEL_STEP ((size_t)NT * TILE)
+_Static_assert(NC == MOLMO_WQ_COLS, "packed panels are the kernel's panels");
+
+size_t molmo_k_matmul_bf16_amx_wq_bytes(const molmo_matmul_args *a) {
+    const int nks = (a->K + KS - 1) / KS, groups = (a->M + TR - 1) / TR, np = a->x_bf16 ? 1 : 3;
+    int max_groups, kcs;
+    /* only where a thread's rows come in more than one chunk (a pool thread's workspace):
+     * packing once in one chunk is what the kernel does anyway */
+    plan(MOLMO_POOL_SCRATCH_BYTES, groups, nks, np, a->N, a->wt != MOLMO_DTYPE_BF16, &max_groups,
+         &kcs);
+    if (max_groups >= groups) return 0;
+    return (size_t)((a->N + NC - 1) / NC) * (size_t)nks * PANEL_STEP;
+}
+
+void molmo_k_matmul_bf16_amx_wq(const molmo_matmul_args *a, int p0, int p1, void *wq) {
+    const int nks = (a->K + KS - 1) / KS;
+    const size_t ldw = molmo_dtype_row_bytes(a->wt, a->K);
+    for (int p = p0; p < p1; p++)
+        pack_panel(a, ldw, p * NC, a->N, 0, nks, (uint8_t *)wq + (size_t)p * nks * PANEL_STEP);
+}
+
 void molmo_k_matmul_bf16_amx(const molmo_matmul_args *a, int m0, int m1, int n0, int n1,
                              float *ws, size_t ws_floats) {
     _Alignas(64) uint8_t stack[PANEL_BYTES + NT * TILE + KC * 3 * TILE];
@@ -331,6 +359,8 @@ void molmo_k_matmul_bf16_amx(const molmo_matmul_args *a, int m0, int m1, int n0,
     plan(bytes, (m1 - m0 + TR - 1) / TR, nks, np, n1 - n0, a->wt != MOLMO_DTYPE_BF16, &max_groups, &kcs);
     uint8_t *cs = pw + PANEL_BYTES, *xs = cs + (size_t)max_groups * NT * TILE;
     const size_t ldx = (size_t)a->ldx, ldy = (size_t)a->ldy, ldw = molmo_dtype_row_bytes(a->wt, K);
+    /* the panels packed once, where this call's panels are theirs */
+    const uint8_t *wq = a->wq && n0 % NC == 0 ? (const uint8_t *)a->wq : NULL;
     molmo_x86_amx_configure_full(7); /* their roles: the file header */
     for (int mb0 = m0; mb0 < m1; mb0 += max_groups * TR) {
         const int mb1 = m1 - mb0 < max_groups * TR ? m1 : mb0 + max_groups * TR;
@@ -347,20 +377,22 @@ void molmo_k_matmul_bf16_amx(const molmo_matmul_args *a, int m0, int m1, int n0,
                  * passes it measured 3-10% slower, so not there) */
                 molmo_x86_l2_ahead f;
                 const int quota = molmo_x86_l2_next_panel(&f, a->w, ldw, j0, NC, n1,
-                                                          np == 1 && cn == nks,
+                                                          !wq && np == 1 && cn == nks,
                                                           (cn + KC - 1) / KC * groups);
+                const uint8_t *panel = wq ? wq + (size_t)(j0 / NC) * nks * PANEL_STEP : NULL;
                 for (int b0 = 0; b0 < cn; b0 += KC) {
                     const int ks = cn - b0 < KC ? cn - b0 : KC;
                     const int from = b0 > 0 ? FROM_BUF : c0 > 0 ? FROM_Y : FROM_ZERO;
                     const int to_y = b0 + ks == cn;
-                    pack_panel(a, ldw, j0, n1, (c0 + b0) * KS, ks, pw);
+                    const uint8_t *pb = panel ? panel + (size_t)(c0 + b0) * PANEL_STEP : pw;
+                    if (!panel) pack_panel(a, ldw, j0, n1, (c0 + b0) * KS, ks, pw);
                     /* the tile loads read what these vector stores wrote; GCC's tileloadd asm
                      * does not say it reads memory */
                     __asm__ volatile("" ::: "memory");
                     for (int g = 0; g < groups; g++) {
                         const int i0 = mb0 + g * TR, mr = mb1 - i0 < TR ? mb1 - i0 : TR;
                         molmo_x86_l2_ahead_lines(&f, quota);
-                        group(xs + ((size_t)g * cn + (size_t)b0) * np * TILE, np, pw, ks,
+                        group(xs + ((size_t)g * cn + (size_t)b0) * np * TILE, np, pb, ks,
                               cs + (size_t)g * NT * TILE, a->y + (size_t)i0 * ldy + j0, ldy, mr, nc,
                               from, to_y, bias, g & 1);
                     }

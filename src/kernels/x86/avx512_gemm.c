@@ -322,6 +322,22 @@ void molmo_k_matmul_xq_avx512(const molmo_matmul_args *a, int g0, int g1, void *
         molmo_k_matmul_q_rows_xq_avx512(a, g0, g1, xq);
 }
 
+/* Whether molmo_k_matmul_f32_avx512 runs problem a on the AMX-BF16 tiles: BF16 weights, or
+ * quantized ones with bf16 activations; the one kernel of this table that takes its weights
+ * packed once (matmul_wq). */
+static int bf16_amx(const molmo_matmul_args *a) {
+    return a->M > GEMV_MAX_M && a->K > 0 && molmo_kernels_amx_bf16() &&
+           (a->wt == MOLMO_DTYPE_BF16 || (a->x_bf16 && molmo_dtype_block_size(a->wt) > 1));
+}
+
+size_t molmo_k_matmul_wq_bytes_avx512(const molmo_matmul_args *a) {
+    return bf16_amx(a) ? molmo_k_matmul_bf16_amx_wq_bytes(a) : 0;
+}
+
+void molmo_k_matmul_wq_avx512(const molmo_matmul_args *a, int p0, int p1, void *wq) {
+    if (bf16_amx(a)) molmo_k_matmul_bf16_amx_wq(a, p0, p1, wq);
+}
+
 void molmo_k_matmul_f32_avx512(const molmo_matmul_args *a, int m0, int m1, int n0, int n1,
                                float *ws, size_t ws_floats) {
     if (m0 >= m1 || n0 >= n1) return;

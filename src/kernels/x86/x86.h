@@ -215,6 +215,10 @@ void molmo_k_matmul_q_amx_xq(const molmo_matmul_args *a, int g0, int g1, void *x
  * a VNNI GEMM, else 0 bytes. */
 size_t molmo_k_matmul_xq_bytes_avx512(const molmo_matmul_args *a, int *kind);
 void molmo_k_matmul_xq_avx512(const molmo_matmul_args *a, int g0, int g1, void *xq);
+/* The AVX-512 table's matmul_wq_bytes and matmul_wq (avx512_gemm.c): the AMX-BF16 GEMM's
+ * packed panels where the AVX-512 matmul would take that kernel for a, else 0 bytes. */
+size_t molmo_k_matmul_wq_bytes_avx512(const molmo_matmul_args *a);
+void molmo_k_matmul_wq_avx512(const molmo_matmul_args *a, int p0, int p1, void *wq);
 /* MOLMO_XQ_ROWS_VNNI (kernels.h): its size for problem a, and groups [g0, g1) of
  * MOLMO_XQ_ROWS rows into it (avx512_quant.c; avx2_quant.c the same bytes with AVX2). */
 size_t molmo_k_matmul_q_rows_xq_bytes(const molmo_matmul_args *a);
@@ -266,6 +270,10 @@ int molmo_k_matmul_bf16_dot(const molmo_matmul_args *a, int m0, int m1, int n0, 
  * the BF16 weights molmo_f32_to_bf16(dequantized W). */
 void molmo_k_matmul_bf16_amx(const molmo_matmul_args *a, int m0, int m1, int n0, int n1,
                              float *ws, size_t ws_floats);
+/* Its weight panels packed once for all threads (kernels.h, matmul_wq): the bytes for all of
+ * problem a, and panels [p0, p1) into wq. */
+size_t molmo_k_matmul_bf16_amx_wq_bytes(const molmo_matmul_args *a);
+void molmo_k_matmul_bf16_amx_wq(const molmo_matmul_args *a, int p0, int p1, void *wq);
 /* out[0..n) = the values of Q8_0 / Q4_0 blocks (n a multiple of 32), exact. */
 void molmo_k_dequant_avx512(float *out, const void *w, molmo_dtype wt, size_t n);
 void molmo_k_dequant_avx2(float *out, const void *w, molmo_dtype wt, size_t n);
