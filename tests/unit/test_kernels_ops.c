@@ -10,6 +10,9 @@
 #include "kernel_check.h"
 #include "kernels/ops.h"
 #include "kernels/quant.h"
+#if defined(__x86_64__)
+#include "kernels/x86/x86.h"
+#endif
 
 /* ------------------------------------------------------------------------------- norms */
 
@@ -339,6 +342,7 @@ static void test_attention_vs_ref(void **state) {
         float *q = frand((size_t)c->n_q * ldq, 1.5f), *k = frand((size_t)c->n_kv * ldk, 1.5f);
         float *v = frand((size_t)c->n_kv * ldk, 1.0f);
         float *r = malloc(n_out * sizeof(float)), *g = malloc(n_out * sizeof(float));
+        float *hm_ws = malloc(n_out * sizeof(float));
         float *scratch = aligned_alloc(64, (molmo_op_attention_scratch(c->n_kv, 1) * 4 + 63) / 64 * 64);
         attn_run(molmo_kernels_ref(), c, r, q, k, v, scratch);
         char what[96];
@@ -348,17 +352,24 @@ static void test_attention_vs_ref(void **state) {
             attn_run(sets[si], c, g, q, k, v, scratch);
             check(sets[si]->name, "attention", g, r, n_out, what);
         }
-        /* Less workspace gives the same bits: a head's K and V packed once for all its query
-         * blocks (room for them), packed per block inside the GEMMs (48 KiB), or in a stack
-         * panel (none). */
+        /* Less workspace gives the same bits in the FMA kernels: a head's K and V packed once
+         * for all its query blocks (room for them), packed per block inside the GEMMs (48 KiB),
+         * or in a stack panel (none). On AMX-BF16 CPUs a non-causal problem with hd % 32 == 0
+         * takes its scores from the tiles where a head's split K and packed V fit the
+         * workspace, and from the FMA GEMM where they do not: both within the tolerance above
+         * (checked here too), not the same bits, so the bits are compared with the tiles off. */
         static const size_t ws_sizes[2] = {12 * 1024, 0};
         for (int wi = 0; wi < 2; wi++)
             for (int si = 0; si < n_sets; si++) {
                 g_attn_ws = ws_sizes[wi];
-                attn_run(sets[si], c, r, q, k, v, scratch);
+                attn_run(sets[si], c, g, q, k, v, scratch);
+                check(sets[si]->name, "attention", g, r, n_out, what);
+                molmo_kernels_allow_amx(0);
+                attn_run(sets[si], c, hm_ws, q, k, v, scratch);
                 g_attn_ws = WS_FLOATS;
                 attn_run(sets[si], c, g, q, k, v, scratch);
-                if (memcmp(g, r, n_out * sizeof(float)) != 0)
+                molmo_kernels_allow_amx(1);
+                if (memcmp(g, hm_ws, n_out * sizeof(float)) != 0)
                     fail_msg("%s attention %s: %zu floats of workspace change the result",
                              sets[si]->name, what, ws_sizes[wi]);
             }
@@ -458,8 +469,72 @@ static void test_attention_vs_ref(void **state) {
         free(v);
         free(r);
         free(g);
+        free(hm_ws);
         free(scratch);
     }
+}
+
+/* The scores of the f32 attention on AMX-BF16 tiles (x86.h, molmo_k_attn_scores_split) take
+ * the six products of the bf16 parts of q and K that matter: with values whose partial sums are
+ * all exact in f32 the scores must be the exact sums. Three cases: q = 2^e (1 + 2^-9 + 2^-17)
+ * (three nonzero parts; e per row) against K = +-1 (q1k1, q2k1, q3k1), q = +-2^e against K =
+ * +-(1 + 2^-9 + 2^-17) (q1k2, q1k3), and 2^e (1 + 2^-9) against +-(1 + 2^-9) (q2k2), with 32,
+ * 32 and 16 nonzero products per score. The attention tolerance would let a missing 2^-16
+ * product pass (session 13 measured it for P·V). Two heads on one kv head (GQA), 37 rows
+ * (pairs of 16-row groups and a lone one), 40 keys (a partial key tile), blocks from row 0 and
+ * row 5. */
+static void test_attention_split_scores(void **state) {
+    (void)state;
+#if defined(__x86_64__)
+    if (!molmo_kernels_avx512() || !molmo_kernels_amx_bf16()) {
+        print_message("  (no AMX-BF16: no scores on the tiles)\n");
+        return;
+    }
+    enum { NQ = 37, NKV = 40, H = 2, HD = 64 };
+    static const float qv[3] = {1.0f + 0x1p-9f + 0x1p-17f, 1.0f, 1.0f + 0x1p-9f};
+    static const float kv[3] = {1.0f, 1.0f + 0x1p-9f + 0x1p-17f, 1.0f + 0x1p-9f};
+    float *q = malloc(sizeof(float) * NQ * H * HD), *k = malloc(sizeof(float) * NKV * HD);
+    void *qb = aligned_alloc(64, 2 * 3 * (HD / 32) * 1024);
+    const size_t ld = molmo_attn_ld_scores(NKV);
+    float *S = malloc(sizeof(float) * 48 * ld);
+    for (int c = 0; c < 3; c++) {
+        const int every = c == 2 ? 4 : 2; /* one dim in `every` of a query is nonzero */
+        for (int i = 0; i < NQ; i++)
+            for (int h = 0; h < H; h++)
+                for (int d = 0; d < HD; d++)
+                    q[(i * H + h) * HD + d] =
+                        (d + i + h) % every ? 0.0f : ldexpf((d % 3 ? qv[c] : -qv[c]), (i + h) % 5 - 2);
+        for (int j = 0; j < NKV; j++)
+            for (int d = 0; d < HD; d++) k[j * HD + d] = (j * 7 + d * 3) % 5 < 2 ? -kv[c] : kv[c];
+        const molmo_attn_args a = {.q = q, .k = k, .v = k, .kv_type = MOLMO_DTYPE_F32,
+                                   .ldq = H * HD, .ldk = HD, .ldv = HD, .ldh = HD, .n_q = NQ,
+                                   .n_kv = NKV, .n_heads = H, .n_kv_heads = 1, .hd = HD,
+                                   .scale = 1.0f};
+        const size_t kbytes = molmo_k_attn_split_k_bytes(&a);
+        assert_true(kbytes > 0);
+        void *kb = aligned_alloc(64, kbytes);
+        molmo_k_attn_split_k(&a, 0, kb);
+        for (int h = 0; h < H; h++)
+            for (int i0 = 0; i0 <= 5; i0 += 5) {
+                molmo_k_attn_scores_split(&a, h, i0, NQ, kb, S, ld, qb);
+                for (int i = i0; i < NQ; i++)
+                    for (int j = 0; j < NKV; j++) {
+                        double e = 0;
+                        for (int d = 0; d < HD; d++)
+                            e += (double)q[(i * H + h) * HD + d] * k[j * HD + d];
+                        const float got = S[(size_t)(i - i0) * ld + j];
+                        if ((double)got != e)
+                            fail_msg("split scores, case %d, head %d, rows from %d: S[%d][%d] = "
+                                     "%.9g, exact %.9g", c, h, i0, i, j, (double)got, e);
+                    }
+            }
+        free(kb);
+    }
+    free(q);
+    free(k);
+    free(qb);
+    free(S);
+#endif
 }
 
 static void test_attention_threads(void **state) {
@@ -829,6 +904,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_elementwise_vs_ref),
         cmocka_unit_test(test_activation_extremes),
         cmocka_unit_test(test_attention_vs_ref),
+        cmocka_unit_test(test_attention_split_scores),
         cmocka_unit_test(test_attention_threads),
         cmocka_unit_test(test_matmul_many),
         cmocka_unit_test(test_rope),

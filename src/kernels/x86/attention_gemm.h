@@ -25,13 +25,21 @@ typedef struct molmo_x86_attn_isa {
     float (*exp_sub_max)(float *x, int n, float scale); /* returns 1 / sum */
     void (*round_bf16)(float *x, size_t n);
     void (*scale)(float *x, int n, float s);           /* x[0..n) *= s */
+    /* S on AMX-BF16 tiles (x86.h, molmo_k_attn_split_k_bytes ...), or NULL: the bytes of a
+     * kv head's split K for a (0: not for a), the split, and S of a block of rows */
+    size_t (*split_k_bytes)(const molmo_attn_args *a);
+    void (*split_k)(const molmo_attn_args *a, int g, void *kb);
+    void (*scores_split)(const molmo_attn_args *a, int h, int i0, int i1, const void *kb,
+                         float *S, size_t ld, void *qb);
 } molmo_x86_attn_isa;
 
 /* One item; pk/pv: the head's packed K and V (molmo_x86_attn_pack_head), or NULL to pack
- * inside the GEMMs with workspace ws. */
+ * inside the GEMMs with workspace ws; or kb: the head's split K (I->split_k, with pv) and qb
+ * its workspace, for S on the tiles. */
 static void molmo_x86_attn_item_gemm(const molmo_x86_attn_isa *I, const molmo_attn_args *a,
                                      int h, int i0, int i1, float *S, const float *pk,
-                                     const float *pv, float *ws, size_t ws_floats) {
+                                     const float *pv, const void *kb, void *qb, float *ws,
+                                     size_t ws_floats) {
     const size_t ld = molmo_attn_ld_scores(a->n_kv);
     const int hd = a->hd, g = h / (a->n_heads / a->n_kv_heads), nr = i1 - i0;
     float inv[MOLMO_ATTN_QB];
@@ -44,7 +52,9 @@ static void molmo_x86_attn_item_gemm(const molmo_x86_attn_isa *I, const molmo_at
     const molmo_x86_gemm sc = {S, ld, a->q + (size_t)i0 * (size_t)a->ldq + (size_t)h * (size_t)hd,
                                (size_t)a->ldq, (const char *)a->k + (size_t)g * a->ldh * es,
                                a->kv_type, (size_t)a->ldk, 0, nr, lmax, hd};
-    if (pk)
+    if (kb)
+        I->scores_split(a, h, i0, i1, kb, S, ld, qb);
+    else if (pk)
         I->packed(&sc, pk, hd);
     else
         I->gemm(&sc, ws, ws_floats);
@@ -86,10 +96,41 @@ static float *molmo_x86_attn_pack_head(const molmo_x86_attn_isa *I, const molmo_
     return pv;
 }
 
+/* Work items [it0, it1) with S on the tiles: the workspace holds a kv head's split K, the
+ * query workspace and its packed V. Returns 0 (nothing done) where that does not apply or fit. */
+static int molmo_x86_attn_split_items(const molmo_x86_attn_isa *I, const molmo_attn_args *a,
+                                      int it0, int it1, float *scratch, float *ws,
+                                      size_t ws_floats) {
+    const size_t kbytes = I->split_k_bytes ? I->split_k_bytes(a) : 0;
+    const size_t qbytes = (size_t)2 * 3 * (size_t)(a->hd / 32) * 1024;
+    if (!kbytes || !ws ||
+        (kbytes + qbytes) / sizeof(float) + I->packed_floats(a->hd, a->n_kv) > ws_floats)
+        return 0;
+    unsigned char *kb = (unsigned char *)ws, *qb = kb + kbytes;
+    float *pv = (float *)(qb + qbytes);
+    const size_t es = molmo_attn_kv_bytes(a->kv_type);
+    int have = -1; /* the kv head whose K and V are in ws */
+    for (int it = it0; it < it1; it++) {
+        int h, i0, i1;
+        molmo_attn_item(a, it, &h, &i0, &i1);
+        const int g = h / (a->n_heads / a->n_kv_heads);
+        if (g != have) {
+            const molmo_x86_gemm v = {NULL, 0, NULL, 0, (const char *)a->v + (size_t)g * a->ldh * es,
+                                      a->kv_type, (size_t)a->ldv, 1, 0, a->hd, a->n_kv};
+            I->split_k(a, g, kb);
+            I->pack(&v, a->n_kv, pv);
+            have = g;
+        }
+        molmo_x86_attn_item_gemm(I, a, h, i0, i1, scratch, NULL, pv, kb, qb, NULL, 0);
+    }
+    return 1;
+}
+
 /* Work items [it0, it1) on the GEMM path. */
 static void molmo_x86_attn_gemm_items(const molmo_x86_attn_isa *I, const molmo_attn_args *a,
                                       int it0, int it1, float *scratch, float *ws,
                                       size_t ws_floats) {
+    if (molmo_x86_attn_split_items(I, a, it0, it1, scratch, ws, ws_floats)) return;
     const int packed = ws && molmo_x86_attn_head_floats(I, a) <= ws_floats;
     int have = -1; /* the kv head whose panels are in ws */
     float *pv = NULL;
@@ -99,9 +140,10 @@ static void molmo_x86_attn_gemm_items(const molmo_x86_attn_isa *I, const molmo_a
         const int g = h / (a->n_heads / a->n_kv_heads);
         if (packed) {
             if (g != have) pv = molmo_x86_attn_pack_head(I, a, g, ws), have = g;
-            molmo_x86_attn_item_gemm(I, a, h, i0, i1, scratch, ws, pv, NULL, 0);
+            molmo_x86_attn_item_gemm(I, a, h, i0, i1, scratch, ws, pv, NULL, NULL, NULL, 0);
         } else {
-            molmo_x86_attn_item_gemm(I, a, h, i0, i1, scratch, NULL, NULL, ws, ws_floats);
+            molmo_x86_attn_item_gemm(I, a, h, i0, i1, scratch, NULL, NULL, NULL, NULL, ws,
+                                     ws_floats);
         }
     }
 }

@@ -124,7 +124,7 @@ static void scale_row(float *o, int n, float s) {
 
 static const molmo_x86_attn_isa ISA = {
     molmo_k_gemm_f32_avx2, molmo_k_gemm_packed_floats_avx2, molmo_k_gemm_pack_avx2,
-    molmo_k_gemm_packed_f32_avx2, avx2_exp_sub_max, avx2_round_bf16, scale_row};
+    molmo_k_gemm_packed_f32_avx2, avx2_exp_sub_max, avx2_round_bf16, scale_row, NULL, NULL, NULL};
 
 void molmo_k_attention_f32_avx2(const molmo_attn_args *a, int it0, int it1, float *scratch,
                              float *ws, size_t ws_floats) {

@@ -54,6 +54,22 @@ static inline __m512i kv_pairs32(const molmo_attn_args *a, const void *base, siz
     return (__m512i)_mm512_cvtne2ps_pbh(v1, v0);
 }
 
+/* v0 | v1 (32 f32 values: 0-15, 16-31) as three bf16 parts in the order of one bf16 load
+ * (element 2i and 2i + 1 of lo|hi in dword i): part 1 the values rounded to bf16 (nearest
+ * even), each further part what is left, rounded again. Each difference is exact in f32, so
+ * |v - v1 - v2 - v3| <= 2^-27 |v| (avx512_amx_bf16.c's split of x). */
+static inline void split3(__m512 v0, __m512 v1, __m512i out[3]) {
+    for (int part = 0; part < 3; part++) {
+        const __m512i h = (__m512i)_mm512_cvtne2ps_pbh(v1, v0);
+        out[part] = h;
+        if (part == 2) break;
+        v0 = _mm512_sub_ps(v0, _mm512_castsi512_ps(_mm512_slli_epi32(
+                                   _mm512_cvtepu16_epi32(_mm512_castsi512_si256(h)), 16)));
+        v1 = _mm512_sub_ps(v1, _mm512_castsi512_ps(_mm512_slli_epi32(
+                                   _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(h, 1)), 16)));
+    }
+}
+
 /* Keys visible to query row i (causal: up to its position). */
 
 typedef struct geo {
@@ -285,6 +301,119 @@ int molmo_k_attention_bf16_amx(const molmo_attn_args *a, int it0, int it1, float
     _tile_release();
     return 1;
 }
+
+/* ----------------------------------------------------------- f32 scores on the tiles */
+
+/* Scores of f32 q and K (the FMA attention's S = q · Kᵀ, not causal) on AMX-BF16 tiles to f32
+ * accuracy, for attention_gemm.h, which keeps the softmax and P·V of the FMA kernel. q and K
+ * are split into three bf16 parts each and six of the nine products are taken (q1k1, q1k2,
+ * q1k3, q2k1, q2k2, q3k1; the three left out are below 2^-24 of q·k), summed by the tile in
+ * f32: the same values to f32 accuracy in another order than the FMA GEMM. ViT attention
+ * (577 x 577, 16 heads of 64, 2 threads), thread-ms per layer: 4.4 for the FMA S, against
+ * ~2.9 here (session 13; a version with P·V on the tiles too lost in the split of P what it
+ * won). */
+
+size_t molmo_k_attn_split_k_bytes(const molmo_attn_args *a) {
+    if (a->causal || a->hd % 32 != 0 || a->hd > 32 * HS_MAX ||
+        (a->kv_type != MOLMO_DTYPE_F32 && a->kv_type != MOLMO_DTYPE_F16))
+        return 0;
+    return (size_t)((a->n_kv + 15) / 16) * (size_t)(a->hd / 32) * 3 * TILE;
+}
+
+/* K of kv head g as tiles kb[((kt * hs + s) * 3 + part) KiB]: row p holds part `part` of dims
+ * 32s + 2p, 2p + 1 of keys 16kt .. 16kt + 15 (zero beyond n_kv). */
+void molmo_k_attn_split_k(const molmo_attn_args *a, int g, void *kbv) {
+    uint8_t *kb = kbv;
+    const int hs = a->hd / 32, nkt = (a->n_kv + 15) / 16;
+    const void *k = (const char *)a->k + (size_t)g * a->ldh * molmo_attn_kv_bytes(a->kv_type);
+    for (int kt = 0; kt < nkt; kt++)
+        for (int s = 0; s < hs; s++) {
+            __m512 r[3][16];
+            for (int c = 0; c < 16; c++) {
+                const int key = 16 * kt + c;
+                __m512i pr[3] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+                if (key < a->n_kv) {
+                    const size_t idx = (size_t)key * (size_t)a->ldk + 32 * (size_t)s;
+                    split3(avx512_load_w16(k, a->kv_type, idx, 0xffff),
+                           avx512_load_w16(k, a->kv_type, idx + 16, 0xffff), pr);
+                }
+                for (int part = 0; part < 3; part++) r[part][c] = _mm512_castsi512_ps(pr[part]);
+            }
+            for (int part = 0; part < 3; part++) {
+                avx512_transpose16_ps(r[part]); /* r[p]: pair p of the 16 keys */
+                uint8_t *t = kb + (((size_t)kt * hs + (size_t)s) * 3 + (size_t)part) * TILE;
+                for (int p = 0; p < 16; p++) _mm512_store_ps((float *)(t + 64 * p), r[part][p]);
+            }
+        }
+    __asm__ volatile("" ::: "memory"); /* the tile loads read these stores */
+}
+
+/* Rows [r0, r0 + 16 n) of head h's q (zero beyond i1) as tiles qb[((j * hs + s) * 3 + part)
+ * KiB] for group j < n: row r holds part `part` of dims 32s .. 32s + 31 of its query. */
+static void split_q(const molmo_attn_args *a, int h, int r0, int n, int i1, uint8_t *qb) {
+    const int hs = a->hd / 32;
+    for (int j = 0; j < n; j++)
+        for (int s = 0; s < hs; s++)
+            for (int r = 0; r < 16; r++) {
+                const int i = r0 + 16 * j + r;
+                __m512i pr[3] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+                if (i < i1) {
+                    const float *q = a->q + (size_t)i * (size_t)a->ldq + (size_t)h * a->hd + 32 * s;
+                    split3(_mm512_loadu_ps(q), _mm512_loadu_ps(q + 16), pr);
+                }
+                for (int part = 0; part < 3; part++)
+                    _mm512_store_si512(
+                        (__m512i *)(qb + (((size_t)j * hs + s) * 3 + part) * TILE + 64 * r), pr[part]);
+            }
+    __asm__ volatile("" ::: "memory"); /* the tile loads read these stores */
+}
+
+/* One 32-dim step of one group's scores in tile c: its three Q parts (one after the other in
+ * tiles 0, 4, 7) against the key tile's three K parts in tiles 1-3. */
+#define Q_STEP(c, q0)                                                                              \
+    do {                                                                                           \
+        _tile_loadd(0, q0, 64);                                                                    \
+        _tile_dpbf16ps(c, 0, 1);                                                                   \
+        _tile_dpbf16ps(c, 0, 2);                                                                   \
+        _tile_dpbf16ps(c, 0, 3);                                                                   \
+        _tile_loadd(4, (q0) + TILE, 64);                                                           \
+        _tile_dpbf16ps(c, 4, 1);                                                                   \
+        _tile_dpbf16ps(c, 4, 2);                                                                   \
+        _tile_loadd(7, (q0) + 2 * TILE, 64);                                                       \
+        _tile_dpbf16ps(c, 7, 1);                                                                   \
+    } while (0)
+
+void molmo_k_attn_scores_split(const molmo_attn_args *a, int h, int i0, int i1, const void *kbv,
+                               float *S, size_t ld, void *qbv) {
+    const uint8_t *kb = kbv;
+    uint8_t *qb = qbv;
+    const int hs = a->hd / 32, nkt = (a->n_kv + 15) / 16;
+    /* tiles of 16 x 64 bytes: 0, 4, 7 a Q part, 1-3 the K parts of a key tile, 5 and 6 the
+     * scores of two groups of rows, which share each K tile's loads */
+    molmo_x86_amx_configure_full(8);
+    for (int r0 = i0; r0 < i1; r0 += 32) {
+        const int two = i1 - r0 > 16;
+        split_q(a, h, r0, two ? 2 : 1, i1, qb);
+        float *dst = S + (size_t)(r0 - i0) * ld;
+        for (int kt = 0; kt < nkt; kt++) {
+            _tile_zero(5);
+            _tile_zero(6);
+            for (int s = 0; s < hs; s++) {
+                const uint8_t *k0 = kb + ((size_t)kt * hs + (size_t)s) * 3 * TILE;
+                _tile_loadd(1, k0, 64);
+                _tile_loadd(2, k0 + TILE, 64);
+                _tile_loadd(3, k0 + 2 * TILE, 64);
+                Q_STEP(5, qb + (size_t)s * 3 * TILE);
+                if (two) Q_STEP(6, qb + ((size_t)hs + (size_t)s) * 3 * TILE);
+            }
+            _tile_stored(5, dst + 16 * (size_t)kt, ld * sizeof(float));
+            if (two) _tile_stored(6, dst + 16 * ld + 16 * (size_t)kt, ld * sizeof(float));
+        }
+    }
+    _tile_release();
+    __asm__ volatile("" ::: "memory"); /* the vector loads of S read the tile stores */
+}
+#undef Q_STEP
 
 #if defined(__clang__)
 #pragma clang attribute pop

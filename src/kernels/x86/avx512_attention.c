@@ -14,7 +14,9 @@
  * loaded (vcvtph2ps), so the arithmetic is that of f32 K and V holding the same values.
  * With bf16 activations (a->bf16) the weights are rounded to bf16 in the scratch rows after
  * their sum is taken; where the CPU has AMX-BF16 the GEMM-path problems it can take (causal
- * or not) go to avx512_amx_attention.c instead. */
+ * or not) go to avx512_amx_attention.c instead. With f32 activations there, the GEMM path of
+ * a problem that is not causal takes its scores from that file's tiles at f32 accuracy
+ * (molmo_k_attn_scores_split) and keeps its softmax and P·V. */
 #include <immintrin.h>
 #include <math.h>
 
@@ -148,9 +150,16 @@ static void scale_row(float *o, int n, float s) {
     }
 }
 
+/* S on the AMX-BF16 tiles for f32 activations where the CPU has them (and they are allowed):
+ * not for bf16 activations, which the AMX kernel above takes whole where it can. */
+static size_t split_k_bytes(const molmo_attn_args *a) {
+    return !a->bf16 && molmo_kernels_amx_bf16() ? molmo_k_attn_split_k_bytes(a) : 0;
+}
+
 static const molmo_x86_attn_isa ISA = {
     molmo_k_gemm_f32_avx512, molmo_k_gemm_packed_floats_avx512, molmo_k_gemm_pack_avx512,
-    molmo_k_gemm_packed_f32_avx512, avx512_exp_sub_max, avx512_round_bf16, scale_row};
+    molmo_k_gemm_packed_f32_avx512, avx512_exp_sub_max, avx512_round_bf16, scale_row,
+    split_k_bytes, molmo_k_attn_split_k, molmo_k_attn_scores_split};
 
 void molmo_k_attention_f32_avx512(const molmo_attn_args *a, int it0, int it1, float *scratch,
                                float *ws, size_t ws_floats) {

@@ -255,6 +255,15 @@ static inline void molmo_x86_amx_configure_full(int n) {
  * a multiple of 32 up to 128, too little workspace), and the FMA kernel runs instead. */
 int molmo_k_attention_bf16_amx(const molmo_attn_args *a, int it0, int it1, float *scratch,
                                float *ws, size_t ws_floats);
+/* S = q · Kᵀ of f32 values on those tiles to f32 accuracy (avx512_amx_attention.c), for the
+ * GEMM path of attention_gemm.h where not causal: the bytes of kv head g's K split into bf16
+ * parts (0: not for this problem), the split itself into kb, and the scores of query rows
+ * [i0, i1) of head h into S (rows ld floats apart, from row i0; it writes up to the next
+ * multiple of 16 rows and of 16 keys) with qb as 2 * 3 * hd / 32 KiB of workspace. */
+size_t molmo_k_attn_split_k_bytes(const molmo_attn_args *a);
+void molmo_k_attn_split_k(const molmo_attn_args *a, int g, void *kb);
+void molmo_k_attn_scores_split(const molmo_attn_args *a, int h, int i0, int i1, const void *kb,
+                               float *S, size_t ld, void *qb);
 
 /* BF16 weights and an x of bf16 values (x_bf16) with VDPBF16PS (avx512_bf16dot.c), for
  * problems of more than 4 rows on CPUs with AVX512-BF16: returns 0 (nothing done) when ws
