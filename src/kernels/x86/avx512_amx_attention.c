@@ -47,31 +47,6 @@ static inline __m512i pairs32(const float *p, int n) {
     return (__m512i)_mm512_cvtne2ps_pbh(v1, v0);
 }
 
-/* The same for 32 elements of K or V from element idx of its storage (f32 or f16). */
-static inline __m512i kv_pairs32(const molmo_attn_args *a, const void *base, size_t idx) {
-    const __m512 v0 = avx512_load_w16(base, a->kv_type, idx, 0xffff);
-    const __m512 v1 = avx512_load_w16(base, a->kv_type, idx + 16, 0xffff);
-    return (__m512i)_mm512_cvtne2ps_pbh(v1, v0);
-}
-
-/* v0 | v1 (32 f32 values: 0-15, 16-31) as three bf16 parts in the order of one bf16 load
- * (element 2i and 2i + 1 of lo|hi in dword i): part 1 the values rounded to bf16 (nearest
- * even), each further part what is left, rounded again. Each difference is exact in f32, so
- * |v - v1 - v2 - v3| <= 2^-27 |v| (avx512_amx_bf16.c's split of x). */
-static inline void split3(__m512 v0, __m512 v1, __m512i out[3]) {
-    for (int part = 0; part < 3; part++) {
-        const __m512i h = (__m512i)_mm512_cvtne2ps_pbh(v1, v0);
-        out[part] = h;
-        if (part == 2) break;
-        v0 = _mm512_sub_ps(v0, _mm512_castsi512_ps(_mm512_slli_epi32(
-                                   _mm512_cvtepu16_epi32(_mm512_castsi512_si256(h)), 16)));
-        v1 = _mm512_sub_ps(v1, _mm512_castsi512_ps(_mm512_slli_epi32(
-                                   _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(h, 1)), 16)));
-    }
-}
-
-/* Keys visible to query row i (causal: up to its position). */
-
 typedef struct geo {
     int hs;  /* 32-dim steps of hd */
     int ht;  /* 16-column tiles of hd */
@@ -79,26 +54,39 @@ typedef struct geo {
     int nks; /* 32-key steps */
 } geo;
 
-/* K of kv head g as tiles kb[(kt * hs + s) KiB]: row p holds dims 32s + 2p, 2p + 1 of keys
- * 16kt .. 16kt + 15 (zero beyond n_kv). V as tiles vb[(ks * ht + t) KiB]: row p holds keys
- * 32ks + 2p, 2p + 1 of columns 16t .. 16t + 15. */
-static void pack_head(const molmo_attn_args *a, int g, const geo *G, uint8_t *kb, uint8_t *vb) {
-    const size_t es = molmo_attn_kv_bytes(a->kv_type);
-    const void *k = (const char *)a->k + (size_t)g * a->ldh * es;
-    const void *v = (const char *)a->v + (size_t)g * a->ldh * es;
-    for (int kt = 0; kt < G->nkt; kt++)
-        for (int s = 0; s < G->hs; s++) {
-            __m512 r[16];
+/* K of kv head g as tiles kb[((kt * hs + s) * np + part) KiB] for the first nkt key tiles:
+ * row p holds bf16 part `part` of dims 32s + 2p, 2p + 1 of keys 16kt .. 16kt + 15 (zero beyond
+ * n_kv). One part: the values rounded to bf16 (bf16 values already, with bf16 activations);
+ * three: f32 values to f32 accuracy (avx512_bf16_parts). */
+static void pack_k(const molmo_attn_args *a, int g, int hs, int nkt, int np, uint8_t *kb) {
+    const void *k = (const char *)a->k + (size_t)g * a->ldh * molmo_attn_kv_bytes(a->kv_type);
+    for (int kt = 0; kt < nkt; kt++)
+        for (int s = 0; s < hs; s++) {
+            __m512 r[3][16];
             for (int c = 0; c < 16; c++) {
                 const int key = 16 * kt + c;
-                r[c] = key < a->n_kv ? _mm512_castsi512_ps(kv_pairs32(
-                                           a, k, (size_t)key * (size_t)a->ldk + 32 * (size_t)s))
-                                     : _mm512_setzero_ps();
+                __m512i pr[3] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+                if (key < a->n_kv) {
+                    const size_t idx = (size_t)key * (size_t)a->ldk + 32 * (size_t)s;
+                    avx512_bf16_parts(avx512_load_w16(k, a->kv_type, idx, 0xffff),
+                                      avx512_load_w16(k, a->kv_type, idx + 16, 0xffff), np, pr);
+                }
+                for (int part = 0; part < np; part++) r[part][c] = _mm512_castsi512_ps(pr[part]);
             }
-            avx512_transpose16_ps(r); /* r[p]: pair p of the 16 keys */
-            uint8_t *t = kb + ((size_t)kt * G->hs + (size_t)s) * TILE;
-            for (int p = 0; p < 16; p++) _mm512_store_ps((float *)(t + 64 * p), r[p]);
+            for (int part = 0; part < np; part++) {
+                avx512_transpose16_ps(r[part]); /* r[p]: pair p of the 16 keys */
+                uint8_t *t = kb + (((size_t)kt * hs + (size_t)s) * np + (size_t)part) * TILE;
+                for (int p = 0; p < 16; p++) _mm512_store_ps((float *)(t + 64 * p), r[part][p]);
+            }
         }
+}
+
+/* K of kv head g as pack_k's one-part tiles kb[(kt * hs + s) KiB]. V as tiles vb[(ks * ht +
+ * t) KiB]: row p holds keys 32ks + 2p, 2p + 1 of columns 16t .. 16t + 15. */
+static void pack_head(const molmo_attn_args *a, int g, const geo *G, uint8_t *kb, uint8_t *vb) {
+    const size_t es = molmo_attn_kv_bytes(a->kv_type);
+    const void *v = (const char *)a->v + (size_t)g * a->ldh * es;
+    pack_k(a, g, G->hs, G->nkt, 1, kb);
     const __m512i hi16 = _mm512_set1_epi32((int)0xffff0000u);
     for (int ks = 0; ks < G->nks; ks++)
         for (int t = 0; t < G->ht; t++) {
@@ -320,31 +308,9 @@ size_t molmo_k_attn_split_k_bytes(const molmo_attn_args *a) {
     return (size_t)((a->n_kv + 15) / 16) * (size_t)(a->hd / 32) * 3 * TILE;
 }
 
-/* K of kv head g as tiles kb[((kt * hs + s) * 3 + part) KiB]: row p holds part `part` of dims
- * 32s + 2p, 2p + 1 of keys 16kt .. 16kt + 15 (zero beyond n_kv). */
-void molmo_k_attn_split_k(const molmo_attn_args *a, int g, void *kbv) {
-    uint8_t *kb = kbv;
-    const int hs = a->hd / 32, nkt = (a->n_kv + 15) / 16;
-    const void *k = (const char *)a->k + (size_t)g * a->ldh * molmo_attn_kv_bytes(a->kv_type);
-    for (int kt = 0; kt < nkt; kt++)
-        for (int s = 0; s < hs; s++) {
-            __m512 r[3][16];
-            for (int c = 0; c < 16; c++) {
-                const int key = 16 * kt + c;
-                __m512i pr[3] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
-                if (key < a->n_kv) {
-                    const size_t idx = (size_t)key * (size_t)a->ldk + 32 * (size_t)s;
-                    split3(avx512_load_w16(k, a->kv_type, idx, 0xffff),
-                           avx512_load_w16(k, a->kv_type, idx + 16, 0xffff), pr);
-                }
-                for (int part = 0; part < 3; part++) r[part][c] = _mm512_castsi512_ps(pr[part]);
-            }
-            for (int part = 0; part < 3; part++) {
-                avx512_transpose16_ps(r[part]); /* r[p]: pair p of the 16 keys */
-                uint8_t *t = kb + (((size_t)kt * hs + (size_t)s) * 3 + (size_t)part) * TILE;
-                for (int p = 0; p < 16; p++) _mm512_store_ps((float *)(t + 64 * p), r[part][p]);
-            }
-        }
+/* K of kv head g as pack_k's three-part tiles kb[((kt * hs + s) * 3 + part) KiB]. */
+void molmo_k_attn_split_k(const molmo_attn_args *a, int g, void *kb) {
+    pack_k(a, g, a->hd / 32, (a->n_kv + 15) / 16, 3, kb);
     __asm__ volatile("" ::: "memory"); /* the tile loads read these stores */
 }
 
@@ -359,7 +325,7 @@ static void split_q(const molmo_attn_args *a, int h, int r0, int n, int i1, uint
                 __m512i pr[3] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
                 if (i < i1) {
                     const float *q = a->q + (size_t)i * (size_t)a->ldq + (size_t)h * a->hd + 32 * s;
-                    split3(_mm512_loadu_ps(q), _mm512_loadu_ps(q + 16), pr);
+                    avx512_bf16_parts(_mm512_loadu_ps(q), _mm512_loadu_ps(q + 16), 3, pr);
                 }
                 for (int part = 0; part < 3; part++)
                     _mm512_store_si512(

@@ -69,19 +69,10 @@ static void split_rows(const float *x, size_t ldx, int rows, int K, int k0, int 
                 v0 = _mm512_maskz_loadu_ps(avx512_tail(n), xr + k);
                 v1 = _mm512_maskz_loadu_ps(avx512_tail(n - 16), xr + k + 16);
             }
-            for (int part = 0; part < np; part++) {
-                const __m512bh h = _mm512_cvtne2ps_pbh(v1, v0); /* k 0-15 low, 16-31 high */
-                _mm512_storeu_si512((__m512i *)(t + (size_t)part * TILE), (__m512i)h);
-                /* the part's exact f32 value taken off: the next part rounds what is left
-                 * (h holds k 0-15 in its low half, k 16-31 in its high half) */
-                const __m512i b = (__m512i)h;
-                const __m512 lo = _mm512_castsi512_ps(
-                    _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(b)), 16));
-                const __m512 hi = _mm512_castsi512_ps(
-                    _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(b, 1)), 16));
-                v0 = _mm512_sub_ps(v0, lo);
-                v1 = _mm512_sub_ps(v1, hi);
-            }
+            __m512i parts[3];
+            avx512_bf16_parts(v0, v1, np, parts);
+            for (int part = 0; part < np; part++)
+                _mm512_storeu_si512((__m512i *)(t + (size_t)part * TILE), parts[part]);
         }
     }
 }

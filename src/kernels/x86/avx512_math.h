@@ -228,4 +228,23 @@ static inline __attribute__((always_inline)) void avx512_transpose16_ps(__m512 r
     }
 }
 
+/* v0 | v1 (32 f32 values, 0-15 and 16-31) as np bf16 parts (np <= 3) in the order of one bf16
+ * load (element 2i and 2i + 1 in dword i: 0-15 in the low half, 16-31 in the high half): part
+ * 1 is the values rounded to bf16 (nearest even), each further part what is left, rounded
+ * again. Each difference is exact in f32, so three parts leave |v - v1 - v2 - v3| <= 2^-27 |v|:
+ * how the AMX-BF16 kernels take f32 operands to f32 accuracy (avx512_amx_bf16.c,
+ * avx512_amx_attention.c; callers are compiled for AVX512-BF16). */
+__attribute__((target("avx512bf16"))) static inline void avx512_bf16_parts(__m512 v0, __m512 v1,
+                                                                           int np, __m512i out[]) {
+    for (int part = 0; part < np; part++) {
+        const __m512i h = (__m512i)_mm512_cvtne2ps_pbh(v1, v0);
+        out[part] = h;
+        if (part == np - 1) break;
+        v0 = _mm512_sub_ps(v0, _mm512_castsi512_ps(_mm512_slli_epi32(
+                                   _mm512_cvtepu16_epi32(_mm512_castsi512_si256(h)), 16)));
+        v1 = _mm512_sub_ps(v1, _mm512_castsi512_ps(_mm512_slli_epi32(
+                                   _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(h, 1)), 16)));
+    }
+}
+
 #endif
