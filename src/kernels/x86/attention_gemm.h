@@ -115,8 +115,9 @@ static int molmo_x86_attn_split_items(const molmo_x86_attn_isa *I, const molmo_a
         molmo_attn_item(a, it, &h, &i0, &i1);
         const int g = h / (a->n_heads / a->n_kv_heads);
         if (g != have) {
-            const molmo_x86_gemm v = {NULL, 0, NULL, 0, (const char *)a->v + (size_t)g * a->ldh * es,
-                                      a->kv_type, (size_t)a->ldv, 1, 0, a->hd, a->n_kv};
+            const char *vg = (const char *)a->v + (size_t)g * a->ldh * es;
+            const molmo_x86_gemm v = {NULL, 0, NULL, 0, vg, a->kv_type, (size_t)a->ldv, 1, 0,
+                                      a->hd, a->n_kv};
             I->split_k(a, g, kb);
             I->pack(&v, a->n_kv, pv);
             have = g;

@@ -65,7 +65,8 @@ static void pack_k(const molmo_attn_args *a, int g, int hs, int nkt, int np, uin
             __m512 r[3][16];
             for (int c = 0; c < 16; c++) {
                 const int key = 16 * kt + c;
-                __m512i pr[3] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+                __m512i pr[3];
+                pr[0] = pr[1] = pr[2] = _mm512_setzero_si512();
                 if (key < a->n_kv) {
                     const size_t idx = (size_t)key * (size_t)a->ldk + 32 * (size_t)s;
                     avx512_bf16_parts(avx512_load_w16(k, a->kv_type, idx, 0xffff),
@@ -322,14 +323,16 @@ static void split_q(const molmo_attn_args *a, int h, int r0, int n, int i1, uint
         for (int s = 0; s < hs; s++)
             for (int r = 0; r < 16; r++) {
                 const int i = r0 + 16 * j + r;
-                __m512i pr[3] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+                __m512i pr[3];
+                pr[0] = pr[1] = pr[2] = _mm512_setzero_si512();
                 if (i < i1) {
                     const float *q = a->q + (size_t)i * (size_t)a->ldq + (size_t)h * a->hd + 32 * s;
                     avx512_bf16_parts(_mm512_loadu_ps(q), _mm512_loadu_ps(q + 16), 3, pr);
                 }
                 for (int part = 0; part < 3; part++)
-                    _mm512_store_si512(
-                        (__m512i *)(qb + (((size_t)j * hs + s) * 3 + part) * TILE + 64 * r), pr[part]);
+                    _mm512_store_si512((__m512i *)(qb + (((size_t)j * hs + s) * 3 + part) * TILE +
+                                                   64 * r),
+                                       pr[part]);
             }
     __asm__ volatile("" ::: "memory"); /* the tile loads read these stores */
 }

@@ -322,9 +322,9 @@ void molmo_k_matmul_xq_avx512(const molmo_matmul_args *a, int g0, int g1, void *
         molmo_k_matmul_q_rows_xq_avx512(a, g0, g1, xq);
 }
 
-/* Whether molmo_k_matmul_f32_avx512 runs problem a on the AMX-BF16 tiles: BF16 weights, or
- * quantized ones with bf16 activations; the one kernel of this table that takes its weights
- * packed once (matmul_wq). */
+/* Whether molmo_k_matmul_f32_avx512 runs problem a on the AMX-BF16 tiles (it asks this):
+ * BF16 weights, or quantized ones with bf16 activations; the one kernel of this table that
+ * takes its weights packed once (matmul_wq). */
 static int bf16_amx(const molmo_matmul_args *a) {
     return a->M > GEMV_MAX_M && a->K > 0 && molmo_kernels_amx_bf16() &&
            (a->wt == MOLMO_DTYPE_BF16 || (a->x_bf16 && molmo_dtype_block_size(a->wt) > 1));
@@ -348,8 +348,8 @@ void molmo_k_matmul_f32_avx512(const molmo_matmul_args *a, int m0, int m1, int n
         return;
     }
     const int small = a->M <= GEMV_MAX_M;
-    if (!small && a->x_bf16 && molmo_dtype_block_size(a->wt) > 1 && molmo_kernels_amx_bf16()) {
-        /* quantized weights and bf16 activations: on bf16 tiles (molmo_op_bf16_rule) */
+    /* BF16 weights, or quantized ones with bf16 activations (molmo_op_bf16_rule) */
+    if (bf16_amx(a)) {
         molmo_k_matmul_bf16_amx(a, m0, m1, n0, n1, ws, ws_floats);
         return;
     }
@@ -360,10 +360,8 @@ void molmo_k_matmul_f32_avx512(const molmo_matmul_args *a, int m0, int m1, int n
     case MOLMO_DTYPE_Q6_K: molmo_k_matmul_k_avx512(a, m0, m1, n0, n1, ws, ws_floats); break;
     case MOLMO_DTYPE_F16: (small ? gemv_f16 : gemm_f16)(a, m0, m1, n0, n1, ws, ws_floats); break;
     case MOLMO_DTYPE_BF16:
-        if (!small && molmo_kernels_amx_bf16())
-            molmo_k_matmul_bf16_amx(a, m0, m1, n0, n1, ws, ws_floats);
-        else if (!(!small && a->x_bf16 && molmo_kernels_bf16_dot() &&
-                   molmo_k_matmul_bf16_dot(a, m0, m1, n0, n1, ws, ws_floats)))
+        if (!(!small && a->x_bf16 && molmo_kernels_bf16_dot() &&
+              molmo_k_matmul_bf16_dot(a, m0, m1, n0, n1, ws, ws_floats)))
             (small ? gemv_bf16 : gemm_bf16)(a, m0, m1, n0, n1, ws, ws_floats);
         break;
     default: (small ? gemv_f32 : gemm_f32)(a, m0, m1, n0, n1, ws, ws_floats); break;
