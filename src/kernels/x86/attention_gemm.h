@@ -33,13 +33,20 @@ typedef struct molmo_x86_attn_isa {
                          float *S, size_t ld, void *qb);
 } molmo_x86_attn_isa;
 
-/* One item; pk/pv: the head's packed K and V (molmo_x86_attn_pack_head), or NULL to pack
- * inside the GEMMs with workspace ws; or kb: the head's split K (I->split_k, with pv) and qb
- * its workspace, for S on the tiles. */
+/* Where a thread keeps a kv head for all the items of it that it runs (packed once per head):
+ * its K split into bf16 parts for S on the tiles (kb, with qb the tiles' query room), or its K
+ * as GEMM panels (pk); and its V as GEMM panels (pv). pv NULL: no room, each item packs what
+ * it uses inside its GEMMs. */
+typedef struct molmo_x86_attn_head {
+    unsigned char *kb, *qb;
+    float *pk, *pv;
+} molmo_x86_attn_head;
+
+/* One item, with the head kept in H (its pv set), or packing inside the GEMMs with workspace
+ * ws. */
 static void molmo_x86_attn_item_gemm(const molmo_x86_attn_isa *I, const molmo_attn_args *a,
-                                     int h, int i0, int i1, float *S, const float *pk,
-                                     const float *pv, const void *kb, void *qb, float *ws,
-                                     size_t ws_floats) {
+                                     int h, int i0, int i1, float *S, const molmo_x86_attn_head *H,
+                                     float *ws, size_t ws_floats) {
     const size_t ld = molmo_attn_ld_scores(a->n_kv);
     const int hd = a->hd, g = h / (a->n_heads / a->n_kv_heads), nr = i1 - i0;
     float inv[MOLMO_ATTN_QB];
@@ -52,10 +59,10 @@ static void molmo_x86_attn_item_gemm(const molmo_x86_attn_isa *I, const molmo_at
     const molmo_x86_gemm sc = {S, ld, a->q + (size_t)i0 * (size_t)a->ldq + (size_t)h * (size_t)hd,
                                (size_t)a->ldq, (const char *)a->k + (size_t)g * a->ldh * es,
                                a->kv_type, (size_t)a->ldk, 0, nr, lmax, hd};
-    if (kb)
-        I->scores_split(a, h, i0, i1, kb, S, ld, qb);
-    else if (pk)
-        I->packed(&sc, pk, hd);
+    if (H->kb)
+        I->scores_split(a, h, i0, i1, H->kb, S, ld, H->qb);
+    else if (H->pk)
+        I->packed(&sc, H->pk, hd);
     else
         I->gemm(&sc, ws, ws_floats);
     for (int r = 0; r < nr; r++) {
@@ -67,85 +74,65 @@ static void molmo_x86_attn_item_gemm(const molmo_x86_attn_isa *I, const molmo_at
     const molmo_x86_gemm pvg = {o, (size_t)a->ldo, S, ld,
                                 (const char *)a->v + (size_t)g * a->ldh * es, a->kv_type,
                                 (size_t)a->ldv, 1, nr, hd, lmax};
-    if (pv)
-        I->packed(&pvg, pv, a->n_kv);
+    if (H->pv)
+        I->packed(&pvg, H->pv, a->n_kv);
     else
         I->gemm(&pvg, ws, ws_floats);
     for (int r = 0; r < nr; r++) I->scale(o + (size_t)r * (size_t)a->ldo, hd, inv[r]);
 }
 
-/* Floats that molmo_x86_attn_pack_head needs: every key of a kv head as K^T panels, every
- * value as V panels. */
-static size_t molmo_x86_attn_head_floats(const molmo_x86_attn_isa *I, const molmo_attn_args *a) {
-    return I->packed_floats(a->n_kv, a->hd) + I->packed_floats(a->hd, a->n_kv);
+/* The head's place in the workspace, by what fits: split K (where the table has the tiles and
+ * they take a), the tiles' query room and V panels; else K and V panels (ViT-shaped attention
+ * on AVX-512, 2 threads: 5.25 -> 4.63 ms per layer against packing per block; AVX2 9.74 ->
+ * 9.04); else nothing. */
+static molmo_x86_attn_head molmo_x86_attn_head_place(const molmo_x86_attn_isa *I,
+                                                     const molmo_attn_args *a, float *ws,
+                                                     size_t ws_floats) {
+    molmo_x86_attn_head H = {NULL, NULL, NULL, NULL};
+    const size_t kbytes = I->split_k_bytes ? I->split_k_bytes(a) : 0;
+    const size_t qbytes = (size_t)2 * 3 * (size_t)(a->hd / 32) * 1024;
+    const size_t kfloats = I->packed_floats(a->n_kv, a->hd);
+    const size_t vfloats = I->packed_floats(a->hd, a->n_kv);
+    if (!ws) return H;
+    if (kbytes && (kbytes + qbytes) / sizeof(float) + vfloats <= ws_floats) {
+        H.kb = (unsigned char *)ws;
+        H.qb = H.kb + kbytes;
+        H.pv = (float *)(H.qb + qbytes);
+    } else if (kfloats + vfloats <= ws_floats) {
+        H.pk = ws;
+        H.pv = ws + kfloats;
+    }
+    return H;
 }
 
-/* Packs kv head g's K (all n_kv keys) into pk and its V after them; returns where V starts.
- * (ViT-shaped attention on AVX-512, 2 threads: 5.25 -> 4.63 ms per layer against packing per
- * block; AVX2 9.74 -> 9.04.) */
-static float *molmo_x86_attn_pack_head(const molmo_x86_attn_isa *I, const molmo_attn_args *a,
-                                       int g, float *pk) {
+/* Packs kv head g (all n_kv keys) into its place H. */
+static void molmo_x86_attn_pack_head(const molmo_x86_attn_isa *I, const molmo_attn_args *a,
+                                     int g, const molmo_x86_attn_head *H) {
     const size_t es = molmo_attn_kv_bytes(a->kv_type);
     const molmo_x86_gemm k = {NULL, 0, NULL, 0, (const char *)a->k + (size_t)g * a->ldh * es,
                               a->kv_type, (size_t)a->ldk, 0, 0, a->n_kv, a->hd};
     const molmo_x86_gemm v = {NULL, 0, NULL, 0, (const char *)a->v + (size_t)g * a->ldh * es,
                               a->kv_type, (size_t)a->ldv, 1, 0, a->hd, a->n_kv};
-    float *pv = pk + I->packed_floats(a->n_kv, a->hd);
-    I->pack(&k, a->hd, pk);
-    I->pack(&v, a->n_kv, pv);
-    return pv;
-}
-
-/* Work items [it0, it1) with S on the tiles: the workspace holds a kv head's split K, the
- * query workspace and its packed V. Returns 0 (nothing done) where that does not apply or fit. */
-static int molmo_x86_attn_split_items(const molmo_x86_attn_isa *I, const molmo_attn_args *a,
-                                      int it0, int it1, float *scratch, float *ws,
-                                      size_t ws_floats) {
-    const size_t kbytes = I->split_k_bytes ? I->split_k_bytes(a) : 0;
-    const size_t qbytes = (size_t)2 * 3 * (size_t)(a->hd / 32) * 1024;
-    if (!kbytes || !ws ||
-        (kbytes + qbytes) / sizeof(float) + I->packed_floats(a->hd, a->n_kv) > ws_floats)
-        return 0;
-    unsigned char *kb = (unsigned char *)ws, *qb = kb + kbytes;
-    float *pv = (float *)(qb + qbytes);
-    const size_t es = molmo_attn_kv_bytes(a->kv_type);
-    int have = -1; /* the kv head whose K and V are in ws */
-    for (int it = it0; it < it1; it++) {
-        int h, i0, i1;
-        molmo_attn_item(a, it, &h, &i0, &i1);
-        const int g = h / (a->n_heads / a->n_kv_heads);
-        if (g != have) {
-            const char *vg = (const char *)a->v + (size_t)g * a->ldh * es;
-            const molmo_x86_gemm v = {NULL, 0, NULL, 0, vg, a->kv_type, (size_t)a->ldv, 1, 0,
-                                      a->hd, a->n_kv};
-            I->split_k(a, g, kb);
-            I->pack(&v, a->n_kv, pv);
-            have = g;
-        }
-        molmo_x86_attn_item_gemm(I, a, h, i0, i1, scratch, NULL, pv, kb, qb, NULL, 0);
-    }
-    return 1;
+    if (H->kb)
+        I->split_k(a, g, H->kb);
+    else
+        I->pack(&k, a->hd, H->pk);
+    I->pack(&v, a->n_kv, H->pv);
 }
 
 /* Work items [it0, it1) on the GEMM path. */
 static void molmo_x86_attn_gemm_items(const molmo_x86_attn_isa *I, const molmo_attn_args *a,
                                       int it0, int it1, float *scratch, float *ws,
                                       size_t ws_floats) {
-    if (molmo_x86_attn_split_items(I, a, it0, it1, scratch, ws, ws_floats)) return;
-    const int packed = ws && molmo_x86_attn_head_floats(I, a) <= ws_floats;
-    int have = -1; /* the kv head whose panels are in ws */
-    float *pv = NULL;
+    const molmo_x86_attn_head H = molmo_x86_attn_head_place(I, a, ws, ws_floats);
+    int have = -1; /* the kv head in H */
     for (int it = it0; it < it1; it++) {
         int h, i0, i1;
         molmo_attn_item(a, it, &h, &i0, &i1);
         const int g = h / (a->n_heads / a->n_kv_heads);
-        if (packed) {
-            if (g != have) pv = molmo_x86_attn_pack_head(I, a, g, ws), have = g;
-            molmo_x86_attn_item_gemm(I, a, h, i0, i1, scratch, ws, pv, NULL, NULL, NULL, 0);
-        } else {
-            molmo_x86_attn_item_gemm(I, a, h, i0, i1, scratch, NULL, NULL, NULL, NULL, ws,
-                                     ws_floats);
-        }
+        if (H.pv && g != have) molmo_x86_attn_pack_head(I, a, g, &H), have = g;
+        molmo_x86_attn_item_gemm(I, a, h, i0, i1, scratch, &H, H.pv ? NULL : ws,
+                                 H.pv ? 0 : ws_floats);
     }
 }
 
